@@ -1,0 +1,283 @@
+//! The entry decision: a pure function of (facts, policy, check time). No clock, no storage.
+//!
+//! The order of the checks is the order an officer would explain them in: the code colour
+//! first, then a positive result, then a valid negative test (commuters may use an older one
+//! after their first check), then conditional entry on a pending service-area sample.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{CodeColour, CommuterStatus, Facts, SampleFact, SiteKind, TestResult};
+use crate::policy::Policy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// Entry allowed on a signed commitment letter while a result is pending.
+    Conditional,
+    Deny,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Conditional => "conditional",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// Stable reason codes. Never renumber or rename: entry events, metrics and rules refer to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    /// Pass: negative test within the visitor window.
+    NegativeWithinWindow,
+    /// Pass: certified commuter, negative test within the commuter window.
+    CommuterNegativeWithinWindow,
+    /// Pass: certified commuter's first check, with a test within the first-check window.
+    CommuterFirstCheck,
+    /// Conditional: pending sample at a designated service-area test point, letter signed.
+    PendingWithCommitment,
+    CodeYellow,
+    CodeRed,
+    PositiveResult,
+    TestTooOld,
+    CommuterTestTooOld,
+    FirstCheckNeeds48h,
+    NoValidTest,
+    /// Pending service-area sample, but no commitment letter yet.
+    CommitmentLetterRequired,
+    /// Informational: the person has a commuter certification that is not in force.
+    CommuterNotActive,
+}
+
+impl ReasonCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NegativeWithinWindow => "NEGATIVE_WITHIN_WINDOW",
+            Self::CommuterNegativeWithinWindow => "COMMUTER_NEGATIVE_WITHIN_WINDOW",
+            Self::CommuterFirstCheck => "COMMUTER_FIRST_CHECK",
+            Self::PendingWithCommitment => "PENDING_WITH_COMMITMENT",
+            Self::CodeYellow => "CODE_YELLOW",
+            Self::CodeRed => "CODE_RED",
+            Self::PositiveResult => "POSITIVE_RESULT",
+            Self::TestTooOld => "TEST_TOO_OLD",
+            Self::CommuterTestTooOld => "COMMUTER_TEST_TOO_OLD",
+            Self::FirstCheckNeeds48h => "FIRST_CHECK_NEEDS_48H",
+            Self::NoValidTest => "NO_VALID_TEST",
+            Self::CommitmentLetterRequired => "COMMITMENT_LETTER_REQUIRED",
+            Self::CommuterNotActive => "COMMUTER_NOT_ACTIVE",
+        }
+    }
+    pub const ALL: &'static [ReasonCode] = &[
+        Self::NegativeWithinWindow,
+        Self::CommuterNegativeWithinWindow,
+        Self::CommuterFirstCheck,
+        Self::PendingWithCommitment,
+        Self::CodeYellow,
+        Self::CodeRed,
+        Self::PositiveResult,
+        Self::TestTooOld,
+        Self::CommuterTestTooOld,
+        Self::FirstCheckNeeds48h,
+        Self::NoValidTest,
+        Self::CommitmentLetterRequired,
+        Self::CommuterNotActive,
+    ];
+}
+
+/// One reason of a decision. Messages are rendered from the code, the policy and the
+/// checkpoint by [`Reason::message`], so that deciding allocates no text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    /// The sample the reason is about, as "lab/sample_id", if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    /// The check is a certified commuter's first pass: the store records it.
+    pub records_commuter_first_check: bool,
+}
+
+fn sample_ref(s: &SampleFact) -> Option<String> {
+    Some(format!("{}/{}", s.lab, s.sample_id))
+}
+
+fn reason(code: ReasonCode) -> Reason {
+    Reason { code, sample: None }
+}
+
+/// Decides whether the person may enter at `at` under `policy`.
+pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
+    let person = &facts.person;
+    let mut notes = Vec::new();
+
+    // 1. Code colour. A non-green colour that has lapsed counts as green.
+    if let Some(code) = &person.code
+        && code.colour != CodeColour::Green
+        && code.expires_at.is_none_or(|e| at < e)
+    {
+        let c = if code.colour == CodeColour::Red { ReasonCode::CodeRed } else { ReasonCode::CodeYellow };
+        return deny(vec![reason(c)]);
+    }
+
+    // Samples that exist at the check time (a replay must not see the future).
+    let samples = || person.samples.iter().filter(|s| s.sampled_at <= at);
+
+    // 2. The latest definitive result decides whether the person is positive.
+    let latest_definitive = samples()
+        .filter(|s| matches!(s.result, TestResult::Negative | TestResult::Positive))
+        // On a tie in sampling time the positive one counts.
+        .max_by_key(|s| (s.sampled_at, s.result == TestResult::Positive));
+    if let Some(s) = latest_definitive
+        && s.result == TestResult::Positive
+    {
+        return deny(vec![Reason { code: ReasonCode::PositiveResult, sample: sample_ref(s) }]);
+    }
+
+    // 3. Commuter certification in force?
+    let commuter = person.commuter.as_ref();
+    let active = commuter.is_some_and(|c| c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u));
+    if commuter.is_some() && !active {
+        notes.push(reason(ReasonCode::CommuterNotActive));
+    }
+    let first_done = active && commuter.and_then(|c| c.first_checked_at).is_some_and(|t| t <= at);
+
+    let window = if !active {
+        policy.nat_window()
+    } else if first_done {
+        policy.commuter_window()
+    } else {
+        policy.commuter_first_check_window()
+    };
+    let latest_negative = latest_definitive.filter(|s| s.result == TestResult::Negative);
+    if let Some(s) = latest_negative
+        && s.sampled_at >= at - window
+    {
+        let code = match (active, first_done) {
+            (false, _) => ReasonCode::NegativeWithinWindow,
+            (true, true) => ReasonCode::CommuterNegativeWithinWindow,
+            (true, false) => ReasonCode::CommuterFirstCheck,
+        };
+        let mut reasons = vec![Reason { code, sample: sample_ref(s) }];
+        reasons.extend(notes);
+        return Decision { verdict: Verdict::Pass, reasons, records_commuter_first_check: active && !first_done };
+    }
+
+    // 4. A pending sample from a designated service-area test point, recent enough.
+    let pending_sa = samples()
+        .filter(|s| {
+            s.result == TestResult::Pending
+                && s.site_kind == SiteKind::ServiceArea
+                && policy.test_point(&s.site).is_some()
+                && s.sampled_at >= at - policy.commitment_window()
+        })
+        .max_by_key(|s| s.sampled_at);
+    if let Some(s) = pending_sa {
+        if person.commitment_letter {
+            let mut reasons = vec![Reason { code: ReasonCode::PendingWithCommitment, sample: sample_ref(s) }];
+            reasons.extend(notes);
+            return Decision { verdict: Verdict::Conditional, reasons, records_commuter_first_check: false };
+        }
+        let mut reasons = vec![Reason { code: ReasonCode::CommitmentLetterRequired, sample: sample_ref(s) }];
+        reasons.extend(notes);
+        return deny(reasons);
+    }
+
+    // 5. Deny, saying precisely why.
+    let code = match latest_negative {
+        Some(s) if active && !first_done && s.sampled_at >= at - policy.commuter_window() => ReasonCode::FirstCheckNeeds48h,
+        Some(_) if active => ReasonCode::CommuterTestTooOld,
+        Some(_) => ReasonCode::TestTooOld,
+        None => ReasonCode::NoValidTest,
+    };
+    let mut reasons = vec![Reason { code, sample: latest_negative.and_then(sample_ref) }];
+    reasons.extend(notes);
+    deny(reasons)
+}
+
+fn deny(reasons: Vec<Reason>) -> Decision {
+    Decision { verdict: Verdict::Deny, reasons, records_commuter_first_check: false }
+}
+
+/// Language of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Reason {
+    /// The message for the officer to read out: what is wrong and what the person should do.
+    /// `road` is the checkpoint's road, used to name the nearest service-area test point;
+    /// `colour_reason` is the health authority's reason for a yellow or red code.
+    pub fn message(&self, lang: Lang, policy: &Policy, road: Option<&str>, colour_reason: Option<&str>) -> String {
+        let h = policy.nat_window_hours;
+        let d = policy.commuter_window_days;
+        let fh = policy.commuter_first_check_hours;
+        let test_point = road.and_then(|r| policy.test_point_on_road(r));
+        let go_test = match (lang, test_point) {
+            (Lang::Zh, Some(t)) => format!("请前往最近的{}采样，签署承诺书后可先行进京。", t.name_zh),
+            (Lang::Zh, None) => "请前往临京服务区检测点采样，签署承诺书后可先行进京。".to_string(),
+            (Lang::En, Some(t)) => {
+                format!("Get tested at the nearest test point, {}; after signing the commitment letter you may enter.", t.name_en)
+            }
+            (Lang::En, None) => {
+                "Get tested at a service-area test point; after signing the commitment letter you may enter.".to_string()
+            }
+        };
+        let why = colour_reason.unwrap_or("");
+        match (lang, self.code) {
+            (Lang::Zh, ReasonCode::NegativeWithinWindow) => format!("{h}小时内核酸检测阴性，健康码绿码，可以通行。"),
+            (Lang::En, ReasonCode::NegativeWithinWindow) => {
+                format!("Negative test within {h} hours and a green code: you may pass.")
+            }
+            (Lang::Zh, ReasonCode::CommuterNegativeWithinWindow) => {
+                format!("通勤人员，{d}天内核酸检测阴性，可以通行。")
+            }
+            (Lang::En, ReasonCode::CommuterNegativeWithinWindow) => {
+                format!("Certified commuter with a negative test within {d} days: you may pass.")
+            }
+            (Lang::Zh, ReasonCode::CommuterFirstCheck) => {
+                format!("通勤人员首次查验，{fh}小时内核酸阴性，可以通行；此后{d}天内的阴性结果有效。")
+            }
+            (Lang::En, ReasonCode::CommuterFirstCheck) => format!(
+                "Commuter's first check with a negative test within {fh} hours: you may pass. From now on a negative test within {d} days is valid."
+            ),
+            (Lang::Zh, ReasonCode::PendingWithCommitment) => {
+                "已在服务区检测点采样并签署承诺书，结果待出，可有条件通行；结果出来前请减少外出。".to_string()
+            }
+            (Lang::En, ReasonCode::PendingWithCommitment) => "Sampled at a service-area test point with a signed commitment letter: you may enter while the result is pending; limit your movements until it arrives.".to_string(),
+            (Lang::Zh, ReasonCode::CodeYellow) => format!("健康码为黄码（{why}），不能进京。请按健康宝提示完成核酸检测或申诉。"),
+            (Lang::En, ReasonCode::CodeYellow) => format!("Yellow health code ({why}): entry refused. Follow the Health Kit's instructions to test or appeal."),
+            (Lang::Zh, ReasonCode::CodeRed) => format!("健康码为红码（{why}），不能进京，请配合防疫人员处置。"),
+            (Lang::En, ReasonCode::CodeRed) => format!("Red health code ({why}): entry refused. Please follow the epidemic-control staff's instructions."),
+            (Lang::Zh, ReasonCode::PositiveResult) => "最近一次核酸检测结果为阳性，不能进京，请配合防疫人员处置。".to_string(),
+            (Lang::En, ReasonCode::PositiveResult) => "The latest test result is positive: entry refused. Please follow the epidemic-control staff's instructions.".to_string(),
+            (Lang::Zh, ReasonCode::TestTooOld) => format!("最近的阴性结果已超过{h}小时。{go_test}"),
+            (Lang::En, ReasonCode::TestTooOld) => format!("The latest negative test is older than {h} hours. {go_test}"),
+            (Lang::Zh, ReasonCode::CommuterTestTooOld) => format!("通勤人员最近的阴性结果已超过{d}天。{go_test}"),
+            (Lang::En, ReasonCode::CommuterTestTooOld) => format!("The commuter's latest negative test is older than {d} days. {go_test}"),
+            (Lang::Zh, ReasonCode::FirstCheckNeeds48h) => format!("通勤人员首次查验须持{fh}小时内核酸阴性证明。{go_test}"),
+            (Lang::En, ReasonCode::FirstCheckNeeds48h) => format!("A commuter's first check needs a negative test within {fh} hours. {go_test}"),
+            (Lang::Zh, ReasonCode::NoValidTest) => format!("没有{h}小时内的核酸阴性结果。{go_test}"),
+            (Lang::En, ReasonCode::NoValidTest) => format!("No negative test within {h} hours. {go_test}"),
+            (Lang::Zh, ReasonCode::CommitmentLetterRequired) => "已在服务区检测点采样，结果待出：签署《进（返）京人员承诺书》后可有条件通行。".to_string(),
+            (Lang::En, ReasonCode::CommitmentLetterRequired) => "Sampled at a service-area test point, result pending: sign the entry commitment letter to enter conditionally.".to_string(),
+            (Lang::Zh, ReasonCode::CommuterNotActive) => "通勤认证未生效（待审核、未通过、暂停、撤销或过期），按一般进京人员查验。".to_string(),
+            (Lang::En, ReasonCode::CommuterNotActive) => "The commuter certification is not in force (pending, rejected, suspended, revoked or expired): checked as a visitor.".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! Tongxing's storage: one interface ([`Store`]) over SQLite (the embedded default) and
+//! PostgreSQL (the scale-out store). Only this crate writes SQL.
+//!
+//! Layout:
+//! - `model`: the records read and written.
+//! - `sql`: the statements, written once in the dialect both databases share and instantiated
+//!   per driver (`sqlite`, `postgres`).
+//! - `migrate`: embedded migrations, run at start-up.
+//! - [`Store`]: dispatch to the backend, and the group commit of entry events.
+//!
+//! Invariants: every multi-row write is one transaction (a bad batch writes nothing); once a
+//! method returns `Ok`, the data is committed (SQLite in WAL mode survives a killed process).
+
+mod migrate;
+pub mod model;
+mod sql;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+use tongxing_domain::facts::{
+    CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind, TestResult,
+};
+use tongxing_domain::ids::Document;
+
+pub use model::*;
+use sql::{CHUNK, StoredSample, code_record, plan_samples, result_str, site_kind_str};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("the database URL is not supported: {0} (use sqlite://PATH or postgres://...)")]
+    Url(String),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: i64, source: sqlx::Error },
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// A read pool and a write pool. With SQLite the write pool has one connection (SQLite has
+/// one writer) and the read pool several; with PostgreSQL both are the same pool.
+pub(crate) struct Pools<DB: sqlx::Database> {
+    read: Pool<DB>,
+    write: Pool<DB>,
+}
+
+mod sqlite_impl {
+    use super::*;
+    sql::sql_impl!(Sqlite);
+}
+mod postgres_impl {
+    use super::*;
+    sql::sql_impl!(Postgres);
+}
+
+enum Backend {
+    Sqlite(Pools<Sqlite>),
+    Postgres(Pools<Postgres>),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $p:ident => $e:expr) => {
+        match &$self.inner.backend {
+            Backend::Sqlite($p) => $e,
+            Backend::Postgres($p) => $e,
+        }
+    };
+}
+
+struct Inner {
+    backend: Backend,
+    /// Sends entry events to the group-commit task; each waits for its commit.
+    entries: mpsc::Sender<(EntryEvent, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// The store. Cheap to clone; all clones share the pools and the entry writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// One read of a person's record, for the access log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessLogEntry {
+    pub at: DateTime<Utc>,
+    pub token_id: String,
+    pub role: String,
+    pub person_id: PersonId,
+    pub action: String,
+    pub purpose: String,
+}
+
+/// Which commuter-certification changes are allowed.
+pub fn check_transition(from: CommuterStatus, to: CommuterStatus) -> Result<(), StoreError> {
+    use CommuterStatus::*;
+    let ok = matches!(
+        (from, to),
+        (Pending, Approved) | (Pending, Rejected) | (Approved, Suspended | Revoked | Expired) | (Suspended, Approved | Revoked)
+    );
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("a certification in state '{from}' cannot become '{to}'")))
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` — created if missing — or `postgres://...`) and runs
+    /// the embedded migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL: a commit survives the process being killed; only a power cut
+                // can lose the last transactions.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory");
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+            migrate::run_sqlite(&write).await?;
+            let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+            Backend::Sqlite(Pools { read, write })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
+            migrate::run_postgres(&pool).await?;
+            Backend::Postgres(Pools { read: pool.clone(), write: pool })
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let (tx, rx) = mpsc::channel(8192);
+        let store = Store { inner: Arc::new(Inner { backend, entries: tx }) };
+        tokio::spawn(entry_writer(store.clone_backend_handle(), rx));
+        Ok(store)
+    }
+
+    /// A handle for the entry writer that does not keep the channel open.
+    fn clone_backend_handle(&self) -> WriterHandle {
+        WriterHandle(Arc::downgrade(&self.inner))
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.inner.backend {
+            Backend::Sqlite(_) => Kind::Sqlite,
+            Backend::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, p => p.ping().await)
+    }
+
+    /// Registers a person, or updates the fields given; returns the person's id.
+    pub async fn upsert_person(&self, p: &PersonInput, at: DateTime<Utc>) -> Result<PersonId, StoreError> {
+        dispatch!(self, b => b.upsert_person(p, at).await)
+    }
+    pub async fn person(&self, doc_key: &str) -> Result<Option<PersonRecord>, StoreError> {
+        dispatch!(self, b => b.person(doc_key).await)
+    }
+    pub async fn samples_of(&self, person_id: PersonId, limit: i64) -> Result<Vec<SampleRecord>, StoreError> {
+        dispatch!(self, b => b.samples_of(person_id, limit).await)
+    }
+    pub async fn sample_history(&self, lab: &str, sample_id: &str) -> Result<Vec<SampleRecord>, StoreError> {
+        dispatch!(self, b => b.sample_history(lab, sample_id).await)
+    }
+    /// Stores a batch of samples atomically; one outcome per input, in order.
+    pub async fn submit_samples(
+        &self,
+        inputs: &[SampleInput],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<SampleOutcome>, StoreError> {
+        dispatch!(self, b => b.submit_samples(inputs, by, at).await)
+    }
+    pub async fn set_code(
+        &self,
+        person_id: PersonId,
+        colour: CodeColour,
+        reason: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.set_code(person_id, colour, reason, expires_at, by, at).await)
+    }
+    pub async fn code_history(&self, person_id: PersonId) -> Result<Vec<CodeRecord>, StoreError> {
+        dispatch!(self, b => b.code_history(person_id).await)
+    }
+    pub async fn apply_commuter(
+        &self,
+        person_id: PersonId,
+        a: &CommuterApplication,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.apply_commuter(person_id, a, by, at).await)
+    }
+    /// Changes a certification's state; returns the state it had.
+    pub async fn change_commuter(
+        &self,
+        person_id: PersonId,
+        to: CommuterStatus,
+        reason: Option<&str>,
+        valid_until: Option<DateTime<Utc>>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CommuterStatus, StoreError> {
+        dispatch!(self, b => b.change_commuter(person_id, to, reason, valid_until, by, at).await)
+    }
+    pub async fn commuter(&self, person_id: PersonId) -> Result<Option<CommuterRecord>, StoreError> {
+        dispatch!(self, b => b.commuter(person_id).await)
+    }
+    pub async fn commuter_history(&self, person_id: PersonId) -> Result<Vec<HistoryEntry>, StoreError> {
+        dispatch!(self, b => b.commuter_history(person_id).await)
+    }
+    /// Imports approved commuters; returns, per row, whether it created a certification.
+    pub async fn import_commuters(
+        &self,
+        rows: &[(PersonInput, CommuterApplication)],
+        valid_until: DateTime<Utc>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        dispatch!(self, b => b.import_commuters(rows, valid_until, by, at).await)
+    }
+    pub async fn upsert_checkpoint(&self, c: &Checkpoint, at: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, b => b.upsert_checkpoint(c, at).await)
+    }
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        dispatch!(self, b => b.checkpoints().await)
+    }
+    pub async fn load_facts(&self, doc_key: &str, since: DateTime<Utc>) -> Result<(Option<PersonId>, PersonFacts), StoreError> {
+        dispatch!(self, b => b.load_facts(doc_key, since).await)
+    }
+    /// Records one entry event; returns once it is committed. Concurrent calls are committed
+    /// together in one transaction (group commit), which is what makes thousands of checks a
+    /// second possible on SQLite's single writer.
+    pub async fn record_entry(&self, event: EntryEvent) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.entries.send((event, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?.map_err(|e| StoreError::Corrupt(format!("entry not recorded: {e}")))
+    }
+    pub async fn entries(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        doc_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, b => b.entries(since, until, doc_key, limit).await)
+    }
+    pub async fn verdict_counts(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<VerdictCount>, StoreError> {
+        dispatch!(self, b => b.verdict_counts(since, until).await)
+    }
+    pub async fn create_token(
+        &self,
+        id: &str,
+        hash: &str,
+        role: &str,
+        scope: &[String],
+        label: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.create_token(id, hash, role, scope, label, at).await)
+    }
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        dispatch!(self, b => b.token_by_hash(hash).await)
+    }
+    pub async fn log_access(&self, a: &AccessLogEntry) -> Result<(), StoreError> {
+        dispatch!(self, b => b.log_access(a).await)
+    }
+    pub async fn access_log(&self, person_id: PersonId) -> Result<Vec<AccessLogEntry>, StoreError> {
+        dispatch!(self, b => b.access_log(person_id).await)
+    }
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        dispatch!(self, b => b.counts().await)
+    }
+
+    async fn write_entries(&self, events: &[EntryEvent]) -> Result<(), StoreError> {
+        dispatch!(self, b => b.record_entries(events).await)
+    }
+
+    /// Closes the pools (after the entry writer has drained).
+    pub async fn close(&self) {
+        match &self.inner.backend {
+            Backend::Sqlite(p) => {
+                p.write.close().await;
+                p.read.close().await;
+            }
+            Backend::Postgres(p) => p.write.close().await,
+        }
+    }
+}
+
+struct WriterHandle(std::sync::Weak<Inner>);
+
+/// The group-commit task: takes every event waiting, writes them in one transaction, answers
+/// each caller. Ends when every `Store` clone is gone.
+async fn entry_writer(handle: WriterHandle, mut rx: mpsc::Receiver<(EntryEvent, oneshot::Sender<Result<(), String>>)>) {
+    const MAX_BATCH: usize = 1024;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let Some(inner) = handle.0.upgrade() else { break };
+        let store = Store { inner };
+        let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let result = store.write_entries(&events).await.map_err(|e| {
+            tracing::error!(error = %e, count = events.len(), "entry events not recorded");
+            e.to_string()
+        });
+        drop(store);
+        for reply in replies {
+            let _ = reply.send(result.clone());
+        }
+    }
+}

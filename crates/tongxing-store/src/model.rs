@@ -1,0 +1,185 @@
+//! The records the store reads and writes. Inputs are already validated domain values.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tongxing_domain::decision::{Reason, Verdict};
+use tongxing_domain::facts::{CodeColour, CommuterKind, CommuterStatus, Facts, SiteKind, TestResult};
+use tongxing_domain::ids::{Document, RegionCode};
+
+pub type PersonId = i64;
+
+/// A person to register or update. `None` fields leave what is stored unchanged.
+#[derive(Debug, Clone)]
+pub struct PersonInput {
+    pub document: Document,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub residence_region: Option<RegionCode>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonRecord {
+    pub id: PersonId,
+    pub doc_key: String,
+    pub doc_kind: String,
+    pub doc_number: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub residence_region: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One sample with its (latest) result, as a lab or test point sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleInput {
+    pub lab: String,
+    pub sample_id: String,
+    pub document: Document,
+    pub sampled_at: DateTime<Utc>,
+    pub site: String,
+    pub site_kind: SiteKind,
+    pub result: TestResult,
+}
+
+/// What happened to one submitted sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleOutcome {
+    /// A sample the system did not have.
+    Accepted,
+    /// Exactly what the system already had: nothing changed.
+    Unchanged,
+    /// A changed record for a known sample: kept in the history; the latest wins.
+    Corrected,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleRecord {
+    pub lab: String,
+    pub sample_id: String,
+    pub sampled_at: DateTime<Utc>,
+    pub site: String,
+    pub site_kind: String,
+    pub result: String,
+    pub revision: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeRecord {
+    pub colour: CodeColour,
+    pub reason: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub set_at: DateTime<Utc>,
+    pub set_by: String,
+}
+
+/// A commuter's application, validated against the policy by the caller.
+#[derive(Debug, Clone)]
+pub struct CommuterApplication {
+    pub kind: CommuterKind,
+    pub residence_region: RegionCode,
+    pub residence_proof: String,
+    pub employer_name: String,
+    pub employer_uscc: String,
+    pub work_region: RegionCode,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommuterRecord {
+    pub status: CommuterStatus,
+    pub kind: String,
+    pub residence_region: String,
+    pub residence_proof: String,
+    pub employer_name: String,
+    pub employer_uscc: String,
+    pub work_region: String,
+    pub applied_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub first_checked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Checkpoint {
+    pub id: String,
+    pub name: String,
+    pub road: Option<String>,
+    pub kind: String,
+}
+
+/// One check at a checkpoint, with everything needed to explain and replay it.
+#[derive(Debug, Clone)]
+pub struct EntryEvent {
+    pub checkpoint_id: String,
+    pub checked_at: DateTime<Utc>,
+    pub doc_key: String,
+    pub person_id: Option<PersonId>,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub policy_id: String,
+    pub policy_version: String,
+    pub facts: Facts,
+    pub plate: Option<String>,
+    pub officer: String,
+    /// Record the commuter's first check on the person.
+    pub commuter_first_check: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryRecord {
+    pub id: i64,
+    pub checkpoint_id: String,
+    pub checked_at: DateTime<Utc>,
+    pub doc_key: String,
+    pub verdict: String,
+    pub reasons: serde_json::Value,
+    pub policy_id: String,
+    pub policy_version: String,
+    pub facts: serde_json::Value,
+    pub plate: Option<String>,
+    pub officer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub role: String,
+    pub scope: Vec<String>,
+    pub label: Option<String>,
+}
+
+/// Counts for the operator's overview and the analyst.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Counts {
+    pub people: i64,
+    pub samples: i64,
+    pub commuters: i64,
+    pub checkpoints: i64,
+    pub entry_events: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictCount {
+    pub checkpoint_id: String,
+    pub verdict: String,
+    pub count: i64,
+}
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}

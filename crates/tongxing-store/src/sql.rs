@@ -1,0 +1,824 @@
+//! The SQL both databases share. The statements are written once, in the dialect common to
+//! SQLite and PostgreSQL (`$n` parameters, `ON CONFLICT`, `RETURNING`, row values), and
+//! instantiated for each driver by `sql_impl!`, so there is one implementation to read and the
+//! type checker still sees each driver's concrete types (sqlx has no useful generic executor).
+
+use std::collections::HashMap;
+
+use tongxing_domain::facts::{SiteKind, TestResult};
+
+use crate::model::{SampleInput, SampleOutcome};
+
+/// The stored state of one sample, enough to tell new from unchanged from corrected.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredSample {
+    pub person_id: i64,
+    pub sampled_at: i64,
+    pub site: String,
+    pub site_kind: String,
+    pub result: String,
+    pub revision: i64,
+}
+
+/// What to write for a batch of samples, decided in memory from what is stored.
+pub(crate) struct SamplePlan<'a> {
+    pub outcomes: Vec<SampleOutcome>,
+    /// (input, person id, revision): rows to insert.
+    pub inserts: Vec<(&'a SampleInput, i64, i64)>,
+    /// (input, person id, revision): rows to update.
+    pub updates: Vec<(&'a SampleInput, i64, i64)>,
+}
+
+pub(crate) fn site_kind_str(k: SiteKind) -> &'static str {
+    k.as_str()
+}
+pub(crate) fn result_str(r: TestResult) -> &'static str {
+    r.as_str()
+}
+
+/// Classifies each input against the stored samples (and earlier inputs of the same batch).
+pub(crate) fn plan_samples<'a>(
+    inputs: &'a [SampleInput],
+    people: &HashMap<String, i64>,
+    mut stored: HashMap<(String, String), StoredSample>,
+) -> SamplePlan<'a> {
+    let mut plan = SamplePlan { outcomes: Vec::with_capacity(inputs.len()), inserts: Vec::new(), updates: Vec::new() };
+    for input in inputs {
+        let person_id = people[&input.document.key()];
+        let new = StoredSample {
+            person_id,
+            sampled_at: crate::model::ms(input.sampled_at),
+            site: input.site.clone(),
+            site_kind: site_kind_str(input.site_kind).to_string(),
+            result: result_str(input.result).to_string(),
+            revision: 1,
+        };
+        let key = (input.lab.clone(), input.sample_id.clone());
+        match stored.get_mut(&key) {
+            None => {
+                plan.inserts.push((input, person_id, 1));
+                stored.insert(key, new);
+                plan.outcomes.push(SampleOutcome::Accepted);
+            }
+            Some(old) => {
+                let same = old.person_id == new.person_id
+                    && old.sampled_at == new.sampled_at
+                    && old.site == new.site
+                    && old.site_kind == new.site_kind
+                    && old.result == new.result;
+                if same {
+                    plan.outcomes.push(SampleOutcome::Unchanged);
+                } else {
+                    let revision = old.revision + 1;
+                    *old = StoredSample { revision, ..new };
+                    // Updates run after the inserts, so a sample first seen earlier in this
+                    // same batch ends at its latest version too.
+                    plan.updates.push((input, person_id, revision));
+                    plan.outcomes.push(SampleOutcome::Corrected);
+                }
+            }
+        }
+    }
+    plan
+}
+
+macro_rules! sql_impl {
+    ($db:ty) => {
+        impl crate::Pools<$db> {
+            pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            pub(crate) async fn upsert_person(&self, p: &PersonInput, at: DateTime<Utc>) -> Result<PersonId, StoreError> {
+                let row = sqlx::query(
+                    "INSERT INTO people (doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                     ON CONFLICT (doc_key) DO UPDATE SET
+                        name = COALESCE(excluded.name, people.name),
+                        phone = COALESCE(excluded.phone, people.phone),
+                        residence_region = COALESCE(excluded.residence_region, people.residence_region),
+                        updated_at = excluded.updated_at
+                     RETURNING id",
+                )
+                .bind(p.document.key())
+                .bind(p.document.kind().as_str())
+                .bind(p.document.number())
+                .bind(p.name.as_deref())
+                .bind(p.phone.as_deref())
+                .bind(p.residence_region.map(|r| r.to_string()))
+                .bind(ms(at))
+                .fetch_one(&self.write)
+                .await?;
+                Ok(row.get::<i64, _>(0))
+            }
+
+            pub(crate) async fn person(&self, doc_key: &str) -> Result<Option<PersonRecord>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at
+                     FROM people WHERE doc_key = $1",
+                )
+                .bind(doc_key)
+                .fetch_optional(&self.read)
+                .await?;
+                Ok(row.map(|r| PersonRecord {
+                    id: r.get(0),
+                    doc_key: r.get(1),
+                    doc_kind: r.get(2),
+                    doc_number: r.get(3),
+                    name: r.get(4),
+                    phone: r.get(5),
+                    residence_region: r.get(6),
+                    created_at: from_ms(r.get(7)),
+                    updated_at: from_ms(r.get(8)),
+                }))
+            }
+
+            pub(crate) async fn samples_of(&self, person_id: PersonId, limit: i64) -> Result<Vec<SampleRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT lab, sample_id, sampled_at, site, site_kind, result, revision, updated_at
+                     FROM samples WHERE person_id = $1 ORDER BY sampled_at DESC LIMIT $2",
+                )
+                .bind(person_id)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| SampleRecord {
+                        lab: r.get(0),
+                        sample_id: r.get(1),
+                        sampled_at: from_ms(r.get(2)),
+                        site: r.get(3),
+                        site_kind: r.get(4),
+                        result: r.get(5),
+                        revision: r.get(6),
+                        updated_at: from_ms(r.get(7)),
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn sample_history(&self, lab: &str, sample_id: &str) -> Result<Vec<SampleRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT lab, sample_id, sampled_at, site, site_kind, result, revision, recorded_at
+                     FROM sample_history WHERE lab = $1 AND sample_id = $2 ORDER BY revision",
+                )
+                .bind(lab)
+                .bind(sample_id)
+                .fetch_all(&self.read)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| SampleRecord {
+                        lab: r.get(0),
+                        sample_id: r.get(1),
+                        sampled_at: from_ms(r.get(2)),
+                        site: r.get(3),
+                        site_kind: r.get(4),
+                        result: r.get(5),
+                        revision: r.get(6),
+                        updated_at: from_ms(r.get(7)),
+                    })
+                    .collect())
+            }
+
+            /// Writes a batch of samples in one transaction: all or nothing.
+            pub(crate) async fn submit_samples(
+                &self,
+                inputs: &[SampleInput],
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Vec<SampleOutcome>, StoreError> {
+                if inputs.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let now = ms(at);
+                let mut tx = self.write.begin().await?;
+
+                // People: create the ones never seen (results often arrive first).
+                let mut docs: Vec<&Document> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for i in inputs {
+                    if seen.insert(i.document.key()) {
+                        docs.push(&i.document);
+                    }
+                }
+                let mut people: HashMap<String, i64> = HashMap::with_capacity(docs.len());
+                for chunk in docs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, d| {
+                        b.push_bind(d.key()).push_bind(d.kind().as_str()).push_bind(d.number().to_string()).push_bind(now).push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (doc_key) DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+
+                    let mut qb = QueryBuilder::<$db>::new("SELECT doc_key, id FROM people WHERE doc_key IN (");
+                    let mut sep = qb.separated(", ");
+                    for d in chunk {
+                        sep.push_bind(d.key());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        people.insert(r.get(0), r.get(1));
+                    }
+                }
+
+                // What is stored for these samples.
+                let mut stored = HashMap::new();
+                for chunk in inputs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT lab, sample_id, person_id, sampled_at, site, site_kind, result, revision FROM samples WHERE (lab, sample_id) IN (",
+                    );
+                    let mut first = true;
+                    for i in chunk {
+                        qb.push(if first { "(" } else { ", (" });
+                        first = false;
+                        qb.push_bind(i.lab.clone()).push(", ").push_bind(i.sample_id.clone()).push(")");
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        stored.insert(
+                            (r.get::<String, _>(0), r.get::<String, _>(1)),
+                            StoredSample {
+                                person_id: r.get(2),
+                                sampled_at: r.get(3),
+                                site: r.get(4),
+                                site_kind: r.get(5),
+                                result: r.get(6),
+                                revision: r.get(7),
+                            },
+                        );
+                    }
+                }
+
+                let plan = plan_samples(inputs, &people, stored);
+                for chunk in plan.inserts.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (i, pid, rev)| {
+                        b.push_bind(i.lab.clone())
+                            .push_bind(i.sample_id.clone())
+                            .push_bind(*pid)
+                            .push_bind(ms(i.sampled_at))
+                            .push_bind(i.site.clone())
+                            .push_bind(site_kind_str(i.site_kind))
+                            .push_bind(result_str(i.result))
+                            .push_bind(*rev)
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for (i, pid, rev) in &plan.updates {
+                    sqlx::query(
+                        "UPDATE samples SET person_id = $1, sampled_at = $2, site = $3, site_kind = $4, result = $5, revision = $6, updated_at = $7
+                         WHERE lab = $8 AND sample_id = $9",
+                    )
+                    .bind(*pid)
+                    .bind(ms(i.sampled_at))
+                    .bind(&i.site)
+                    .bind(site_kind_str(i.site_kind))
+                    .bind(result_str(i.result))
+                    .bind(*rev)
+                    .bind(now)
+                    .bind(&i.lab)
+                    .bind(&i.sample_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let history: Vec<_> = plan.inserts.iter().chain(plan.updates.iter()).collect();
+                for chunk in history.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO sample_history (lab, sample_id, revision, result, sampled_at, site, site_kind, recorded_at, recorded_by) ",
+                    );
+                    qb.push_values(chunk, |mut b, (i, _pid, rev)| {
+                        b.push_bind(i.lab.clone())
+                            .push_bind(i.sample_id.clone())
+                            .push_bind(*rev)
+                            .push_bind(result_str(i.result))
+                            .push_bind(ms(i.sampled_at))
+                            .push_bind(i.site.clone())
+                            .push_bind(site_kind_str(i.site_kind))
+                            .push_bind(now)
+                            .push_bind(by.to_string());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(plan.outcomes)
+            }
+
+            pub(crate) async fn set_code(
+                &self,
+                person_id: PersonId,
+                colour: CodeColour,
+                reason: Option<&str>,
+                expires_at: Option<DateTime<Utc>>,
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO health_codes (person_id, colour, reason, expires_at, set_at, set_by) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (person_id) DO UPDATE SET colour = excluded.colour, reason = excluded.reason,
+                        expires_at = excluded.expires_at, set_at = excluded.set_at, set_by = excluded.set_by",
+                )
+                .bind(person_id)
+                .bind(colour.as_str())
+                .bind(reason)
+                .bind(expires_at.map(ms))
+                .bind(ms(at))
+                .bind(by)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO health_code_history (person_id, colour, reason, expires_at, set_at, set_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(person_id)
+                .bind(colour.as_str())
+                .bind(reason)
+                .bind(expires_at.map(ms))
+                .bind(ms(at))
+                .bind(by)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn code_history(&self, person_id: PersonId) -> Result<Vec<CodeRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT colour, reason, expires_at, set_at, set_by FROM health_code_history WHERE person_id = $1 ORDER BY id",
+                )
+                .bind(person_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(|r| code_record(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+            }
+
+            pub(crate) async fn apply_commuter(
+                &self,
+                person_id: PersonId,
+                a: &CommuterApplication,
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                let existing: Option<String> = sqlx::query("SELECT status FROM commuters WHERE person_id = $1")
+                    .bind(person_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.get(0));
+                if let Some(s) = existing
+                    && (s == "pending" || s == "approved" || s == "suspended")
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "this person already has a commuter certification in state '{s}'; a new application is possible only after a rejection, revocation or expiry"
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO commuters (person_id, status, kind, residence_region, residence_proof, employer_name, employer_uscc, work_region, applied_at, updated_at)
+                     VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $8)
+                     ON CONFLICT (person_id) DO UPDATE SET status = 'pending', kind = excluded.kind, residence_region = excluded.residence_region,
+                        residence_proof = excluded.residence_proof, employer_name = excluded.employer_name, employer_uscc = excluded.employer_uscc,
+                        work_region = excluded.work_region, applied_at = excluded.applied_at, decided_at = NULL, decided_by = NULL,
+                        decision_reason = NULL, valid_until = NULL, first_checked_at = NULL, updated_at = excluded.updated_at",
+                )
+                .bind(person_id)
+                .bind(a.kind.as_str())
+                .bind(a.residence_region.to_string())
+                .bind(&a.residence_proof)
+                .bind(&a.employer_name)
+                .bind(&a.employer_uscc)
+                .bind(a.work_region.to_string())
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
+                insert_commuter_history(&mut tx, person_id, "pending", None, by, at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Moves a certification to `to` if the current state allows it (checked by `allowed`).
+            pub(crate) async fn change_commuter(
+                &self,
+                person_id: PersonId,
+                to: CommuterStatus,
+                reason: Option<&str>,
+                valid_until: Option<DateTime<Utc>>,
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<CommuterStatus, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let current: Option<String> = sqlx::query("SELECT status FROM commuters WHERE person_id = $1")
+                    .bind(person_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.get(0));
+                let Some(current) = current else {
+                    return Err(StoreError::NotFound("this person has no commuter application".into()));
+                };
+                let current = CommuterStatus::parse(&current).map_err(StoreError::Corrupt)?;
+                crate::check_transition(current, to)?;
+                let decided = matches!(to, CommuterStatus::Approved | CommuterStatus::Rejected) && current == CommuterStatus::Pending;
+                sqlx::query(
+                    "UPDATE commuters SET status = $1, decision_reason = COALESCE($2, decision_reason),
+                        valid_until = COALESCE($3, valid_until), decided_at = CASE WHEN $4 = 1 THEN $5 ELSE decided_at END,
+                        decided_by = CASE WHEN $4 = 1 THEN $6 ELSE decided_by END, updated_at = $5
+                     WHERE person_id = $7",
+                )
+                .bind(to.as_str())
+                .bind(reason)
+                .bind(valid_until.map(ms))
+                .bind(i64::from(decided))
+                .bind(ms(at))
+                .bind(by)
+                .bind(person_id)
+                .execute(&mut *tx)
+                .await?;
+                insert_commuter_history(&mut tx, person_id, to.as_str(), reason, by, at).await?;
+                tx.commit().await?;
+                Ok(current)
+            }
+
+            pub(crate) async fn commuter(&self, person_id: PersonId) -> Result<Option<CommuterRecord>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT status, kind, residence_region, residence_proof, employer_name, employer_uscc, work_region,
+                        applied_at, decided_at, decided_by, decision_reason, valid_until, first_checked_at
+                     FROM commuters WHERE person_id = $1",
+                )
+                .bind(person_id)
+                .fetch_optional(&self.read)
+                .await?;
+                let Some(r) = row else { return Ok(None) };
+                let status: String = r.get(0);
+                Ok(Some(CommuterRecord {
+                    status: CommuterStatus::parse(&status).map_err(StoreError::Corrupt)?,
+                    kind: r.get(1),
+                    residence_region: r.get(2),
+                    residence_proof: r.get(3),
+                    employer_name: r.get(4),
+                    employer_uscc: r.get(5),
+                    work_region: r.get(6),
+                    applied_at: from_ms(r.get(7)),
+                    decided_at: r.get::<Option<i64>, _>(8).map(from_ms),
+                    decided_by: r.get(9),
+                    decision_reason: r.get(10),
+                    valid_until: r.get::<Option<i64>, _>(11).map(from_ms),
+                    first_checked_at: r.get::<Option<i64>, _>(12).map(from_ms),
+                }))
+            }
+
+            pub(crate) async fn commuter_history(&self, person_id: PersonId) -> Result<Vec<HistoryEntry>, StoreError> {
+                let rows = sqlx::query("SELECT at, by_token, status, reason FROM commuter_history WHERE person_id = $1 ORDER BY id")
+                    .bind(person_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| HistoryEntry { at: from_ms(r.get(0)), by: r.get(1), state: r.get(2), reason: r.get(3) })
+                    .collect())
+            }
+
+            /// Imports approved commuters (the initial database) in one transaction. Rows whose
+            /// person already has a certification are left as they are (idempotent re-import).
+            /// Returns how many were created.
+            pub(crate) async fn import_commuters(
+                &self,
+                rows: &[(PersonInput, CommuterApplication)],
+                valid_until: DateTime<Utc>,
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Vec<bool>, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let mut created = Vec::with_capacity(rows.len());
+                for (p, a) in rows {
+                    let id: i64 = sqlx::query(
+                        "INSERT INTO people (doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                         ON CONFLICT (doc_key) DO UPDATE SET name = COALESCE(people.name, excluded.name),
+                            phone = COALESCE(people.phone, excluded.phone), residence_region = COALESCE(people.residence_region, excluded.residence_region)
+                         RETURNING id",
+                    )
+                    .bind(p.document.key())
+                    .bind(p.document.kind().as_str())
+                    .bind(p.document.number())
+                    .bind(p.name.as_deref())
+                    .bind(p.phone.as_deref())
+                    .bind(p.residence_region.map(|r| r.to_string()))
+                    .bind(ms(at))
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+                    let res = sqlx::query(
+                        "INSERT INTO commuters (person_id, status, kind, residence_region, residence_proof, employer_name, employer_uscc, work_region,
+                            applied_at, decided_at, decided_by, decision_reason, valid_until, updated_at)
+                         VALUES ($1, 'approved', $2, $3, $4, $5, $6, $7, $8, $8, $9, 'imported', $10, $8)
+                         ON CONFLICT (person_id) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(a.kind.as_str())
+                    .bind(a.residence_region.to_string())
+                    .bind(&a.residence_proof)
+                    .bind(&a.employer_name)
+                    .bind(&a.employer_uscc)
+                    .bind(a.work_region.to_string())
+                    .bind(ms(at))
+                    .bind(by)
+                    .bind(ms(valid_until))
+                    .execute(&mut *tx)
+                    .await?;
+                    let new = res.rows_affected() == 1;
+                    if new {
+                        insert_commuter_history(&mut tx, id, "approved", Some("imported"), by, at).await?;
+                    }
+                    created.push(new);
+                }
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            pub(crate) async fn upsert_checkpoint(&self, c: &Checkpoint, at: DateTime<Utc>) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO checkpoints (id, name, road, kind, created_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, road = excluded.road, kind = excluded.kind",
+                )
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(c.road.as_deref())
+                .bind(&c.kind)
+                .bind(ms(at))
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+                let rows = sqlx::query("SELECT id, name, road, kind FROM checkpoints ORDER BY id").fetch_all(&self.read).await?;
+                Ok(rows.into_iter().map(|r| Checkpoint { id: r.get(0), name: r.get(1), road: r.get(2), kind: r.get(3) }).collect())
+            }
+
+            /// Everything a decision needs about one person, sampled since `since`.
+            pub(crate) async fn load_facts(
+                &self,
+                doc_key: &str,
+                since: DateTime<Utc>,
+            ) -> Result<(Option<PersonId>, PersonFacts), StoreError> {
+                let mut conn = self.read.acquire().await?;
+                let row = sqlx::query(
+                    "SELECT p.id, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at
+                     FROM people p
+                     LEFT JOIN health_codes h ON h.person_id = p.id
+                     LEFT JOIN commuters c ON c.person_id = p.id
+                     WHERE p.doc_key = $1",
+                )
+                .bind(doc_key)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(r) = row else {
+                    return Ok((None, PersonFacts { known: false, code: None, commuter: None, samples: Vec::new(), commitment_letter: false }));
+                };
+                let id: i64 = r.get(0);
+                let code = match r.get::<Option<String>, _>(1) {
+                    Some(c) => Some(CodeFacts {
+                        colour: CodeColour::parse(&c).map_err(StoreError::Corrupt)?,
+                        reason: r.get(2),
+                        expires_at: r.get::<Option<i64>, _>(3).map(from_ms),
+                    }),
+                    None => None,
+                };
+                let commuter = match r.get::<Option<String>, _>(4) {
+                    Some(s) => Some(CommuterFacts {
+                        status: CommuterStatus::parse(&s).map_err(StoreError::Corrupt)?,
+                        valid_until: r.get::<Option<i64>, _>(5).map(from_ms),
+                        first_checked_at: r.get::<Option<i64>, _>(6).map(from_ms),
+                    }),
+                    None => None,
+                };
+                let rows = sqlx::query(
+                    "SELECT lab, sample_id, sampled_at, site, site_kind, result FROM samples WHERE person_id = $1 AND sampled_at >= $2",
+                )
+                .bind(id)
+                .bind(ms(since))
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut samples = Vec::with_capacity(rows.len());
+                for r in rows {
+                    samples.push(SampleFact {
+                        lab: r.get(0),
+                        sample_id: r.get(1),
+                        sampled_at: from_ms(r.get(2)),
+                        site: r.get(3),
+                        site_kind: SiteKind::parse(r.get(4)).map_err(StoreError::Corrupt)?,
+                        result: TestResult::parse(r.get(5)).map_err(StoreError::Corrupt)?,
+                    });
+                }
+                Ok((Some(id), PersonFacts { known: true, code, commuter, samples, commitment_letter: false }))
+            }
+
+            /// Writes entry events in one transaction (the group commit of checks).
+            pub(crate) async fn record_entries(&self, events: &[EntryEvent]) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                for chunk in events.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, facts, plate, officer) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.checkpoint_id.clone())
+                            .push_bind(ms(e.checked_at))
+                            .push_bind(e.doc_key.clone())
+                            .push_bind(e.person_id)
+                            .push_bind(e.verdict.as_str())
+                            .push_bind(serde_json::to_string(&e.reasons).unwrap_or_default())
+                            .push_bind(e.policy_id.clone())
+                            .push_bind(e.policy_version.clone())
+                            .push_bind(serde_json::to_string(&e.facts).unwrap_or_default())
+                            .push_bind(e.plate.clone())
+                            .push_bind(e.officer.clone());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for e in events.iter().filter(|e| e.commuter_first_check) {
+                    if let Some(pid) = e.person_id {
+                        sqlx::query("UPDATE commuters SET first_checked_at = $1 WHERE person_id = $2 AND first_checked_at IS NULL")
+                            .bind(ms(e.checked_at))
+                            .bind(pid)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn entries(
+                &self,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+                doc_key: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<EntryRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, facts, plate, officer
+                     FROM entry_events WHERE checked_at >= $1 AND checked_at < $2 AND ($3 IS NULL OR doc_key = $3)
+                     ORDER BY checked_at, id LIMIT $4",
+                )
+                .bind(ms(since))
+                .bind(ms(until))
+                .bind(doc_key)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(EntryRecord {
+                            id: r.get(0),
+                            checkpoint_id: r.get(1),
+                            checked_at: from_ms(r.get(2)),
+                            doc_key: r.get(3),
+                            verdict: r.get(4),
+                            reasons: serde_json::from_str(r.get(5)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            policy_id: r.get(6),
+                            policy_version: r.get(7),
+                            facts: serde_json::from_str(r.get(8)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            plate: r.get(9),
+                            officer: r.get(10),
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn verdict_counts(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<VerdictCount>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT checkpoint_id, verdict, COUNT(*) FROM entry_events WHERE checked_at >= $1 AND checked_at < $2
+                     GROUP BY checkpoint_id, verdict ORDER BY checkpoint_id, verdict",
+                )
+                .bind(ms(since))
+                .bind(ms(until))
+                .fetch_all(&self.read)
+                .await?;
+                Ok(rows.into_iter().map(|r| VerdictCount { checkpoint_id: r.get(0), verdict: r.get(1), count: r.get(2) }).collect())
+            }
+
+            pub(crate) async fn create_token(
+                &self,
+                id: &str,
+                hash: &str,
+                role: &str,
+                scope: &[String],
+                label: Option<&str>,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO tokens (id, hash, role, scope, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(id)
+                    .bind(hash)
+                    .bind(role)
+                    .bind(serde_json::to_string(scope).unwrap_or_default())
+                    .bind(label)
+                    .bind(ms(at))
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+                let row = sqlx::query("SELECT id, role, scope, label FROM tokens WHERE hash = $1 AND revoked_at IS NULL")
+                    .bind(hash)
+                    .fetch_optional(&self.read)
+                    .await?;
+                row.map(|r| {
+                    Ok(TokenRecord {
+                        id: r.get(0),
+                        role: r.get(1),
+                        scope: serde_json::from_str(r.get(2)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        label: r.get(3),
+                    })
+                })
+                .transpose()
+            }
+
+            pub(crate) async fn log_access(&self, a: &AccessLogEntry) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO access_log (at, token_id, role, person_id, action, purpose) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(ms(a.at))
+                    .bind(&a.token_id)
+                    .bind(&a.role)
+                    .bind(a.person_id)
+                    .bind(&a.action)
+                    .bind(&a.purpose)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn access_log(&self, person_id: PersonId) -> Result<Vec<AccessLogEntry>, StoreError> {
+                let rows = sqlx::query("SELECT at, token_id, role, person_id, action, purpose FROM access_log WHERE person_id = $1 ORDER BY id")
+                    .bind(person_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| AccessLogEntry {
+                        at: from_ms(r.get(0)),
+                        token_id: r.get(1),
+                        role: r.get(2),
+                        person_id: r.get(3),
+                        action: r.get(4),
+                        purpose: r.get(5),
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn counts(&self) -> Result<Counts, StoreError> {
+                let r = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM people), (SELECT COUNT(*) FROM samples), (SELECT COUNT(*) FROM commuters),
+                            (SELECT COUNT(*) FROM checkpoints), (SELECT COUNT(*) FROM entry_events)",
+                )
+                .fetch_one(&self.read)
+                .await?;
+                Ok(Counts { people: r.get(0), samples: r.get(1), commuters: r.get(2), checkpoints: r.get(3), entry_events: r.get(4) })
+            }
+        }
+
+        async fn insert_commuter_history(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            person_id: PersonId,
+            status: &str,
+            reason: Option<&str>,
+            by: &str,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO commuter_history (person_id, status, reason, at, by_token) VALUES ($1, $2, $3, $4, $5)")
+                .bind(person_id)
+                .bind(status)
+                .bind(reason)
+                .bind(ms(at))
+                .bind(by)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use sql_impl;
+
+/// Rows per multi-row statement: well under SQLite's 32,766 parameters with 11 columns.
+pub(crate) const CHUNK: usize = 500;
+
+pub(crate) fn code_record(
+    colour: String,
+    reason: Option<String>,
+    expires_at: Option<i64>,
+    set_at: i64,
+    set_by: String,
+) -> Result<crate::model::CodeRecord, crate::StoreError> {
+    Ok(crate::model::CodeRecord {
+        colour: tongxing_domain::facts::CodeColour::parse(&colour).map_err(crate::StoreError::Corrupt)?,
+        reason,
+        expires_at: expires_at.map(crate::model::from_ms),
+        set_at: crate::model::from_ms(set_at),
+        set_by,
+    })
+}
