@@ -125,7 +125,11 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
         && code.colour != CodeColour::Green
         && code.expires_at.is_none_or(|e| at < e)
     {
-        let c = if code.colour == CodeColour::Red { ReasonCode::CodeRed } else { ReasonCode::CodeYellow };
+        let c = if code.colour == CodeColour::Red {
+            ReasonCode::CodeRed
+        } else {
+            ReasonCode::CodeYellow
+        };
         return deny(vec![reason(c)]);
     }
 
@@ -140,16 +144,24 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
     if let Some(s) = latest_definitive
         && s.result == TestResult::Positive
     {
-        return deny(vec![Reason { code: ReasonCode::PositiveResult, sample: sample_ref(s) }]);
+        return deny(vec![Reason {
+            code: ReasonCode::PositiveResult,
+            sample: sample_ref(s),
+        }]);
     }
 
     // 3. Commuter certification in force?
     let commuter = person.commuter.as_ref();
-    let active = commuter.is_some_and(|c| c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u));
+    let active = commuter.is_some_and(|c| {
+        c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u)
+    });
     if commuter.is_some() && !active {
         notes.push(reason(ReasonCode::CommuterNotActive));
     }
-    let first_done = active && commuter.and_then(|c| c.first_checked_at).is_some_and(|t| t <= at);
+    let first_done = active
+        && commuter
+            .and_then(|c| c.first_checked_at)
+            .is_some_and(|t| t <= at);
 
     let window = if !active {
         policy.nat_window()
@@ -167,9 +179,16 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
             (true, true) => ReasonCode::CommuterNegativeWithinWindow,
             (true, false) => ReasonCode::CommuterFirstCheck,
         };
-        let mut reasons = vec![Reason { code, sample: sample_ref(s) }];
+        let mut reasons = vec![Reason {
+            code,
+            sample: sample_ref(s),
+        }];
         reasons.extend(notes);
-        return Decision { verdict: Verdict::Pass, reasons, records_commuter_first_check: active && !first_done };
+        return Decision {
+            verdict: Verdict::Pass,
+            reasons,
+            records_commuter_first_check: active && !first_done,
+        };
     }
 
     // 4. A pending sample from a designated service-area test point, recent enough.
@@ -183,29 +202,48 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
         .max_by_key(|s| s.sampled_at);
     if let Some(s) = pending_sa {
         if person.commitment_letter {
-            let mut reasons = vec![Reason { code: ReasonCode::PendingWithCommitment, sample: sample_ref(s) }];
+            let mut reasons = vec![Reason {
+                code: ReasonCode::PendingWithCommitment,
+                sample: sample_ref(s),
+            }];
             reasons.extend(notes);
-            return Decision { verdict: Verdict::Conditional, reasons, records_commuter_first_check: false };
+            return Decision {
+                verdict: Verdict::Conditional,
+                reasons,
+                records_commuter_first_check: false,
+            };
         }
-        let mut reasons = vec![Reason { code: ReasonCode::CommitmentLetterRequired, sample: sample_ref(s) }];
+        let mut reasons = vec![Reason {
+            code: ReasonCode::CommitmentLetterRequired,
+            sample: sample_ref(s),
+        }];
         reasons.extend(notes);
         return deny(reasons);
     }
 
     // 5. Deny, saying precisely why.
     let code = match latest_negative {
-        Some(s) if active && !first_done && s.sampled_at >= at - policy.commuter_window() => ReasonCode::FirstCheckNeeds48h,
+        Some(s) if active && !first_done && s.sampled_at >= at - policy.commuter_window() => {
+            ReasonCode::FirstCheckNeeds48h
+        }
         Some(_) if active => ReasonCode::CommuterTestTooOld,
         Some(_) => ReasonCode::TestTooOld,
         None => ReasonCode::NoValidTest,
     };
-    let mut reasons = vec![Reason { code, sample: latest_negative.and_then(sample_ref) }];
+    let mut reasons = vec![Reason {
+        code,
+        sample: latest_negative.and_then(sample_ref),
+    }];
     reasons.extend(notes);
     deny(reasons)
 }
 
 fn deny(reasons: Vec<Reason>) -> Decision {
-    Decision { verdict: Verdict::Deny, reasons, records_commuter_first_check: false }
+    Decision {
+        verdict: Verdict::Deny,
+        reasons,
+        records_commuter_first_check: false,
+    }
 }
 
 /// Language of a message.
@@ -220,7 +258,13 @@ impl Reason {
     /// The message for the officer to read out: what is wrong and what the person should do.
     /// `road` is the checkpoint's road, used to name the nearest service-area test point;
     /// `colour_reason` is the health authority's reason for a yellow or red code.
-    pub fn message(&self, lang: Lang, policy: &Policy, road: Option<&str>, colour_reason: Option<&str>) -> String {
+    pub fn message(
+        &self,
+        lang: Lang,
+        policy: &Policy,
+        road: Option<&str>,
+        colour_reason: Option<&str>,
+    ) -> String {
         let h = policy.nat_window_hours;
         let d = policy.commuter_window_days;
         let fh = policy.commuter_first_check_hours;

@@ -12,6 +12,7 @@
 //!
 //! Time is always a value passed in: nothing in this crate reads a clock.
 
+pub mod auth;
 pub mod decision;
 pub mod facts;
 pub mod ids;
@@ -20,7 +21,9 @@ pub mod policy;
 pub mod uscc;
 
 pub use decision::{Decision, Reason, ReasonCode, Verdict, decide};
-pub use facts::{CodeColour, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind, TestResult};
+pub use facts::{
+    CodeColour, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind, TestResult,
+};
 pub use ids::{Document, DocumentKind, IdError, ResidentId};
 pub use policy::Policy;
 

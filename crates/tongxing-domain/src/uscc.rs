@@ -7,7 +7,9 @@ use std::fmt;
 use serde::Serialize;
 
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsccError {
@@ -19,7 +21,9 @@ pub enum UsccError {
     Character { position: usize, found: char },
     #[error("characters 3 to 8 must be a 6-digit region code, got '{0}'")]
     Region(String),
-    #[error("the check character is {found}, but the first 17 characters give {expected}: the code was probably mistyped")]
+    #[error(
+        "the check character is {found}, but the first 17 characters give {expected}: the code was probably mistyped"
+    )]
     CheckCharacter { expected: char, found: char },
 }
 
@@ -45,7 +49,12 @@ impl Uscc {
         for (i, c) in s.chars().enumerate() {
             match ALPHABET.iter().position(|&a| a as char == c) {
                 Some(v) => values.push(v as u32),
-                None => return Err(UsccError::Character { position: i + 1, found: c }),
+                None => {
+                    return Err(UsccError::Character {
+                        position: i + 1,
+                        found: c,
+                    });
+                }
             }
         }
         if !s.as_bytes()[2..8].iter().all(u8::is_ascii_digit) {
@@ -71,8 +80,15 @@ impl fmt::Display for Uscc {
 
 /// Completes 17 valid characters with their check character (for generated data and tests).
 pub fn complete(first17: &str) -> Option<String> {
-    let values: Option<Vec<u32>> =
-        first17.chars().map(|c| ALPHABET.iter().position(|&a| a as char == c).map(|v| v as u32)).collect();
+    let values: Option<Vec<u32>> = first17
+        .chars()
+        .map(|c| {
+            ALPHABET
+                .iter()
+                .position(|&a| a as char == c)
+                .map(|v| v as u32)
+        })
+        .collect();
     let values = values?;
     (values.len() == 17).then(|| format!("{first17}{}", check_char(&values)))
 }
@@ -91,15 +107,27 @@ mod tests {
     fn mistyped_check_character() {
         assert_eq!(
             Uscc::parse("91350100M000100Y44"),
-            Err(UsccError::CheckCharacter { expected: '3', found: '4' })
+            Err(UsccError::CheckCharacter {
+                expected: '3',
+                found: '4'
+            })
         );
     }
 
     #[test]
     fn bad_characters_and_lengths() {
         assert_eq!(Uscc::parse("91350100M000100Y4"), Err(UsccError::Length(17)));
-        assert_eq!(Uscc::parse("91350100I000100Y43"), Err(UsccError::Character { position: 9, found: 'I' }));
-        assert!(matches!(Uscc::parse("91AB0100M000100Y43"), Err(UsccError::Region(_))));
+        assert_eq!(
+            Uscc::parse("91350100I000100Y43"),
+            Err(UsccError::Character {
+                position: 9,
+                found: 'I'
+            })
+        );
+        assert!(matches!(
+            Uscc::parse("91AB0100M000100Y43"),
+            Err(UsccError::Region(_))
+        ));
     }
 
     #[test]

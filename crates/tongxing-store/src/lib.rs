@@ -27,7 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tongxing_domain::facts::{
-    CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind, TestResult,
+    CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind,
+    TestResult,
 };
 use tongxing_domain::ids::Document;
 
@@ -50,6 +51,19 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
     #[error("the store is shutting down")]
     Closed,
+}
+
+impl StoreError {
+    /// The database could not be reached (as opposed to refusing a statement).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Closed
+                | StoreError::Database(
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+                )
+        )
+    }
 }
 
 /// A read pool and a write pool. With SQLite the write pool has one connection (SQLite has
@@ -118,12 +132,17 @@ pub fn check_transition(from: CommuterStatus, to: CommuterStatus) -> Result<(), 
     use CommuterStatus::*;
     let ok = matches!(
         (from, to),
-        (Pending, Approved) | (Pending, Rejected) | (Approved, Suspended | Revoked | Expired) | (Suspended, Approved | Revoked)
+        (Pending, Approved)
+            | (Pending, Rejected)
+            | (Approved, Suspended | Revoked | Expired)
+            | (Suspended, Approved | Revoked)
     );
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("a certification in state '{from}' cannot become '{to}'")))
+        Err(StoreError::Conflict(format!(
+            "a certification in state '{from}' cannot become '{to}'"
+        )))
     }
 }
 
@@ -142,19 +161,36 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory");
-            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await?;
             migrate::run_sqlite(&write).await?;
-            let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts.read_only(true))
+                .await?;
             Backend::Sqlite(Pools { read, write })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await?;
             migrate::run_postgres(&pool).await?;
-            Backend::Postgres(Pools { read: pool.clone(), write: pool })
+            Backend::Postgres(Pools {
+                read: pool.clone(),
+                write: pool,
+            })
         } else {
             return Err(StoreError::Url(url.to_string()));
         };
         let (tx, rx) = mpsc::channel(8192);
-        let store = Store { inner: Arc::new(Inner { backend, entries: tx }) };
+        let store = Store {
+            inner: Arc::new(Inner {
+                backend,
+                entries: tx,
+            }),
+        };
         tokio::spawn(entry_writer(store.clone_backend_handle(), rx));
         Ok(store)
     }
@@ -176,16 +212,28 @@ impl Store {
     }
 
     /// Registers a person, or updates the fields given; returns the person's id.
-    pub async fn upsert_person(&self, p: &PersonInput, at: DateTime<Utc>) -> Result<PersonId, StoreError> {
+    pub async fn upsert_person(
+        &self,
+        p: &PersonInput,
+        at: DateTime<Utc>,
+    ) -> Result<PersonId, StoreError> {
         dispatch!(self, b => b.upsert_person(p, at).await)
     }
     pub async fn person(&self, doc_key: &str) -> Result<Option<PersonRecord>, StoreError> {
         dispatch!(self, b => b.person(doc_key).await)
     }
-    pub async fn samples_of(&self, person_id: PersonId, limit: i64) -> Result<Vec<SampleRecord>, StoreError> {
+    pub async fn samples_of(
+        &self,
+        person_id: PersonId,
+        limit: i64,
+    ) -> Result<Vec<SampleRecord>, StoreError> {
         dispatch!(self, b => b.samples_of(person_id, limit).await)
     }
-    pub async fn sample_history(&self, lab: &str, sample_id: &str) -> Result<Vec<SampleRecord>, StoreError> {
+    pub async fn sample_history(
+        &self,
+        lab: &str,
+        sample_id: &str,
+    ) -> Result<Vec<SampleRecord>, StoreError> {
         dispatch!(self, b => b.sample_history(lab, sample_id).await)
     }
     /// Stores a batch of samples atomically; one outcome per input, in order.
@@ -232,10 +280,16 @@ impl Store {
     ) -> Result<CommuterStatus, StoreError> {
         dispatch!(self, b => b.change_commuter(person_id, to, reason, valid_until, by, at).await)
     }
-    pub async fn commuter(&self, person_id: PersonId) -> Result<Option<CommuterRecord>, StoreError> {
+    pub async fn commuter(
+        &self,
+        person_id: PersonId,
+    ) -> Result<Option<CommuterRecord>, StoreError> {
         dispatch!(self, b => b.commuter(person_id).await)
     }
-    pub async fn commuter_history(&self, person_id: PersonId) -> Result<Vec<HistoryEntry>, StoreError> {
+    pub async fn commuter_history(
+        &self,
+        person_id: PersonId,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         dispatch!(self, b => b.commuter_history(person_id).await)
     }
     /// Imports approved commuters; returns, per row, whether it created a certification.
@@ -248,22 +302,44 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         dispatch!(self, b => b.import_commuters(rows, valid_until, by, at).await)
     }
-    pub async fn upsert_checkpoint(&self, c: &Checkpoint, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upsert_checkpoint(
+        &self,
+        c: &Checkpoint,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, b => b.upsert_checkpoint(c, at).await)
     }
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         dispatch!(self, b => b.checkpoints().await)
     }
-    pub async fn load_facts(&self, doc_key: &str, since: DateTime<Utc>) -> Result<(Option<PersonId>, PersonFacts), StoreError> {
+    /// Everything a decision needs about one person, with samples taken since `since`.
+    pub async fn load_facts(
+        &self,
+        doc_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<LoadedFacts, StoreError> {
         dispatch!(self, b => b.load_facts(doc_key, since).await)
+    }
+    pub async fn record_commuter_first_check(
+        &self,
+        person_id: PersonId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.record_commuter_first_check(person_id, at).await)
     }
     /// Records one entry event; returns once it is committed. Concurrent calls are committed
     /// together in one transaction (group commit), which is what makes thousands of checks a
     /// second possible on SQLite's single writer.
     pub async fn record_entry(&self, event: EntryEvent) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.entries.send((event, tx)).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?.map_err(|e| StoreError::Corrupt(format!("entry not recorded: {e}")))
+        self.inner
+            .entries
+            .send((event, tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| StoreError::Corrupt(format!("entry not recorded: {e}")))
     }
     pub async fn entries(
         &self,
@@ -274,7 +350,11 @@ impl Store {
     ) -> Result<Vec<EntryRecord>, StoreError> {
         dispatch!(self, b => b.entries(since, until, doc_key, limit).await)
     }
-    pub async fn verdict_counts(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<VerdictCount>, StoreError> {
+    pub async fn verdict_counts(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<VerdictCount>, StoreError> {
         dispatch!(self, b => b.verdict_counts(since, until).await)
     }
     pub async fn create_token(
@@ -321,11 +401,16 @@ struct WriterHandle(std::sync::Weak<Inner>);
 
 /// The group-commit task: takes every event waiting, writes them in one transaction, answers
 /// each caller. Ends when every `Store` clone is gone.
-async fn entry_writer(handle: WriterHandle, mut rx: mpsc::Receiver<(EntryEvent, oneshot::Sender<Result<(), String>>)>) {
+async fn entry_writer(
+    handle: WriterHandle,
+    mut rx: mpsc::Receiver<(EntryEvent, oneshot::Sender<Result<(), String>>)>,
+) {
     const MAX_BATCH: usize = 1024;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let Some(inner) = handle.0.upgrade() else { break };
+        let Some(inner) = handle.0.upgrade() else {
+            break;
+        };
         let store = Store { inner };
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let result = store.write_entries(&events).await.map_err(|e| {

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tongxing_domain::decision::{Reason, Verdict};
-use tongxing_domain::facts::{CodeColour, CommuterKind, CommuterStatus, Facts, SiteKind, TestResult};
+use tongxing_domain::facts::{
+    CodeColour, CommuterKind, CommuterStatus, Facts, SiteKind, TestResult,
+};
 use tongxing_domain::ids::{Document, RegionCode};
 
 pub type PersonId = i64;
@@ -150,6 +152,14 @@ pub struct EntryRecord {
     pub facts: serde_json::Value,
     pub plate: Option<String>,
     pub officer: String,
+}
+
+/// The facts of one person for a decision, with what the officer sees of them.
+#[derive(Debug, Clone)]
+pub struct LoadedFacts {
+    pub person_id: Option<PersonId>,
+    pub name: Option<String>,
+    pub facts: tongxing_domain::facts::PersonFacts,
 }
 
 #[derive(Debug, Clone)]

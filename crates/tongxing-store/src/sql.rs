@@ -42,7 +42,11 @@ pub(crate) fn plan_samples<'a>(
     people: &HashMap<String, i64>,
     mut stored: HashMap<(String, String), StoredSample>,
 ) -> SamplePlan<'a> {
-    let mut plan = SamplePlan { outcomes: Vec::with_capacity(inputs.len()), inserts: Vec::new(), updates: Vec::new() };
+    let mut plan = SamplePlan {
+        outcomes: Vec::with_capacity(inputs.len()),
+        inserts: Vec::new(),
+        updates: Vec::new(),
+    };
     for input in inputs {
         let person_id = people[&input.document.key()];
         let new = StoredSample {
@@ -565,10 +569,10 @@ macro_rules! sql_impl {
                 &self,
                 doc_key: &str,
                 since: DateTime<Utc>,
-            ) -> Result<(Option<PersonId>, PersonFacts), StoreError> {
+            ) -> Result<LoadedFacts, StoreError> {
                 let mut conn = self.read.acquire().await?;
                 let row = sqlx::query(
-                    "SELECT p.id, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at
+                    "SELECT p.id, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at, p.name
                      FROM people p
                      LEFT JOIN health_codes h ON h.person_id = p.id
                      LEFT JOIN commuters c ON c.person_id = p.id
@@ -578,7 +582,8 @@ macro_rules! sql_impl {
                 .fetch_optional(&mut *conn)
                 .await?;
                 let Some(r) = row else {
-                    return Ok((None, PersonFacts { known: false, code: None, commuter: None, samples: Vec::new(), commitment_letter: false }));
+                    let facts = PersonFacts { known: false, code: None, commuter: None, samples: Vec::new(), commitment_letter: false };
+                    return Ok(LoadedFacts { person_id: None, name: None, facts });
                 };
                 let id: i64 = r.get(0);
                 let code = match r.get::<Option<String>, _>(1) {
@@ -615,7 +620,19 @@ macro_rules! sql_impl {
                         result: TestResult::parse(r.get(5)).map_err(StoreError::Corrupt)?,
                     });
                 }
-                Ok((Some(id), PersonFacts { known: true, code, commuter, samples, commitment_letter: false }))
+                let facts = PersonFacts { known: true, code, commuter, samples, commitment_letter: false };
+                Ok(LoadedFacts { person_id: Some(id), name: r.get(7), facts })
+            }
+
+            /// Records that a certified commuter passed a first check at `at` (from past entry
+            /// records, when the database is first built from them).
+            pub(crate) async fn record_commuter_first_check(&self, person_id: PersonId, at: DateTime<Utc>) -> Result<(), StoreError> {
+                sqlx::query("UPDATE commuters SET first_checked_at = $1 WHERE person_id = $2 AND first_checked_at IS NULL")
+                    .bind(ms(at))
+                    .bind(person_id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
             }
 
             /// Writes entry events in one transaction (the group commit of checks).
@@ -815,7 +832,8 @@ pub(crate) fn code_record(
     set_by: String,
 ) -> Result<crate::model::CodeRecord, crate::StoreError> {
     Ok(crate::model::CodeRecord {
-        colour: tongxing_domain::facts::CodeColour::parse(&colour).map_err(crate::StoreError::Corrupt)?,
+        colour: tongxing_domain::facts::CodeColour::parse(&colour)
+            .map_err(crate::StoreError::Corrupt)?,
         reason,
         expires_at: expires_at.map(crate::model::from_ms),
         set_at: crate::model::from_ms(set_at),

@@ -1,0 +1,90 @@
+//! Roles and what each may do. Tokens carry a role and, where it applies, a scope: the labs a
+//! lab token may report for, the checkpoints an officer token may check at. An empty scope
+//! means "all" and is meant for central roles.
+
+use crate::facts::string_enum;
+
+string_enum! {
+    /// A caller's role.
+    Role {
+        Admin = "admin",
+        Lab = "lab",
+        TestPoint = "test_point",
+        Officer = "officer",
+        Registry = "registry",
+        Health = "health",
+        Analyst = "analyst",
+    }
+}
+
+/// Everything the API lets a caller do, for the permission table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    RegisterPerson,
+    /// Read a person's record (always written to the access log).
+    ReadPerson,
+    /// See unmasked personal data in a person's record.
+    RevealPerson,
+    SubmitResults,
+    SetCode,
+    ApplyCommuter,
+    DecideCommuter,
+    ImportCommuters,
+    ManageCheckpoints,
+    ListCheckpoints,
+    Check,
+    ReadEntries,
+    ReadStats,
+    ManageTokens,
+}
+
+impl Role {
+    pub fn can(self, action: Action) -> bool {
+        use Action::*;
+        use Role::*;
+        match action {
+            RegisterPerson => matches!(self, Admin | Registry | Health),
+            ReadPerson => matches!(self, Admin | Registry | Health),
+            RevealPerson => matches!(self, Registry | Health),
+            SubmitResults => matches!(self, Admin | Lab | TestPoint),
+            SetCode => matches!(self, Health),
+            ApplyCommuter => matches!(self, Admin | Registry),
+            DecideCommuter => matches!(self, Registry),
+            ImportCommuters => matches!(self, Admin | Registry),
+            ManageCheckpoints => matches!(self, Admin),
+            ListCheckpoints => true,
+            Check => matches!(self, Admin | Officer),
+            ReadEntries => matches!(self, Admin | Registry),
+            ReadStats => matches!(self, Admin | Analyst | Health),
+            ManageTokens => matches!(self, Admin),
+        }
+    }
+}
+
+/// Whether a scoped token covers `item` (a lab code or a checkpoint id).
+pub fn in_scope(scope: &[String], item: &str) -> bool {
+    scope.is_empty() || scope.iter().any(|s| s == item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separation_of_duties() {
+        assert!(!Role::Lab.can(Action::ReadPerson));
+        assert!(!Role::Officer.can(Action::SetCode));
+        assert!(!Role::Analyst.can(Action::ReadPerson));
+        assert!(!Role::Analyst.can(Action::ReadEntries));
+        assert!(Role::Health.can(Action::SetCode));
+        assert!(Role::Officer.can(Action::Check));
+        assert!(!Role::Admin.can(Action::RevealPerson));
+    }
+
+    #[test]
+    fn scopes() {
+        assert!(in_scope(&[], "LAB1"));
+        assert!(in_scope(&["LAB1".into()], "LAB1"));
+        assert!(!in_scope(&["LAB1".into()], "LAB2"));
+    }
+}

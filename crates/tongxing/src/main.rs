@@ -1,0 +1,174 @@
+//! `tongxing`: the one binary. `serve` runs the API; `import` loads lab results and the
+//! commuter list from CSV; `token` makes API tokens; `bench` measures.
+
+mod bench;
+mod demo;
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tongxing_domain::Policy;
+use tongxing_domain::auth::Role;
+use tongxing_store::Store;
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://tongxing.db";
+
+#[derive(Parser)]
+#[command(
+    name = "tongxing",
+    version,
+    about = "Tongxing (通行): entry control for a city in an epidemic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Load CSV files into the database.
+    #[command(subcommand)]
+    Import(import::ImportCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Measure decisions, checks and imports (figures for docs/PERFORMANCE.md).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it once; only its hash is stored.
+    Create {
+        /// admin, lab, test_point, officer, registry, health or analyst.
+        #[arg(long)]
+        role: String,
+        /// Comma-separated labs (for lab/test_point) or checkpoint ids (for officer); empty = all.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// A note on whom the token is for.
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+    },
+}
+
+/// The policies to load: the built-in one, plus any files given.
+pub fn load_policies(files: &[PathBuf]) -> Result<Vec<Policy>> {
+    let mut policies = vec![Policy::beijing_2021_11_17()];
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading policy {}", f.display()))?;
+        let p = Policy::from_json(&text).with_context(|| format!("policy {}", f.display()))?;
+        policies.retain(|q| !(q.id == p.id && q.version == p.version));
+        policies.push(p);
+    }
+    Ok(policies)
+}
+
+pub async fn create_token(
+    store: &Store,
+    role: &str,
+    scope: &str,
+    label: Option<&str>,
+) -> Result<String> {
+    let role = Role::parse(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    let scope: Vec<String> = scope
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let t = tongxing_http::auth::new_token();
+    store
+        .create_token(
+            &t.id,
+            &t.hash,
+            role.as_str(),
+            &scope,
+            label,
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(t.secret)
+}
+
+fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| "info,sqlx=warn".parse().expect("valid default filter"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Serve(args) => serve::run(args).await,
+        Cmd::Import(cmd) => import::run(cmd).await,
+        Cmd::Token(TokenCmd::Create {
+            role,
+            scope,
+            label,
+            database,
+        }) => {
+            let store = Store::connect(&database)
+                .await
+                .with_context(|| format!("opening {database}"))?;
+            let secret = create_token(&store, &role, &scope, label.as_deref()).await?;
+            println!("{secret}");
+            eprintln!(
+                "This token is shown once; store it safely. Use it as: Authorization: Bearer <token>"
+            );
+            store.close().await;
+            Ok(())
+        }
+        Cmd::Bench(args) => bench::run(args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Refuses to go on when a condition fails, with the message given.
+pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if !cond {
+        bail!(msg());
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `tongxing serve`: the API on one address, until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tongxing_http::AppState;
+use tongxing_store::Store;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
+    #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
+    database: String,
+    /// Extra policy files (JSON) to load beside the built-in one.
+    #[arg(long)]
+    policy: Vec<PathBuf>,
+    /// Fill an empty database with a generated population and print one token per role.
+    #[arg(long)]
+    demo: bool,
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let policies = crate::load_policies(&args.policy)?;
+    let store = Store::connect(&args.database)
+        .await
+        .with_context(|| format!("opening the database {}", args.database))?;
+    if args.demo {
+        crate::demo::fill_if_empty(&store, &policies[0], &args.database).await?;
+    }
+    let state = AppState::new(store.clone(), policies);
+    let app = tongxing_http::router(state);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("tongxing listening on http://{addr}");
+    tracing::info!(%addr, database = ?store.kind(), "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    tracing::info!("stopped accepting requests; closing the database");
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
