@@ -50,6 +50,14 @@ pub struct Policy {
     /// Where commuters must work: the city itself.
     pub city_regions: Vec<RegionPrefix>,
     pub designated_test_points: Vec<TestPoint>,
+    /// How many days of samples a decision is given. Longer than every window, so that a
+    /// deny can say "too old" rather than "no test", and an older positive still counts.
+    #[serde(default = "default_lookback_days")]
+    pub facts_lookback_days: i64,
+}
+
+fn default_lookback_days() -> i64 {
+    30
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,9 +143,10 @@ impl Policy {
     pub fn commitment_window(&self) -> Duration {
         Duration::hours(self.commitment_window_hours)
     }
-    /// How far back a decision needs samples: the longest window.
+    /// How far back a decision is given samples: the look-back, and at least every window.
     pub fn lookback(&self) -> Duration {
-        self.nat_window()
+        Duration::days(self.facts_lookback_days)
+            .max(self.nat_window())
             .max(self.commuter_window())
             .max(self.commitment_window())
             .max(self.commuter_first_check_window())

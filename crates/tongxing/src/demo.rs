@@ -212,7 +212,7 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
                     rng.pick(&["星河", "远航", "华通", "京东方", "启明"])
                 ),
                 employer_uscc: uscc,
-                work_region: RegionCode::parse(*rng.pick(CITY))?,
+                work_region: RegionCode::parse(rng.pick::<&str>(CITY))?,
             };
             commuters.push((person, app));
         } else {

@@ -1,0 +1,362 @@
+//! Spawning the real server and talking to it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tongxing");
+pub const ROLES: &[&str] = &[
+    "admin",
+    "lab",
+    "test_point",
+    "officer",
+    "registry",
+    "health",
+    "analyst",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each test body against both databases.
+#[macro_export]
+macro_rules! both {
+    ($(#[$m:meta])* fn $name:ident($b:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($b: $crate::helpers::Backend) $body
+            #[test]
+            fn sqlite() { body($crate::helpers::Backend::Sqlite) }
+            #[test]
+            fn postgres() { body($crate::helpers::Backend::Postgres) }
+        }
+    };
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("TONGXING_TEST_PG").unwrap_or_else(|_| {
+        panic!(
+            "\n\n*** PostgreSQL tests need TONGXING_TEST_PG=postgres://USER:PASS@HOST:PORT/postgres ***\n\
+             *** `bash .ci/run` starts PostgreSQL and sets it; these tests do not pass without it. ***\n\n"
+        )
+    })
+}
+
+/// A fresh database: a SQLite file in a temporary folder, or a new PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    pub dir: PathBuf,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tongxing-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.join("tx.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let name = format!("tx_it_{}_{n}", std::process::id());
+                runtime().block_on(async {
+                    let pool = sqlx::PgPool::connect(&admin)
+                        .await
+                        .expect("connect to PostgreSQL (TONGXING_TEST_PG)");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name}"
+                    )))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                    pool.close().await;
+                });
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// Creates one token per role directly in the store.
+    pub fn tokens(&self) -> HashMap<String, String> {
+        let url = self.url.clone();
+        runtime().block_on(async move {
+            let store = tongxing_store::Store::connect(&url).await.unwrap();
+            let mut tokens = HashMap::new();
+            for role in ROLES {
+                let t = tongxing_http::auth::new_token();
+                store
+                    .create_token(&t.id, &t.hash, role, &[], Some("test"), Utc::now())
+                    .await
+                    .unwrap();
+                tokens.insert(role.to_string(), t.secret);
+            }
+            store.close().await;
+            tokens
+        })
+    }
+
+    /// A token with a scope.
+    pub fn scoped_token(&self, role: &str, scope: &[&str]) -> String {
+        let url = self.url.clone();
+        let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+        let role = role.to_string();
+        runtime().block_on(async move {
+            let store = tongxing_store::Store::connect(&url).await.unwrap();
+            let t = tongxing_http::auth::new_token();
+            store
+                .create_token(&t.id, &t.hash, &role, &scope, None, Utc::now())
+                .await
+                .unwrap();
+            store.close().await;
+            t.secret
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = &self.pg_name {
+            let admin = pg_admin_url();
+            let name = name.clone();
+            let _ = std::thread::spawn(move || {
+                runtime().block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&pool)
+                        .await;
+                        pool.close().await;
+                    }
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// The server process.
+pub struct Server {
+    pub base: String,
+    pub child: Child,
+}
+
+impl Server {
+    pub fn start(db: &TestDb) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url])
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var("TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("start tongxing serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("tongxing listening on ") {
+                        break addr.trim().to_string();
+                    }
+                }
+                _ => panic!("the server exited before listening"),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { base, child }
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running server with a fresh database and one token per role.
+pub struct App {
+    pub server: Server,
+    pub tokens: HashMap<String, String>,
+    pub db: TestDb,
+}
+
+/// An HTTP answer: status and JSON body (or the text as a JSON string).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl App {
+    pub fn spawn(backend: Backend) -> App {
+        let db = TestDb::new(backend);
+        let tokens = db.tokens();
+        let server = Server::start(&db);
+        App { server, tokens, db }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = ureq::request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("content-type").unwrap_or("").to_string();
+        let text = resp.into_string().unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            body,
+            content_type,
+        }
+    }
+
+    /// As `role`.
+    pub fn post(&self, role: &str, path: &str, body: Value) -> Resp {
+        self.call("POST", path, Some(&self.tokens[role]), Some(body))
+    }
+    pub fn put(&self, role: &str, path: &str, body: Value) -> Resp {
+        self.call("PUT", path, Some(&self.tokens[role]), Some(body))
+    }
+    pub fn get(&self, role: &str, path: &str) -> Resp {
+        self.call("GET", path, Some(&self.tokens[role]), None)
+    }
+
+    pub fn checkpoint(&self, id: &str, road: &str) {
+        let r = self.post(
+            "admin",
+            "/api/v1/checkpoints",
+            json!({"id": id, "name": format!("{id} checkpoint"), "road": road, "kind": "police"}),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn result(
+        &self,
+        lab: &str,
+        sample: &str,
+        doc: &str,
+        sampled_at: DateTime<Utc>,
+        site: &str,
+        kind: &str,
+        result: &str,
+    ) -> Resp {
+        self.post(
+            "lab",
+            "/api/v1/results",
+            json!({"lab": lab, "sample_id": sample, "document_number": doc, "sampled_at": sampled_at.to_rfc3339(),
+                   "site": site, "site_kind": kind, "result": result}),
+        )
+    }
+
+    /// A negative hospital test sampled `age` ago.
+    pub fn negative(&self, doc: &str, age: Duration) {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let r = self.result(
+            "LAB1",
+            &format!("N{n}"),
+            doc,
+            Utc::now() - age,
+            "H1",
+            "hospital",
+            "negative",
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    pub fn check(&self, checkpoint: &str, doc: &str) -> Resp {
+        self.post(
+            "officer",
+            "/api/v1/checks",
+            json!({"checkpoint_id": checkpoint, "document_number": doc}),
+        )
+    }
+
+    /// (verdict, first reason code) of a check that must succeed.
+    pub fn verdict(&self, checkpoint: &str, doc: &str) -> (String, String) {
+        let r = self.check(checkpoint, doc);
+        assert_eq!(r.status, 200, "{r:?}");
+        (
+            r.body["verdict"].as_str().unwrap().to_string(),
+            r.body["reasons"][0]["code"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// A valid ID number from 17 digits.
+pub fn id(first17: &str) -> String {
+    format!(
+        "{first17}{}",
+        tongxing_domain::ids::id_check_char(first17.as_bytes())
+    )
+}
+
+/// The n-th distinct valid ID number born in `region`.
+pub fn nth_id(region: &str, n: u32) -> String {
+    id(&format!("{region}19850101{:03}", n % 1000))
+}

@@ -1,0 +1,12 @@
+//! The integration suite: the real `tongxing` binary on port 0, driven over HTTP, against
+//! SQLite and against PostgreSQL. Every test runs on both (`both!`). PostgreSQL tests need
+//! TONGXING_TEST_PG (an admin URL); without it they fail loudly — CI always has it.
+
+mod helpers;
+
+mod api;
+mod checks;
+mod commuters;
+mod crash;
+mod import;
+mod results;

@@ -1,0 +1,81 @@
+//! Results: idempotence, corrections with history, batches with per-row rejections.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::*;
+
+both!(fn resend_unchanged_change_corrects(b) {
+    let app = App::spawn(b);
+    let doc = nth_id("110105", 1);
+    let t = Utc::now() - Duration::hours(5);
+    let r = app.result("LAB1", "S1", &doc, t, "H1", "hospital", "pending");
+    assert_eq!(r.body["outcome"], "accepted", "{r:?}");
+    let r = app.result("LAB1", "S1", &doc, t, "H1", "hospital", "pending");
+    assert_eq!(r.body["outcome"], "unchanged");
+    let r = app.result("LAB1", "S1", &doc, t, "H1", "hospital", "negative");
+    assert_eq!(r.body["outcome"], "corrected");
+    let r = app.result("LAB1", "S1", &doc, t, "H1", "hospital", "negative");
+    assert_eq!(r.body["outcome"], "unchanged");
+    let h = app.get("lab", "/api/v1/results/LAB1/S1/history");
+    let h = h.body.as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!((h[0]["result"].as_str(), h[1]["result"].as_str()), (Some("pending"), Some("negative")));
+    assert_eq!(h[1]["revision"], 2);
+    // The result arrived before the person ever registered: the person now exists.
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "x"}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["samples"][0]["result"], "negative");
+});
+
+both!(fn bad_results_are_refused_clearly(b) {
+    let app = App::spawn(b);
+    let doc = nth_id("110105", 1);
+    let r = app.result("LAB1", "S1", &doc, Utc::now() + Duration::hours(2), "H1", "hospital", "negative");
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["field"], "sampled_at");
+    assert!(r.body["detail"].as_str().unwrap().contains("future"));
+    let r = app.result("LAB1", "S1", "110105194912310021", Utc::now(), "H1", "hospital", "negative");
+    assert_eq!(r.body["field"], "document_number");
+    let r = app.result("LAB1", "S1", &doc, Utc::now(), "H1", "clinic", "negative");
+    assert_eq!(r.body["field"], "site_kind");
+    assert!(r.body["detail"].as_str().unwrap().contains("hospital, community, service_area"));
+    let r = app.result("LAB1", "S1", &doc, Utc::now(), "H1", "hospital", "maybe");
+    assert_eq!(r.body["field"], "result");
+    let r = app.post("lab", "/api/v1/results", json!({"lab": "LAB1", "sample_id": "S1", "document_number": doc,
+        "sampled_at": "2021-11-17 08:30:00", "site": "H1", "site_kind": "hospital", "result": "negative"}));
+    assert_eq!(r.body["field"], "sampled_at");
+    assert!(r.body["detail"].as_str().unwrap().contains("RFC 3339"));
+    // None of that wrote anything.
+    assert_eq!(app.get("admin", "/api/v1/stats/overview").body["samples"], 0);
+});
+
+both!(fn batch_rejects_rows_not_the_batch(b) {
+    let app = App::spawn(b);
+    let t = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    let row = |sid: &str, doc: &str, result: &str| json!({"lab": "LAB1", "sample_id": sid, "document_number": doc,
+        "sampled_at": t, "site": "H1", "site_kind": "hospital", "result": result});
+    let rows = vec![
+        row("S1", &nth_id("110105", 1), "negative"),
+        row("S2", "123", "negative"),
+        row("S3", &nth_id("110105", 3), "negative"),
+        row("S4", &nth_id("110105", 4), "nope"),
+    ];
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["accepted"], 2);
+    let rej = r.body["rejected"].as_array().unwrap();
+    assert_eq!(rej.len(), 2);
+    assert_eq!((rej[0]["index"].as_u64(), rej[0]["field"].as_str()), (Some(1), Some("document_number")));
+    assert_eq!((rej[1]["index"].as_u64(), rej[1]["field"].as_str()), (Some(3), Some("result")));
+    assert_eq!(r.body["outcomes"], json!(["accepted", "rejected", "accepted", "rejected"]));
+    // The same batch again changes nothing; a changed row is a correction.
+    let mut rows2 = vec![row("S1", &nth_id("110105", 1), "negative"), row("S3", &nth_id("110105", 3), "positive")];
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows2.clone()}));
+    assert_eq!((r.body["unchanged"].as_u64(), r.body["corrected"].as_u64()), (Some(1), Some(1)));
+    rows2.truncate(1);
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows2}));
+    assert_eq!(r.body["unchanged"], 1);
+    assert_eq!(app.get("admin", "/api/v1/stats/overview").body["samples"], 2);
+});
