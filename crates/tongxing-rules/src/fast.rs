@@ -454,7 +454,7 @@ impl Leaf {
             ["external", "valueSets"] => Leaf::ValueSets(!value_sets.is_empty()),
             ["external", "valueSets", id] => match value_sets.get(*id) {
                 Some(Value::Object(codes)) => {
-                    Leaf::ValueSet(codes.keys().cloned().map(Value::String).collect())
+                    Leaf::ValueSet(crate::ruleset::value_set_codes(codes))
                 }
                 _ => Leaf::Missing,
             },

@@ -53,15 +53,7 @@ fn external_value_sets() -> Value {
     for (id, codes) in value_sets() {
         out.insert(
             id,
-            Value::Array(
-                codes
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .cloned()
-                    .map(Value::String)
-                    .collect(),
-            ),
+            Value::Array(crate::ruleset::value_set_codes(codes.as_object().unwrap())),
         );
     }
     Value::Object(out)

@@ -280,10 +280,7 @@ impl RuleSet {
                     ));
                 }
             }
-            external.insert(
-                id.clone(),
-                Value::Array(entries.keys().cloned().map(Value::String).collect()),
-            );
+            external.insert(id.clone(), Value::Array(value_set_codes(entries)));
         }
 
         if file.rules.is_empty() {
@@ -375,7 +372,7 @@ impl RuleSet {
     pub fn value_set(&self, id: &str) -> Option<&Map<String, Value>> {
         self.value_sets.get(id).and_then(Value::as_object)
     }
-    /// The value sets as the rules see them in `external.valueSets`: id → array of codes.
+    /// The value sets as the rules see them in `external.valueSets`: id → sorted array of codes.
     pub fn external_value_sets(&self) -> &Value {
         &self.external_value_sets
     }
@@ -874,6 +871,15 @@ impl Rule {
     pub fn logic(&self) -> &Expr {
         &self.logic
     }
+    /// Whether the Logic and the outcomes' Samples all run on the fast path (see the crate
+    /// documentation); otherwise the CertLogic engine evaluates them on the facts document.
+    pub fn on_fast_path(&self) -> bool {
+        self.fast.is_some()
+            && [&self.on_pass, &self.on_fail]
+                .into_iter()
+                .flatten()
+                .all(|o| o.sample.is_none() || o.fast_sample.is_some())
+    }
     pub fn on_pass(&self) -> Option<&Outcome> {
         self.on_pass.as_ref()
     }
@@ -884,6 +890,14 @@ impl Rule {
     pub fn json(&self) -> &Value {
         &self.json
     }
+}
+
+/// A value set as rules see it: its codes, sorted (whatever the order of the file or of the JSON
+/// map), as the array `external.valueSets.<id>`.
+pub(crate) fn value_set_codes(entries: &Map<String, Value>) -> Vec<Value> {
+    let mut codes: Vec<&String> = entries.keys().collect();
+    codes.sort();
+    codes.into_iter().cloned().map(Value::String).collect()
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {

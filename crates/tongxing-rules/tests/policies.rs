@@ -253,6 +253,16 @@ fn reasons_carry_the_rules_descriptions() {
 }
 
 #[test]
+fn every_built_in_rule_runs_on_the_fast_path() {
+    for s in sets() {
+        for r in s.rules() {
+            assert!(r.on_fast_path(), "{} {}", s.id(), r.identifier());
+        }
+    }
+    assert!(!with_slow_rule(0).rules().iter().all(|r| r.on_fast_path()));
+}
+
+#[test]
 fn the_policy_in_force_by_date() {
     let sets = sets();
     let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
