@@ -15,7 +15,7 @@ mod migrate;
 pub mod model;
 mod sql;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,16 +24,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::{Pool, Postgres, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tongxing_domain::facts::{
     CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind,
     TestResult,
 };
-use tongxing_domain::ids::Document;
 
 pub use model::*;
-use sql::{CHUNK, StoredSample, code_record, plan_samples, result_str, site_kind_str};
+use sql::{
+    EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_stored, plan_samples,
+    result_str, site_kind_str, to_json,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,11 +77,21 @@ pub(crate) struct Pools<DB: sqlx::Database> {
 
 mod sqlite_impl {
     use super::*;
-    sql::sql_impl!(Sqlite);
+    sql::sql_impl!(
+        Sqlite,
+        rows = "jsonb_each($1) AS j",
+        agg = "json_group_array",
+        arr = "json_array"
+    );
 }
 mod postgres_impl {
     use super::*;
-    sql::sql_impl!(Postgres);
+    sql::sql_impl!(
+        Postgres,
+        rows = "jsonb_array_elements($1::jsonb) AS j(value)",
+        agg = "json_agg",
+        arr = "json_build_array"
+    );
 }
 
 enum Backend {
@@ -150,6 +162,7 @@ impl Store {
     /// Connects to `url` (`sqlite://PATH` — created if missing — or `postgres://...`) and runs
     /// the embedded migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let mut sqlite_checkpoints: Option<Pool<Sqlite>> = None;
         let backend = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -158,14 +171,22 @@ impl Store {
                 // can lose the last transactions.
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
-                .pragma("cache_size", "-65536")
-                .pragma("temp_store", "memory");
+                .foreign_keys(false)
+                .pragma("cache_size", "-262144")
+                .pragma("temp_store", "memory")
+                .pragma("journal_size_limit", "67108864")
+                // Checkpoints run on their own connection (below), not in the writer's commits.
+                .pragma("wal_autocheckpoint", "0");
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(opts.clone())
                 .await?;
             migrate::run_sqlite(&write).await?;
+            let checkpoints = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await?;
+            sqlite_checkpoints = Some(checkpoints);
             let read = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(opts.read_only(true))
@@ -192,6 +213,9 @@ impl Store {
             }),
         };
         tokio::spawn(entry_writer(store.clone_backend_handle(), rx));
+        if let Some(pool) = sqlite_checkpoints {
+            tokio::spawn(checkpointer(store.clone_backend_handle(), pool));
+        }
         Ok(store)
     }
 
@@ -398,6 +422,34 @@ impl Store {
 }
 
 struct WriterHandle(std::sync::Weak<Inner>);
+
+/// Copies SQLite's write-ahead log into the database file every half second (a passive
+/// checkpoint: it never blocks the writer or readers), so commits never pay for it.
+async fn checkpointer(handle: WriterHandle, pool: Pool<Sqlite>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if handle.0.strong_count() == 0 {
+            break;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(r) => tracing::debug!(
+                busy = r.get::<i64, _>(0),
+                log = r.get::<i64, _>(1),
+                done = r.get::<i64, _>(2),
+                "WAL checkpoint"
+            ),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await;
+    pool.close().await;
+}
 
 /// The group-commit task: takes every event waiting, writes them in one transaction, answers
 /// each caller. Ends when every `Store` clone is gone.

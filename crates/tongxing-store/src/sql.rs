@@ -3,13 +3,13 @@
 //! instantiated for each driver by `sql_impl!`, so there is one implementation to read and the
 //! type checker still sees each driver's concrete types (sqlx has no useful generic executor).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tongxing_domain::facts::{SiteKind, TestResult};
 
 use crate::model::{SampleInput, SampleOutcome};
 
-/// The stored state of one sample, enough to tell new from unchanged from corrected.
+/// The stored state of one sample, enough to tell unchanged from corrected.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredSample {
     pub person_id: i64,
@@ -18,15 +18,19 @@ pub(crate) struct StoredSample {
     pub site_kind: String,
     pub result: String,
     pub revision: i64,
+    pub updated_at: i64,
+    pub updated_by: String,
 }
 
-/// What to write for a batch of samples, decided in memory from what is stored.
+pub(crate) type SampleKey = (String, String);
+
+/// What to write for the samples that were not new, decided in memory.
 pub(crate) struct SamplePlan<'a> {
     pub outcomes: Vec<SampleOutcome>,
-    /// (input, person id, revision): rows to insert.
-    pub inserts: Vec<(&'a SampleInput, i64, i64)>,
-    /// (input, person id, revision): rows to update.
+    /// (input, person id, new revision): corrections to apply, in order.
     pub updates: Vec<(&'a SampleInput, i64, i64)>,
+    /// The versions corrections replace, for the history.
+    pub history: Vec<(SampleKey, StoredSample)>,
 }
 
 pub(crate) fn site_kind_str(k: SiteKind) -> &'static str {
@@ -36,19 +40,28 @@ pub(crate) fn result_str(r: TestResult) -> &'static str {
     r.as_str()
 }
 
-/// Classifies each input against the stored samples (and earlier inputs of the same batch).
+/// Classifies each input. `inserted` holds the keys the batch's `INSERT .. ON CONFLICT DO
+/// NOTHING` created (the first input with such a key is the accepted one); `stored` holds what
+/// was already stored for the other keys. A key repeated within the batch is compared with its
+/// earlier version, so the batch behaves exactly as the same rows sent one by one.
 pub(crate) fn plan_samples<'a>(
     inputs: &'a [SampleInput],
     people: &HashMap<String, i64>,
-    mut stored: HashMap<(String, String), StoredSample>,
+    inserted: &HashSet<SampleKey>,
+    mut stored: HashMap<SampleKey, StoredSample>,
+    by: &str,
+    now: i64,
 ) -> SamplePlan<'a> {
     let mut plan = SamplePlan {
         outcomes: Vec::with_capacity(inputs.len()),
-        inserts: Vec::new(),
         updates: Vec::new(),
+        history: Vec::new(),
     };
+    let mut first_seen: HashSet<SampleKey> = HashSet::new();
     for input in inputs {
-        let person_id = people[&input.document.key()];
+        // Ids are read only when some row is not new; a new row's id is not needed here.
+        let person_id = people.get(&input.document.key()).copied().unwrap_or(0);
+        let key = (input.lab.clone(), input.sample_id.clone());
         let new = StoredSample {
             person_id,
             sampled_at: crate::model::ms(input.sampled_at),
@@ -56,38 +69,90 @@ pub(crate) fn plan_samples<'a>(
             site_kind: site_kind_str(input.site_kind).to_string(),
             result: result_str(input.result).to_string(),
             revision: 1,
+            updated_at: now,
+            updated_by: by.to_string(),
         };
-        let key = (input.lab.clone(), input.sample_id.clone());
-        match stored.get_mut(&key) {
-            None => {
-                plan.inserts.push((input, person_id, 1));
-                stored.insert(key, new);
-                plan.outcomes.push(SampleOutcome::Accepted);
-            }
-            Some(old) => {
-                let same = old.person_id == new.person_id
-                    && old.sampled_at == new.sampled_at
-                    && old.site == new.site
-                    && old.site_kind == new.site_kind
-                    && old.result == new.result;
-                if same {
-                    plan.outcomes.push(SampleOutcome::Unchanged);
-                } else {
-                    let revision = old.revision + 1;
-                    *old = StoredSample { revision, ..new };
-                    // Updates run after the inserts, so a sample first seen earlier in this
-                    // same batch ends at its latest version too.
-                    plan.updates.push((input, person_id, revision));
-                    plan.outcomes.push(SampleOutcome::Corrected);
-                }
-            }
+        if inserted.contains(&key) && first_seen.insert(key.clone()) {
+            stored.insert(key, new);
+            plan.outcomes.push(SampleOutcome::Accepted);
+            continue;
+        }
+        let Some(old) = stored.get_mut(&key) else {
+            // Cannot happen: a key is either inserted now or was stored before.
+            plan.outcomes.push(SampleOutcome::Unchanged);
+            continue;
+        };
+        let same = old.person_id == new.person_id
+            && old.sampled_at == new.sampled_at
+            && old.site == new.site
+            && old.site_kind == new.site_kind
+            && old.result == new.result;
+        if same {
+            plan.outcomes.push(SampleOutcome::Unchanged);
+        } else {
+            let revision = old.revision + 1;
+            plan.history.push((key, old.clone()));
+            *old = StoredSample { revision, ..new };
+            plan.updates.push((input, person_id, revision));
+            plan.outcomes.push(SampleOutcome::Corrected);
         }
     }
     plan
 }
 
+/// One row of a sample batch, as sent to the database in a single JSON parameter.
+#[derive(serde::Serialize)]
+pub(crate) struct SampleRow<'a> {
+    pub k: String,
+    pub dk: &'static str,
+    pub dn: &'a str,
+    pub l: &'a str,
+    pub s: &'a str,
+    pub t: i64,
+    pub si: &'a str,
+    pub sk: &'static str,
+    pub r: &'static str,
+}
+
+impl<'a> SampleRow<'a> {
+    pub fn new(i: &'a SampleInput) -> Self {
+        SampleRow {
+            k: i.document.key(),
+            dk: i.document.kind().as_str(),
+            dn: i.document.number(),
+            l: &i.lab,
+            s: &i.sample_id,
+            t: crate::model::ms(i.sampled_at),
+            si: &i.site,
+            sk: site_kind_str(i.site_kind),
+            r: result_str(i.result),
+        }
+    }
+}
+
+/// One entry event, as sent to the database in a single JSON parameter.
+#[derive(serde::Serialize)]
+pub(crate) struct EntryRow<'a> {
+    pub c: &'a str,
+    pub t: i64,
+    pub k: &'a str,
+    pub p: Option<i64>,
+    pub v: &'static str,
+    pub r: String,
+    pub pi: &'a str,
+    pub pv: &'a str,
+    pub f: String,
+    pub pl: Option<&'a str>,
+    pub o: &'a str,
+}
+
+/// Batches travel as one JSON array parameter and are unpacked by the database (`rows` is
+/// `jsonb_each($1) AS j` on SQLite, `jsonb_array_elements($1::jsonb) AS j(value)` on
+/// PostgreSQL): one prepared statement and one round trip per batch, whatever its size.
+/// Results of many rows come back the same way, aggregated into one JSON text (`agg`, `arr`:
+/// `json_group_array`/`json_array` on SQLite, `json_agg`/`json_build_array` on PostgreSQL).
 macro_rules! sql_impl {
-    ($db:ty) => {
+    ($db:ty, rows = $rows:literal, agg = $agg:literal, arr = $arr:literal) => {
         impl crate::Pools<$db> {
             pub(crate) async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -162,10 +227,15 @@ macro_rules! sql_impl {
                     .collect())
             }
 
+            /// Every version of a sample, oldest first: the replaced ones, then the current one.
             pub(crate) async fn sample_history(&self, lab: &str, sample_id: &str) -> Result<Vec<SampleRecord>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT lab, sample_id, sampled_at, site, site_kind, result, revision, recorded_at
-                     FROM sample_history WHERE lab = $1 AND sample_id = $2 ORDER BY revision",
+                     FROM sample_history WHERE lab = $1 AND sample_id = $2
+                     UNION ALL
+                     SELECT lab, sample_id, sampled_at, site, site_kind, result, revision, updated_at
+                     FROM samples WHERE lab = $1 AND sample_id = $2
+                     ORDER BY 7",
                 )
                 .bind(lab)
                 .bind(sample_id)
@@ -197,88 +267,95 @@ macro_rules! sql_impl {
                     return Ok(Vec::new());
                 }
                 let now = ms(at);
+                // The first row of each (lab, sample_id) may be new; later ones in the same
+                // batch are compared with it, as if sent one by one.
+                let mut firsts = HashSet::with_capacity(inputs.len());
+                let mut rows = Vec::with_capacity(inputs.len());
+                for i in inputs {
+                    if firsts.insert((i.lab.as_str(), i.sample_id.as_str())) {
+                        rows.push(SampleRow::new(i));
+                    }
+                }
+                let repeats = rows.len() < inputs.len();
+                let json = to_json(&rows)?;
                 let mut tx = self.write.begin().await?;
 
-                // People: create the ones never seen (results often arrive first).
-                let mut docs: Vec<&Document> = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                for i in inputs {
-                    if seen.insert(i.document.key()) {
-                        docs.push(&i.document);
-                    }
-                }
-                let mut people: HashMap<String, i64> = HashMap::with_capacity(docs.len());
-                for chunk in docs.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, d| {
-                        b.push_bind(d.key()).push_bind(d.kind().as_str()).push_bind(d.number().to_string()).push_bind(now).push_bind(now);
-                    });
-                    qb.push(" ON CONFLICT (doc_key) DO NOTHING");
-                    qb.build().execute(&mut *tx).await?;
+                // What is stored already, as one aggregated row (rows cost a round trip each).
+                let found: Option<String> = sqlx::query_scalar(concat!(
+                    "SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.person_id, s.sampled_at, s.site, s.site_kind, s.result,
+                            s.revision, s.updated_at, s.updated_by)) AS TEXT)
+                     FROM ", $rows, " JOIN samples s ON s.lab = j.value ->> 'l' AND s.sample_id = j.value ->> 's'"
+                ))
+                .bind(&json)
+                .fetch_one(&mut *tx)
+                .await?;
+                let stored = parse_stored(found.as_deref())?;
 
-                    let mut qb = QueryBuilder::<$db>::new("SELECT doc_key, id FROM people WHERE doc_key IN (");
-                    let mut sep = qb.separated(", ");
-                    for d in chunk {
-                        sep.push_bind(d.key());
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        people.insert(r.get(0), r.get(1));
-                    }
-                }
+                // People never seen are created (results often arrive first).
+                sqlx::query(concat!(
+                    "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
+                     SELECT j.value ->> 'k', j.value ->> 'dk', j.value ->> 'dn', $2, $2 FROM ", $rows, " WHERE true
+                     ON CONFLICT (doc_key) DO NOTHING"
+                ))
+                .bind(&json)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
 
-                // What is stored for these samples.
-                let mut stored = HashMap::new();
-                for chunk in inputs.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT lab, sample_id, person_id, sampled_at, site, site_kind, result, revision FROM samples WHERE (lab, sample_id) IN (",
-                    );
-                    let mut first = true;
-                    for i in chunk {
-                        qb.push(if first { "(" } else { ", (" });
-                        first = false;
-                        qb.push_bind(i.lab.clone()).push(", ").push_bind(i.sample_id.clone()).push(")");
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        stored.insert(
-                            (r.get::<String, _>(0), r.get::<String, _>(1)),
-                            StoredSample {
-                                person_id: r.get(2),
-                                sampled_at: r.get(3),
-                                site: r.get(4),
-                                site_kind: r.get(5),
-                                result: r.get(6),
-                                revision: r.get(7),
-                            },
-                        );
-                    }
+                // Comparing a resend with what is stored needs the people's ids.
+                let mut people = HashMap::new();
+                if repeats || !stored.is_empty() {
+                    let all: Vec<SampleRow> = inputs.iter().map(SampleRow::new).collect();
+                    let ids: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
+                         FROM (SELECT DISTINCT j.value ->> 'k' AS k FROM ", $rows, ") d JOIN people p ON p.doc_key = d.k"
+                    ))
+                    .bind(to_json(&all)?)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    people = parse_people(ids.as_deref())?;
                 }
 
-                let plan = plan_samples(inputs, &people, stored);
-                for chunk in plan.inserts.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, (i, pid, rev)| {
-                        b.push_bind(i.lab.clone())
-                            .push_bind(i.sample_id.clone())
-                            .push_bind(*pid)
-                            .push_bind(ms(i.sampled_at))
-                            .push_bind(i.site.clone())
-                            .push_bind(site_kind_str(i.site_kind))
-                            .push_bind(result_str(i.result))
-                            .push_bind(*rev)
-                            .push_bind(now);
-                    });
-                    qb.build().execute(&mut *tx).await?;
+                let inserted: HashSet<SampleKey> =
+                    rows.iter().map(|r| (r.l.to_string(), r.s.to_string())).filter(|k| !stored.contains_key(k)).collect();
+                let new_rows: Vec<&SampleRow> = rows.iter().filter(|r| !stored.contains_key(&(r.l.to_string(), r.s.to_string()))).collect();
+                if !new_rows.is_empty() {
+                    sqlx::query(concat!(
+                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by)
+                         SELECT j.value ->> 'l', j.value ->> 's', p.id, CAST(j.value ->> 't' AS BIGINT), j.value ->> 'si',
+                                j.value ->> 'sk', j.value ->> 'r', 1, $2, $3
+                         FROM ", $rows, " JOIN people p ON p.doc_key = j.value ->> 'k'"
+                    ))
+                    .bind(to_json(&new_rows)?)
+                    .bind(now)
+                    .bind(by)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                let plan = plan_samples(inputs, &people, &inserted, stored, by, now);
+                for ((lab, sid), old) in &plan.history {
+                    sqlx::query(
+                        "INSERT INTO sample_history (lab, sample_id, revision, result, sampled_at, site, site_kind, recorded_at, recorded_by)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(lab)
+                    .bind(sid)
+                    .bind(old.revision)
+                    .bind(&old.result)
+                    .bind(old.sampled_at)
+                    .bind(&old.site)
+                    .bind(&old.site_kind)
+                    .bind(old.updated_at)
+                    .bind(&old.updated_by)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 for (i, pid, rev) in &plan.updates {
                     sqlx::query(
-                        "UPDATE samples SET person_id = $1, sampled_at = $2, site = $3, site_kind = $4, result = $5, revision = $6, updated_at = $7
-                         WHERE lab = $8 AND sample_id = $9",
+                        "UPDATE samples SET person_id = $1, sampled_at = $2, site = $3, site_kind = $4, result = $5, revision = $6,
+                            updated_at = $7, updated_by = $8
+                         WHERE lab = $9 AND sample_id = $10",
                     )
                     .bind(*pid)
                     .bind(ms(i.sampled_at))
@@ -287,28 +364,11 @@ macro_rules! sql_impl {
                     .bind(result_str(i.result))
                     .bind(*rev)
                     .bind(now)
+                    .bind(by)
                     .bind(&i.lab)
                     .bind(&i.sample_id)
                     .execute(&mut *tx)
                     .await?;
-                }
-                let history: Vec<_> = plan.inserts.iter().chain(plan.updates.iter()).collect();
-                for chunk in history.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO sample_history (lab, sample_id, revision, result, sampled_at, site, site_kind, recorded_at, recorded_by) ",
-                    );
-                    qb.push_values(chunk, |mut b, (i, _pid, rev)| {
-                        b.push_bind(i.lab.clone())
-                            .push_bind(i.sample_id.clone())
-                            .push_bind(*rev)
-                            .push_bind(result_str(i.result))
-                            .push_bind(ms(i.sampled_at))
-                            .push_bind(i.site.clone())
-                            .push_bind(site_kind_str(i.site_kind))
-                            .push_bind(now)
-                            .push_bind(by.to_string());
-                    });
-                    qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(plan.outcomes)
@@ -637,26 +697,33 @@ macro_rules! sql_impl {
 
             /// Writes entry events in one transaction (the group commit of checks).
             pub(crate) async fn record_entries(&self, events: &[EntryEvent]) -> Result<(), StoreError> {
+                let rows: Vec<EntryRow> = events
+                    .iter()
+                    .map(|e| EntryRow {
+                        c: &e.checkpoint_id,
+                        t: ms(e.checked_at),
+                        k: &e.doc_key,
+                        p: e.person_id,
+                        v: e.verdict.as_str(),
+                        r: serde_json::to_string(&e.reasons).unwrap_or_default(),
+                        pi: &e.policy_id,
+                        pv: &e.policy_version,
+                        f: serde_json::to_string(&e.facts).unwrap_or_default(),
+                        pl: e.plate.as_deref(),
+                        o: &e.officer,
+                    })
+                    .collect();
+                let json = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let mut tx = self.write.begin().await?;
-                for chunk in events.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, facts, plate, officer) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(e.checkpoint_id.clone())
-                            .push_bind(ms(e.checked_at))
-                            .push_bind(e.doc_key.clone())
-                            .push_bind(e.person_id)
-                            .push_bind(e.verdict.as_str())
-                            .push_bind(serde_json::to_string(&e.reasons).unwrap_or_default())
-                            .push_bind(e.policy_id.clone())
-                            .push_bind(e.policy_version.clone())
-                            .push_bind(serde_json::to_string(&e.facts).unwrap_or_default())
-                            .push_bind(e.plate.clone())
-                            .push_bind(e.officer.clone());
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
+                sqlx::query(concat!(
+                    "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, facts, plate, officer)
+                     SELECT j.value ->> 'c', CAST(j.value ->> 't' AS BIGINT), j.value ->> 'k', CAST(j.value ->> 'p' AS BIGINT), j.value ->> 'v',
+                            j.value ->> 'r', j.value ->> 'pi', j.value ->> 'pv', j.value ->> 'f', j.value ->> 'pl', j.value ->> 'o'
+                     FROM ", $rows
+                ))
+                .bind(&json)
+                .execute(&mut *tx)
+                .await?;
                 for e in events.iter().filter(|e| e.commuter_first_check) {
                     if let Some(pid) = e.person_id {
                         sqlx::query("UPDATE commuters SET first_checked_at = $1 WHERE person_id = $2 AND first_checked_at IS NULL")
@@ -821,8 +888,74 @@ macro_rules! sql_impl {
 
 pub(crate) use sql_impl;
 
-/// Rows per multi-row statement: well under SQLite's 32,766 parameters with 11 columns.
-pub(crate) const CHUNK: usize = 500;
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, crate::StoreError> {
+    serde_json::to_string(v).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+/// Parses the aggregated stored samples: arrays of
+/// [lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by].
+pub(crate) fn parse_stored(
+    json: Option<&str>,
+) -> Result<HashMap<SampleKey, StoredSample>, crate::StoreError> {
+    type Row = (
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+    );
+    let rows: Vec<Row> = match json {
+        Some(j) => serde_json::from_str(j)
+            .map_err(|e| crate::StoreError::Corrupt(format!("stored samples: {e}")))?,
+        None => Vec::new(),
+    };
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                lab,
+                sid,
+                person_id,
+                sampled_at,
+                site,
+                site_kind,
+                result,
+                revision,
+                updated_at,
+                updated_by,
+            )| {
+                (
+                    (lab, sid),
+                    StoredSample {
+                        person_id,
+                        sampled_at,
+                        site,
+                        site_kind,
+                        result,
+                        revision,
+                        updated_at,
+                        updated_by,
+                    },
+                )
+            },
+        )
+        .collect())
+}
+
+/// Parses aggregated [doc_key, id] pairs.
+pub(crate) fn parse_people(json: Option<&str>) -> Result<HashMap<String, i64>, crate::StoreError> {
+    let rows: Vec<(String, i64)> = match json {
+        Some(j) => serde_json::from_str(j)
+            .map_err(|e| crate::StoreError::Corrupt(format!("people: {e}")))?,
+        None => Vec::new(),
+    };
+    Ok(rows.into_iter().collect())
+}
 
 pub(crate) fn code_record(
     colour: String,

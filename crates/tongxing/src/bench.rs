@@ -1,11 +1,444 @@
-//! `tongxing bench`: measurements for docs/PERFORMANCE.md.
+//! `tongxing bench`: the measurements behind docs/PERFORMANCE.md, printed as figures.
+//!
+//! - `decide`: the pure decision function on one core.
+//! - `populate`: fills a database with people and results (for the other benches).
+//! - `import`: writes a lab CSV of N rows and imports it as `tongxing import results` does.
+//! - `checks`: the real server on a loopback port and a load generator in the same process,
+//!   each check writing its entry event; throughput and latency percentiles.
 
-use anyhow::Result;
-use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{Duration, Utc};
+use clap::{Args, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tongxing_domain::facts::{
+    CheckpointFacts, CodeColour, CodeFacts, CommuterFacts, CommuterStatus, Facts, PersonFacts,
+    SampleFact, SiteKind, TestResult,
+};
+use tongxing_domain::ids::{Document, DocumentKind};
+use tongxing_domain::{Policy, decide};
+use tongxing_store::{Checkpoint, CommuterApplication, PersonInput, SampleInput, Store};
+
+use crate::demo::Rng;
 
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchCmd,
+}
 
-pub async fn run(_args: BenchArgs) -> Result<()> {
-    anyhow::bail!("not yet")
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// The pure decision function, single-threaded.
+    Decide {
+        #[arg(long, default_value_t = 5_000_000)]
+        iterations: u64,
+    },
+    /// Fill a database: N people, M results, a share of them commuters, and checkpoints.
+    Populate {
+        #[arg(long, default_value = crate::DEFAULT_DATABASE)]
+        database: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        people: u64,
+        #[arg(long, default_value_t = 10_000_000)]
+        results: u64,
+    },
+    /// Import a generated lab CSV of N rows (timed: the import only).
+    Import {
+        #[arg(long, default_value = crate::DEFAULT_DATABASE)]
+        database: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// People the rows are spread over (rows / people samples each).
+        #[arg(long, default_value_t = 1_000_000)]
+        people: u64,
+        /// Seed of the generated rows: a different seed gives new samples.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Checkpoint decisions over HTTP against a populated database.
+    Checks {
+        #[arg(long, default_value = crate::DEFAULT_DATABASE)]
+        database: String,
+        /// People the populated database holds (checks pick among them).
+        #[arg(long, default_value_t = 1_000_000)]
+        people: u64,
+        #[arg(long, default_value_t = 100_000)]
+        requests: u64,
+        /// Concurrent connections (checkpoint terminals).
+        #[arg(long, default_value_t = 32)]
+        concurrency: u64,
+    },
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    match args.what {
+        BenchCmd::Decide { iterations } => bench_decide(iterations),
+        BenchCmd::Populate {
+            database,
+            people,
+            results,
+        } => populate(&database, people, results).await,
+        BenchCmd::Import {
+            database,
+            rows,
+            people,
+            seed,
+        } => bench_import(&database, rows, people, seed).await,
+        BenchCmd::Checks {
+            database,
+            people,
+            requests,
+            concurrency,
+        } => bench_checks(&database, people, requests, concurrency).await,
+    }
+}
+
+/// A realistic mix of facts: visitors with 0-3 samples, commuters, a few yellow codes.
+fn facts_mix(n: usize, rng: &mut Rng, at: chrono::DateTime<Utc>) -> Vec<Facts> {
+    (0..n)
+        .map(|i| {
+            let samples = (0..rng.below(4))
+                .map(|k| SampleFact {
+                    lab: "BJ-LAB-017".into(),
+                    sample_id: format!("S{i}-{k}"),
+                    sampled_at: at - Duration::minutes(rng.below(20 * 24 * 60) as i64),
+                    site: if rng.chance(20) {
+                        "SA-JINGHA-XIANGHE".into()
+                    } else {
+                        "H-CHAOYANG".into()
+                    },
+                    site_kind: if rng.chance(20) {
+                        SiteKind::ServiceArea
+                    } else {
+                        SiteKind::Hospital
+                    },
+                    result: match rng.below(20) {
+                        0 => TestResult::Pending,
+                        1 => TestResult::Invalid,
+                        _ => TestResult::Negative,
+                    },
+                })
+                .collect();
+            let commuter = rng.chance(30).then(|| CommuterFacts {
+                status: if rng.chance(90) {
+                    CommuterStatus::Approved
+                } else {
+                    CommuterStatus::Suspended
+                },
+                valid_until: Some(at + Duration::days(100)),
+                first_checked_at: rng.chance(80).then(|| at - Duration::days(3)),
+            });
+            let code = rng.chance(3).then(|| CodeFacts {
+                colour: CodeColour::Yellow,
+                reason: Some("弹窗".into()),
+                expires_at: None,
+            });
+            Facts {
+                person: PersonFacts {
+                    known: true,
+                    code,
+                    commuter,
+                    samples,
+                    commitment_letter: rng.chance(10),
+                },
+                checkpoint: CheckpointFacts {
+                    id: "CP-JINGHA".into(),
+                    road: Some("京哈高速".into()),
+                },
+            }
+        })
+        .collect()
+}
+
+fn bench_decide(iterations: u64) -> Result<()> {
+    let policy = Policy::beijing_2021_11_17();
+    let at = Utc::now();
+    let facts = facts_mix(4096, &mut Rng::new(1), at);
+    let mut passes = 0u64;
+    let start = Instant::now();
+    for i in 0..iterations {
+        let d = decide(&facts[(i as usize) & 4095], &policy, at);
+        passes += (d.verdict == tongxing_domain::Verdict::Pass) as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "decide: {iterations} decisions in {secs:.3} s on one core = {:.0} decisions/s ({:.0} ns each; {passes} passes)",
+        iterations as f64 / secs,
+        secs * 1e9 / iterations as f64
+    );
+    Ok(())
+}
+
+/// The i-th generated person's document: unique for i below 160 million, stable across runs.
+fn person_doc(i: u64) -> String {
+    const REGIONS: [&str; 8] = [
+        "110105", "110108", "131082", "131028", "131024", "120104", "130102", "110101",
+    ];
+    let region = REGIONS[(i % 8) as usize];
+    let j = i / 8;
+    let birth = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).expect("date")
+        + Duration::days(((j / 1000) % 20000) as i64);
+    let first17 = format!("{region}{}{:03}", birth.format("%Y%m%d"), j % 1000);
+    let check = tongxing_domain::ids::id_check_char(first17.as_bytes());
+    format!("{first17}{check}")
+}
+
+async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
+    let store = Store::connect(database)
+        .await
+        .with_context(|| format!("opening {database}"))?;
+    let now = Utc::now();
+    let today = now.with_timezone(&tongxing_domain::shanghai()).date_naive();
+    let policy = Policy::beijing_2021_11_17();
+    for tp in &policy.designated_test_points {
+        let short = tp
+            .id
+            .trim_start_matches("SA-")
+            .split('-')
+            .next()
+            .unwrap_or("X")
+            .to_string();
+        store
+            .upsert_checkpoint(
+                &Checkpoint {
+                    id: format!("CP-{short}"),
+                    name: tp.road.clone(),
+                    road: Some(tp.road.clone()),
+                    kind: "police".into(),
+                },
+                now,
+            )
+            .await?;
+    }
+    let start = Instant::now();
+    let mut rng = Rng::new(42);
+    let per_person = results.div_ceil(people.max(1));
+    let mut batch = Vec::with_capacity(10_000);
+    let mut written = 0u64;
+    for i in 0..people {
+        let doc = Document::parse(DocumentKind::ResidentId, &person_doc(i), today)?;
+        for k in 0..per_person {
+            if written + batch.len() as u64 >= results {
+                break;
+            }
+            batch.push(SampleInput {
+                lab: format!("LAB-{:02}", i % 40),
+                sample_id: format!("P{i}-{k}"),
+                document: doc.clone(),
+                sampled_at: now - Duration::minutes(rng.below(30 * 24 * 60) as i64),
+                site: "H-CHAOYANG".into(),
+                site_kind: SiteKind::Hospital,
+                result: if rng.chance(3) {
+                    TestResult::Pending
+                } else {
+                    TestResult::Negative
+                },
+            });
+        }
+        if batch.len() >= 10_000 {
+            store.submit_samples(&batch, "bench", now).await?;
+            written += batch.len() as u64;
+            batch.clear();
+            if written % 1_000_000 < 10_000 {
+                eprintln!(
+                    "populate: {written} results, {:.0} rows/s",
+                    written as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    store.submit_samples(&batch, "bench", now).await?;
+    written += batch.len() as u64;
+    // 3% commuters, imported approved.
+    let mut commuters = Vec::new();
+    for i in (0..people).step_by(33) {
+        let doc = Document::parse(DocumentKind::ResidentId, &person_doc(i), today)?;
+        let home = tongxing_domain::ids::RegionCode::parse("131082")?;
+        commuters.push((
+            PersonInput {
+                document: doc,
+                name: None,
+                phone: None,
+                residence_region: Some(home),
+            },
+            CommuterApplication {
+                kind: tongxing_domain::facts::CommuterKind::Worker,
+                residence_region: home,
+                residence_proof: "lease".into(),
+                employer_name: "bench".into(),
+                employer_uscc: "91350100M000100Y43".into(),
+                work_region: tongxing_domain::ids::RegionCode::parse("110105")?,
+            },
+        ));
+        if commuters.len() >= 5000 {
+            store
+                .import_commuters(&commuters, now + Duration::days(180), "bench", now)
+                .await?;
+            commuters.clear();
+        }
+    }
+    store
+        .import_commuters(&commuters, now + Duration::days(180), "bench", now)
+        .await?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "populate: {people} people, {written} results in {secs:.1} s ({:.0} results/s)",
+        written as f64 / secs
+    );
+    println!("{:?}", store.counts().await?);
+    store.close().await;
+    Ok(())
+}
+
+async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("tongxing-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file: PathBuf = dir.join("results.csv");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        writeln!(
+            w,
+            "lab,sample_id,document_number,sampled_at,site,site_kind,result"
+        )?;
+        let mut rng = Rng::new(seed);
+        // A fixed day, so that importing the same rows twice is a re-import (unchanged).
+        let base =
+            chrono::DateTime::parse_from_rfc3339("2021-11-17T06:00:00+08:00").expect("valid time");
+        for r in 0..rows {
+            let p = rng.below(people.max(1));
+            let t = base + Duration::seconds(rng.below(24 * 3600) as i64);
+            let result = if rng.chance(5) { "pending" } else { "negative" };
+            writeln!(
+                w,
+                "LAB-{:02},S{seed}-{r},{},{},C-{},community,{result}",
+                r % 40,
+                person_doc(p),
+                t.format("%Y-%m-%d %H:%M:%S"),
+                p % 500
+            )?;
+        }
+    }
+    let store = Store::connect(database)
+        .await
+        .with_context(|| format!("opening {database}"))?;
+    let start = Instant::now();
+    let report = crate::import::import_results(&store, &file, 20_000, "bench").await?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "import: {rows} rows in {secs:.2} s = {:.0} rows/s ({} accepted, {} unchanged, {} corrected, {} rejected)",
+        rows as f64 / secs,
+        report.accepted,
+        report.unchanged,
+        report.corrected,
+        report.rejected.len()
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64) -> Result<()> {
+    let store = Store::connect(database)
+        .await
+        .with_context(|| format!("opening {database}"))?;
+    let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
+    let state = tongxing_http::AppState::new(store.clone(), crate::load_policies(&[])?);
+    let app = tongxing_http::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let (next, token) = (next.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut verdicts = [0u64; 3];
+            let mut stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let mut rng = Rng::new(c + 1);
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let doc = person_doc(rng.below(people.max(1)));
+                let body = format!(r#"{{"checkpoint_id":"CP-JINGHA","document_number":"{doc}"}}"#);
+                let req = format!(
+                    "POST /api/v1/checks HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let t0 = Instant::now();
+                stream.write_all(req.as_bytes()).await?;
+                let text = read_response(&mut stream, &mut buf).await?;
+                latencies.push(t0.elapsed());
+                if !text.starts_with("HTTP/1.1 200") {
+                    anyhow::bail!("check failed: {}", text.lines().next().unwrap_or(""));
+                }
+                let v = if text.contains("\"verdict\":\"pass\"") { 0 } else if text.contains("\"verdict\":\"conditional\"") { 1 } else { 2 };
+                verdicts[v] += 1;
+            }
+            Ok::<_, anyhow::Error>((latencies, verdicts))
+        }));
+    }
+    let mut all = Vec::with_capacity(requests as usize);
+    let mut verdicts = [0u64; 3];
+    for t in tasks {
+        let (l, v) = t.await??;
+        all.extend(l);
+        for k in 0..3 {
+            verdicts[k] += v[k];
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    let ms = |d: StdDuration| d.as_secs_f64() * 1000.0;
+    println!(
+        "checks: {} requests, {concurrency} connections, {secs:.2} s = {:.0} checks/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; pass {} conditional {} deny {}",
+        all.len(),
+        all.len() as f64 / secs,
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*all.last().unwrap_or(&StdDuration::ZERO)),
+        verdicts[0],
+        verdicts[1],
+        verdicts[2]
+    );
+    println!("{:?}", store.counts().await?);
+    Ok(())
+}
+
+/// Reads one HTTP/1.1 response with a content-length body; returns it as text.
+async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<String> {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed");
+        }
+        filled += n;
+        let text = String::from_utf8_lossy(&buf[..filled]);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if filled >= end + 4 + len {
+                return Ok(text[..end + 4 + len].to_string());
+            }
+        }
+    }
 }

@@ -11,8 +11,9 @@ CREATE TABLE people (
     updated_at INTEGER NOT NULL
 );
 
+-- Keyed by (lab, sample_id): on SQLite a WITHOUT ROWID table, so the key is the only B-tree
+-- besides the person index, and a lab's increasing sample ids are appended in order.
 CREATE TABLE samples (
-    id INTEGER PRIMARY KEY,
     lab TEXT NOT NULL,
     sample_id TEXT NOT NULL,
     person_id INTEGER NOT NULL REFERENCES people(id),
@@ -22,11 +23,12 @@ CREATE TABLE samples (
     result TEXT NOT NULL,
     revision INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    UNIQUE (lab, sample_id)
-);
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (lab, sample_id)
+) WITHOUT ROWID;
 CREATE INDEX samples_person ON samples (person_id, sampled_at);
 
--- Every version of every sample, including the first; corrections append here.
+-- The versions of a sample that corrections replaced; the current one is in samples.
 CREATE TABLE sample_history (
     id INTEGER PRIMARY KEY,
     lab TEXT NOT NULL,
