@@ -36,6 +36,8 @@ pub enum Action {
     ReadEntries,
     ReadStats,
     ManageTokens,
+    /// Publish, activate and dry-run entry policies.
+    PublishPolicy,
 }
 
 impl Role {
@@ -57,6 +59,7 @@ impl Role {
             ReadEntries => matches!(self, Admin | Registry),
             ReadStats => matches!(self, Admin | Analyst | Health),
             ManageTokens => matches!(self, Admin),
+            PublishPolicy => matches!(self, Health),
         }
     }
 }

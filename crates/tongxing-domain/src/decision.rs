@@ -254,6 +254,90 @@ pub enum Lang {
     En,
 }
 
+impl ReasonCode {
+    /// What the person should do, without the policy's numbers (a rule set's own description
+    /// says what was required). `test_point` names the nearest designated test point;
+    /// `colour_reason` is the health authority's reason for a yellow or red code.
+    pub fn advice(
+        self,
+        lang: Lang,
+        test_point: Option<&str>,
+        colour_reason: Option<&str>,
+    ) -> String {
+        let why = colour_reason.unwrap_or("-");
+        let go_test = |lang| {
+            match (lang, test_point) {
+            (Lang::Zh, Some(t)) => format!("请前往最近的{t}采样，签署承诺书后可先行进京。"),
+            (Lang::Zh, None) => "请前往临京服务区检测点采样，签署承诺书后可先行进京。".to_string(),
+            (Lang::En, Some(t)) => format!("Get tested at the nearest test point, {t}; after signing the commitment letter you may enter."),
+            (Lang::En, None) => "Get tested at a service-area test point; after signing the commitment letter you may enter.".to_string(),
+        }
+        };
+        match (lang, self) {
+            (
+                Lang::Zh,
+                Self::NegativeWithinWindow
+                | Self::CommuterNegativeWithinWindow
+                | Self::CommuterFirstCheck,
+            ) => "可以通行。".into(),
+            (
+                Lang::En,
+                Self::NegativeWithinWindow
+                | Self::CommuterNegativeWithinWindow
+                | Self::CommuterFirstCheck,
+            ) => "You may pass.".into(),
+            (Lang::Zh, Self::PendingWithCommitment) => {
+                "可有条件通行；结果出来前请减少外出。".into()
+            }
+            (Lang::En, Self::PendingWithCommitment) => {
+                "You may enter; limit your movements until the result arrives.".into()
+            }
+            (Lang::Zh, Self::CodeYellow) => {
+                format!("健康码为黄码（{why}），请按健康宝提示完成核酸检测或申诉。")
+            }
+            (Lang::En, Self::CodeYellow) => format!(
+                "Yellow health code ({why}): follow the Health Kit's instructions to test or appeal."
+            ),
+            (Lang::Zh, Self::CodeRed) => format!("健康码为红码（{why}），请配合防疫人员处置。"),
+            (Lang::En, Self::CodeRed) => format!(
+                "Red health code ({why}): please follow the epidemic-control staff's instructions."
+            ),
+            (Lang::Zh, Self::PositiveResult) => "请配合防疫人员处置。".into(),
+            (Lang::En, Self::PositiveResult) => {
+                "Please follow the epidemic-control staff's instructions.".into()
+            }
+            (
+                lang,
+                Self::TestTooOld
+                | Self::CommuterTestTooOld
+                | Self::FirstCheckNeeds48h
+                | Self::NoValidTest,
+            ) => go_test(lang),
+            (Lang::Zh, Self::CommitmentLetterRequired) => {
+                "签署《进（返）京人员承诺书》后可有条件通行。".into()
+            }
+            (Lang::En, Self::CommitmentLetterRequired) => {
+                "Sign the entry commitment letter to enter conditionally.".into()
+            }
+            (Lang::Zh, Self::CommuterNotActive) => "按一般进京人员查验。".into(),
+            (Lang::En, Self::CommuterNotActive) => "Checked as a visitor.".into(),
+        }
+    }
+
+    /// Parses the stable code (e.g. `NO_VALID_TEST`).
+    pub fn parse(s: &str) -> Option<ReasonCode> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+impl Verdict {
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [Verdict::Pass, Verdict::Conditional, Verdict::Deny]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
 impl Reason {
     /// The message for the officer to read out: what is wrong and what the person should do.
     /// `road` is the checkpoint's road, used to name the nearest service-area test point;

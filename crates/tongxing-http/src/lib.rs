@@ -5,6 +5,7 @@
 //! tokens and roles; `metrics` the Prometheus registry; `openapi` the generated document.
 
 pub mod auth;
+pub mod dryrun;
 pub mod error;
 pub mod metrics;
 mod openapi;
@@ -22,6 +23,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use tongxing_domain::Policy;
+use tongxing_rules::RuleSet;
 use tongxing_store::{Checkpoint, Store};
 
 use crate::error::{ApiError, ApiResult};
@@ -41,6 +43,9 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     /// Checkpoints by id, filled on first use and on every registration (checks are hot).
     pub checkpoints: Arc<RwLock<HashMap<String, Checkpoint>>>,
+    /// The rule sets checks are decided by: the built-in ones and the activated published ones.
+    /// Replaced whole on reload; a check holds the `Arc` it started with.
+    pub rules: Arc<RwLock<Arc<Vec<RuleSet>>>>,
 }
 
 impl AppState {
@@ -51,7 +56,36 @@ impl AppState {
             metrics: Default::default(),
             tokens: Default::default(),
             checkpoints: Default::default(),
+            rules: Arc::new(RwLock::new(Arc::new(tongxing_rules::builtin()))),
         }
+    }
+
+    /// The rule sets in use now.
+    pub fn rules(&self) -> Arc<Vec<RuleSet>> {
+        self.rules.read().expect("rules lock").clone()
+    }
+
+    /// Reloads the rule sets: the built-in ones plus every activated published one. A
+    /// published rule set that no longer parses is logged and skipped, never half-loaded.
+    pub async fn reload_rules(&self) -> ApiResult<usize> {
+        let mut sets = tongxing_rules::builtin();
+        for p in self.store.policies().await? {
+            if p.activated_at.is_none() {
+                continue;
+            }
+            match RuleSet::from_json(&p.body) {
+                Ok(rs) => {
+                    sets.retain(|s| !(s.id() == rs.id() && s.version() == rs.version()));
+                    sets.push(rs);
+                }
+                Err(e) => {
+                    tracing::error!(id = %p.id, version = %p.version, error = %e, "published policy does not load")
+                }
+            }
+        }
+        let n = sets.len();
+        *self.rules.write().expect("rules lock") = Arc::new(sets);
+        Ok(n)
     }
 
     /// The policy in force at `at`: the latest `valid_from` not after it.
@@ -90,7 +124,18 @@ pub fn router(state: AppState) -> Router {
         .route("/entries", get(routes::checks::entries))
         .route("/stats/overview", get(routes::stats::overview))
         .route("/stats/verdicts", get(routes::stats::verdicts))
-        .route("/policies", get(routes::stats::policies))
+        .route(
+            "/policies",
+            get(routes::policies::list)
+                .post(routes::policies::publish)
+                .layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+        .route("/policies/activate", post(routes::policies::activate))
+        .route(
+            "/policies/dry-run",
+            post(routes::policies::dry_run).layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+        .route("/policies/audit", get(routes::policies::audit))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest("/api/v1", api)

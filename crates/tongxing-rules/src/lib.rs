@@ -172,3 +172,28 @@ pub fn select(sets: &[RuleSet], at: DateTime<Utc>) -> Option<&RuleSet> {
         .filter(|s| s.in_force_at(at))
         .max_by_key(|s| s.valid_from())
 }
+
+/// A rule set's JSON re-issued under a new `version`, in force from `from` with no end date:
+/// how an authority re-imposes an earlier policy (its rules keep their identifiers and
+/// versions, so entry events still name exactly the rules that decided; their ValidTo is
+/// lifted). The result is
+/// validated like any published rule set.
+pub fn reissue(text: &str, version: &str, from: DateTime<Utc>) -> Result<String, RuleSetError> {
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(RuleSetError::Json)?;
+    let obj = v.as_object_mut().ok_or_else(|| RuleSetError::Field {
+        field: "policy".into(),
+        reason: "must be a JSON object".into(),
+    })?;
+    obj.insert("version".into(), version.into());
+    obj.insert("valid_from".into(), from.to_rfc3339().into());
+    obj.insert("valid_to".into(), serde_json::Value::Null);
+    // The rules are valid again, without end, for as long as the re-issued set is.
+    if let Some(rules) = obj.get_mut("rules").and_then(|r| r.as_array_mut()) {
+        for rule in rules.iter_mut().filter_map(|r| r.as_object_mut()) {
+            rule.insert("ValidTo".into(), serde_json::Value::Null);
+        }
+    }
+    let out = serde_json::to_string_pretty(&v).map_err(RuleSetError::Json)?;
+    RuleSet::from_json(&out)?;
+    Ok(out)
+}

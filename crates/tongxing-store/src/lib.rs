@@ -365,14 +365,55 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
             .map_err(|e| StoreError::Corrupt(format!("entry not recorded: {e}")))
     }
+    /// Entry events checked in [since, until) with an id above `after`, in id order (page
+    /// through a period by passing the last id seen).
     pub async fn entries(
         &self,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-        doc_key: Option<&str>,
+        after: i64,
         limit: i64,
     ) -> Result<Vec<EntryRecord>, StoreError> {
-        dispatch!(self, b => b.entries(since, until, doc_key, limit).await)
+        dispatch!(self, b => b.entries(since, until, after, limit).await)
+    }
+    /// Stores a rule set (audited); `Ok(false)` when exactly this was published already.
+    pub async fn publish_policy(
+        &self,
+        id: &str,
+        version: &str,
+        body: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.publish_policy(id, version, body, by, at).await)
+    }
+    /// Makes a published rule set eligible for checks from its ValidFrom (audited).
+    pub async fn activate_policy(
+        &self,
+        id: &str,
+        version: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.activate_policy(id, version, by, at).await)
+    }
+    pub async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        dispatch!(self, b => b.policies().await)
+    }
+    pub async fn audit_policy(
+        &self,
+        at: DateTime<Utc>,
+        by: &str,
+        action: &str,
+        id: &str,
+        version: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.audit_policy(at, by, action, id, version, detail).await)
+    }
+    /// Publications, activations and dry runs, oldest first.
+    pub async fn policy_audit_log(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        dispatch!(self, b => b.policy_audit_log().await)
     }
     pub async fn verdict_counts(
         &self,

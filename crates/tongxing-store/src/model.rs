@@ -132,6 +132,8 @@ pub struct EntryEvent {
     pub reasons: Vec<Reason>,
     pub policy_id: String,
     pub policy_version: String,
+    /// (rule id, rule version) of every rule evaluated.
+    pub rule_versions: Vec<(String, String)>,
     pub facts: Facts,
     pub plate: Option<String>,
     pub officer: String,
@@ -149,6 +151,7 @@ pub struct EntryRecord {
     pub reasons: serde_json::Value,
     pub policy_id: String,
     pub policy_version: String,
+    pub rule_versions: serde_json::Value,
     pub facts: serde_json::Value,
     pub plate: Option<String>,
     pub officer: String,
@@ -192,4 +195,17 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 }
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+/// A published rule set.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyRecord {
+    pub id: String,
+    pub version: String,
+    #[serde(skip)]
+    pub body: String,
+    pub published_at: DateTime<Utc>,
+    pub published_by: String,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub activated_by: Option<String>,
 }

@@ -141,6 +141,7 @@ pub(crate) struct EntryRow<'a> {
     pub r: String,
     pub pi: &'a str,
     pub pv: &'a str,
+    pub rv: String,
     pub f: String,
     pub pl: Option<&'a str>,
     pub o: &'a str,
@@ -708,6 +709,7 @@ macro_rules! sql_impl {
                         r: serde_json::to_string(&e.reasons).unwrap_or_default(),
                         pi: &e.policy_id,
                         pv: &e.policy_version,
+                        rv: serde_json::to_string(&e.rule_versions).unwrap_or_default(),
                         f: serde_json::to_string(&e.facts).unwrap_or_default(),
                         pl: e.plate.as_deref(),
                         o: &e.officer,
@@ -716,9 +718,9 @@ macro_rules! sql_impl {
                 let json = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let mut tx = self.write.begin().await?;
                 sqlx::query(concat!(
-                    "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, facts, plate, officer)
+                    "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer)
                      SELECT j.value ->> 'c', CAST(j.value ->> 't' AS BIGINT), j.value ->> 'k', CAST(j.value ->> 'p' AS BIGINT), j.value ->> 'v',
-                            j.value ->> 'r', j.value ->> 'pi', j.value ->> 'pv', j.value ->> 'f', j.value ->> 'pl', j.value ->> 'o'
+                            j.value ->> 'r', j.value ->> 'pi', j.value ->> 'pv', j.value ->> 'rv', j.value ->> 'f', j.value ->> 'pl', j.value ->> 'o'
                      FROM ", $rows
                 ))
                 .bind(&json)
@@ -737,24 +739,26 @@ macro_rules! sql_impl {
                 Ok(())
             }
 
+            /// Entry events checked in [since, until) with an id above `after`, in id order.
             pub(crate) async fn entries(
                 &self,
                 since: DateTime<Utc>,
                 until: DateTime<Utc>,
-                doc_key: Option<&str>,
+                after: i64,
                 limit: i64,
             ) -> Result<Vec<EntryRecord>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, facts, plate, officer
-                     FROM entry_events WHERE checked_at >= $1 AND checked_at < $2 AND ($3 IS NULL OR doc_key = $3)
-                     ORDER BY checked_at, id LIMIT $4",
+                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer
+                     FROM entry_events WHERE id > $1 AND checked_at >= $2 AND checked_at < $3
+                     ORDER BY id LIMIT $4",
                 )
+                .bind(after)
                 .bind(ms(since))
                 .bind(ms(until))
-                .bind(doc_key)
                 .bind(limit)
                 .fetch_all(&self.read)
                 .await?;
+                let json = |v: &str| serde_json::from_str(v).map_err(|e| StoreError::Corrupt(e.to_string()));
                 rows.into_iter()
                     .map(|r| {
                         Ok(EntryRecord {
@@ -763,15 +767,115 @@ macro_rules! sql_impl {
                             checked_at: from_ms(r.get(2)),
                             doc_key: r.get(3),
                             verdict: r.get(4),
-                            reasons: serde_json::from_str(r.get(5)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            reasons: json(r.get(5))?,
                             policy_id: r.get(6),
                             policy_version: r.get(7),
-                            facts: serde_json::from_str(r.get(8)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                            plate: r.get(9),
-                            officer: r.get(10),
+                            rule_versions: json(r.get(8))?,
+                            facts: json(r.get(9))?,
+                            plate: r.get(10),
+                            officer: r.get(11),
                         })
                     })
                     .collect()
+            }
+
+            /// Stores a rule set; publishing the same (id, version) again with the same body
+            /// changes nothing, with another body is a conflict.
+            pub(crate) async fn publish_policy(&self, id: &str, version: &str, body: &str, by: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let existing: Option<String> = sqlx::query_scalar("SELECT body FROM policies WHERE id = $1 AND version = $2")
+                    .bind(id)
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match existing {
+                    Some(b) if b == body => return Ok(false),
+                    Some(_) => {
+                        return Err(StoreError::Conflict(format!(
+                            "policy {id} version {version} is already published with other content; publish a new version"
+                        )));
+                    }
+                    None => {}
+                }
+                sqlx::query("INSERT INTO policies (id, version, body, published_at, published_by) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id)
+                    .bind(version)
+                    .bind(body)
+                    .bind(ms(at))
+                    .bind(by)
+                    .execute(&mut *tx)
+                    .await?;
+                policy_audit(&mut tx, at, by, "publish", id, version, None).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(crate) async fn activate_policy(&self, id: &str, version: &str, by: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                let res = sqlx::query("UPDATE policies SET activated_at = $1, activated_by = $2 WHERE id = $3 AND version = $4 AND activated_at IS NULL")
+                    .bind(ms(at))
+                    .bind(by)
+                    .bind(id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                if res.rows_affected() == 0 {
+                    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE id = $1 AND version = $2")
+                        .bind(id)
+                        .bind(version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return match exists {
+                        None => Err(StoreError::NotFound(format!("no published policy {id} version {version}"))),
+                        Some(_) => Ok(()),
+                    };
+                }
+                policy_audit(&mut tx, at, by, "activate", id, version, None).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, version, body, published_at, published_by, activated_at, activated_by FROM policies ORDER BY published_at, id, version",
+                )
+                .fetch_all(&self.read)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| PolicyRecord {
+                        id: r.get(0),
+                        version: r.get(1),
+                        body: r.get(2),
+                        published_at: from_ms(r.get(3)),
+                        published_by: r.get(4),
+                        activated_at: r.get::<Option<i64>, _>(5).map(from_ms),
+                        activated_by: r.get(6),
+                    })
+                    .collect())
+            }
+
+            /// Audits a dry run (who asked what of which candidate).
+            pub(crate) async fn audit_policy(&self, at: DateTime<Utc>, by: &str, action: &str, id: &str, version: &str, detail: Option<&str>) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                policy_audit(&mut tx, at, by, action, id, version, detail).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn policy_audit_log(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+                let rows = sqlx::query("SELECT at, token_id, action, policy_id, policy_version, detail FROM policy_audit ORDER BY id")
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| HistoryEntry {
+                        at: from_ms(r.get(0)),
+                        by: r.get(1),
+                        state: format!("{} {} {}", r.get::<String, _>(2), r.get::<String, _>(3), r.get::<String, _>(4)),
+                        reason: r.get(5),
+                    })
+                    .collect())
             }
 
             pub(crate) async fn verdict_counts(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<VerdictCount>, StoreError> {
@@ -863,6 +967,27 @@ macro_rules! sql_impl {
                 .await?;
                 Ok(Counts { people: r.get(0), samples: r.get(1), commuters: r.get(2), checkpoints: r.get(3), entry_events: r.get(4) })
             }
+        }
+
+        async fn policy_audit(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            at: DateTime<Utc>,
+            by: &str,
+            action: &str,
+            id: &str,
+            version: &str,
+            detail: Option<&str>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO policy_audit (at, token_id, action, policy_id, policy_version, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(ms(at))
+                .bind(by)
+                .bind(action)
+                .bind(id)
+                .bind(version)
+                .bind(detail)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
         }
 
         async fn insert_commuter_history(

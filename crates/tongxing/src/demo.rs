@@ -281,6 +281,19 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
             .await?;
     }
 
+    // The demo shows the rules of 17 November 2021 (commuters, conditional entry), re-issued
+    // from today; the later built-in policies would otherwise be the ones in force.
+    let (_, original) = tongxing_rules::BUILTIN_FILES[0];
+    let reissued =
+        tongxing_rules::reissue(original, "2021-11-17-demo", now - Duration::minutes(1))?;
+    let rs = tongxing_rules::RuleSet::from_json(&reissued)?;
+    store
+        .publish_policy(rs.id(), rs.version(), &reissued, "demo", now)
+        .await?;
+    store
+        .activate_policy(rs.id(), rs.version(), "demo", now)
+        .await?;
+
     // One token per role.
     let mut tokens = BTreeMap::new();
     for role in [

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod import;
+mod rules;
 mod serve;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Cmd {
     Token(TokenCmd),
     /// Measure decisions, checks and imports (figures for docs/PERFORMANCE.md).
     Bench(bench::BenchArgs),
+    /// CertLogic rules and entry policies: eval, check, test, dry-run.
+    #[command(subcommand)]
+    Rules(rules::RulesCmd),
 }
 
 #[derive(Subcommand)]
@@ -118,7 +122,14 @@ fn init_logging() {
         .init();
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Cmd::Rules(cmd) = cli.cmd {
+        return rules::run(cmd).await;
+    }
+    run_other(cli).await.map(|()| ExitCode::SUCCESS)
+}
+
+async fn run_other(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Serve(args) => serve::run(args).await,
         Cmd::Import(cmd) => import::run(cmd).await,
@@ -140,6 +151,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
+        Cmd::Rules(_) => unreachable!("handled in run"),
     }
 }
 
@@ -157,7 +169,7 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -33,6 +33,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         crate::demo::fill_if_empty(&store, &policies[0], &args.database).await?;
     }
     let state = AppState::new(store.clone(), policies);
+    let rule_sets = state
+        .reload_rules()
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
+    tracing::info!(rule_sets, "entry policies loaded");
+    // Other servers may activate a policy: pick it up within half a minute.
+    let reloader = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = reloader.reload_rules().await {
+                tracing::warn!(error = %e, "reloading policies failed");
+            }
+        }
+    });
     let app = tongxing_http::router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
-use tongxing_domain::decision::{Lang, decide};
+use tongxing_domain::decision::{Lang, Reason};
 use tongxing_domain::facts::{CheckpointFacts, CodeColour, CommuterStatus, Facts};
 use tongxing_domain::ids::Document;
 use tongxing_domain::mask;
@@ -39,6 +39,8 @@ pub struct ReasonView {
     pub message_en: String,
     /// The sample the reason refers to, "lab/sample_id".
     pub sample: Option<String>,
+    /// The rule (Identifier) that gave this reason.
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,7 +61,8 @@ pub struct CheckOutcome {
     pub checked_at: DateTime<Utc>,
 }
 
-/// Decides for one person and records the entry event; the pure decision sits in between.
+/// Decides for one person and records the entry event. The rule set in force at `now`
+/// decides; the pure evaluation sits between loading the facts and recording the event.
 pub async fn decide_and_record(
     s: &AppState,
     document: &Document,
@@ -70,6 +73,9 @@ pub async fn decide_and_record(
     now: DateTime<Utc>,
 ) -> ApiResult<CheckOutcome> {
     let policy = s.policy_at(now)?;
+    let rules = s.rules();
+    let rule_set = tongxing_rules::select(&rules, now)
+        .ok_or_else(|| ApiError::Unavailable(format!("no entry rule set is in force at {now}")))?;
     let doc_key = document.key();
     let loaded = s
         .store
@@ -84,7 +90,7 @@ pub async fn decide_and_record(
             road: checkpoint.road.clone(),
         },
     };
-    let decision = decide(&facts, policy, now);
+    let decision = rule_set.decide(&facts, now);
 
     let colour_in_force = facts
         .person
@@ -94,54 +100,87 @@ pub async fn decide_and_record(
         .map(|c| c.colour)
         .unwrap_or(CodeColour::Green);
     let colour_reason = facts.person.code.as_ref().and_then(|c| c.reason.as_deref());
-    let road = checkpoint.road.as_deref();
+    let test_point = checkpoint
+        .road
+        .as_deref()
+        .and_then(|r| rule_set.test_point_on_road(r));
+    let tp_name = |key: &str| {
+        test_point
+            .and_then(|(_, d)| d.get(key))
+            .and_then(|v| v.as_str())
+    };
     let reasons = decision
         .reasons
         .iter()
-        .map(|r| ReasonView {
-            code: r.code.as_str().into(),
-            message_zh: r.message(Lang::Zh, policy, road, colour_reason),
-            message_en: r.message(Lang::En, policy, road, colour_reason),
-            sample: r.sample.clone(),
+        .map(|r| {
+            // A failing rule is what was not met; a passing one is what allowed entry.
+            let (not_met_zh, not_met_en) = if r.rule_passed || r.rule.is_none() {
+                ("", "")
+            } else {
+                ("未满足：", "Not met: ")
+            };
+            ReasonView {
+                code: r.code.as_str().into(),
+                message_zh: format!(
+                    "{not_met_zh}{} {}",
+                    r.description_zh,
+                    r.code.advice(Lang::Zh, tp_name("name_zh"), colour_reason)
+                ),
+                message_en: format!(
+                    "{not_met_en}{} {}",
+                    r.description_en,
+                    r.code.advice(Lang::En, tp_name("name_en"), colour_reason)
+                ),
+                sample: r.sample.clone(),
+                rule: r.rule.map(str::to_string),
+            }
         })
         .collect();
     let commuter = facts.person.commuter.as_ref().is_some_and(|c| {
         c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| now < u)
     });
 
-    s.store
-        .record_entry(EntryEvent {
-            checkpoint_id: checkpoint.id.clone(),
-            checked_at: now,
-            doc_key,
-            person_id,
-            verdict: decision.verdict,
-            reasons: decision.reasons.clone(),
-            policy_id: policy.id.clone(),
-            policy_version: policy.version.clone(),
-            facts,
-            plate,
-            officer: officer.to_string(),
-            commuter_first_check: decision.records_commuter_first_check,
-        })
-        .await?;
     let first = decision
         .reasons
         .first()
         .map(|r| r.code.as_str())
         .unwrap_or("");
     s.metrics.verdict(decision.verdict.as_str(), first);
-    Ok(CheckOutcome {
+    let outcome = CheckOutcome {
         verdict: decision.verdict.as_str().into(),
         reasons,
         document: mask::document_number(document.number()),
         name: loaded.name.as_deref().map(mask::name),
         code_colour: colour_in_force.to_string(),
         commuter,
-        policy_id: policy.id.clone(),
-        policy_version: policy.version.clone(),
+        policy_id: rule_set.id().to_string(),
+        policy_version: rule_set.version().to_string(),
         checked_at: now,
-    })
+    };
+    let event = EntryEvent {
+        checkpoint_id: checkpoint.id.clone(),
+        checked_at: now,
+        doc_key,
+        person_id,
+        verdict: decision.verdict,
+        reasons: decision
+            .reasons
+            .iter()
+            .map(|r| Reason {
+                code: r.code,
+                sample: r.sample.clone(),
+            })
+            .collect(),
+        policy_id: rule_set.id().to_string(),
+        policy_version: rule_set.version().to_string(),
+        rule_versions: decision.rule_versions.to_vec(),
+        facts,
+        plate,
+        officer: officer.to_string(),
+        commuter_first_check: decision.records_commuter_first_check,
+    };
+    s.store.record_entry(event).await?;
+    Ok(outcome)
 }
 
 fn parse_plate(v: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {
@@ -272,6 +311,9 @@ pub struct EntryView {
     pub reasons: serde_json::Value,
     pub policy_id: String,
     pub policy_version: String,
+    /// [[rule id, version], ...] evaluated for this decision.
+    #[schema(value_type = Object)]
+    pub rule_versions: serde_json::Value,
     pub plate: Option<String>,
     pub officer: String,
 }
@@ -292,7 +334,7 @@ pub async fn entries(
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::invalid("limit", "1 to 10000"));
     }
-    let rows: Vec<EntryRecord> = s.store.entries(since, until, None, limit).await?;
+    let rows: Vec<EntryRecord> = s.store.entries(since, until, 0, limit).await?;
     Ok(Json(
         rows.into_iter()
             .map(|e| EntryView {
@@ -306,6 +348,7 @@ pub async fn entries(
                 reasons: e.reasons,
                 policy_id: e.policy_id,
                 policy_version: e.policy_version,
+                rule_versions: e.rule_versions,
                 plate: e.plate,
                 officer: e.officer,
             })

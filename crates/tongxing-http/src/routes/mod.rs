@@ -5,6 +5,7 @@ pub mod checkpoints;
 pub mod checks;
 pub mod commuters;
 pub mod people;
+pub mod policies;
 pub mod results;
 pub mod stats;
 

@@ -3,10 +3,8 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use chrono::{Duration, Utc};
-use serde::Serialize;
 use tongxing_domain::auth::Action;
 use tongxing_store::{Counts, VerdictCount};
-use utoipa::ToSchema;
 
 use super::checks::EntriesQuery;
 use crate::AppState;
@@ -31,44 +29,4 @@ pub async fn verdicts(
     let until = q.until.unwrap_or_else(Utc::now);
     let since = q.since.unwrap_or(until - Duration::hours(24));
     Ok(Json(s.store.verdict_counts(since, until).await?))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PolicySummary {
-    pub id: String,
-    pub version: String,
-    pub name_zh: String,
-    pub name_en: String,
-    pub valid_from: chrono::DateTime<Utc>,
-    pub valid_to: Option<chrono::DateTime<Utc>>,
-    pub in_force: bool,
-}
-
-/// The loaded entry policies and which one is in force now.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, body = Vec<PolicySummary>)))]
-pub async fn policies(
-    State(s): State<AppState>,
-    _caller: Caller,
-) -> ApiResult<Json<Vec<PolicySummary>>> {
-    let now = Utc::now();
-    let current = s
-        .policy_at(now)
-        .ok()
-        .map(|p| (p.id.clone(), p.version.clone()));
-    Ok(Json(
-        s.policies
-            .iter()
-            .map(|p| PolicySummary {
-                id: p.id.clone(),
-                version: p.version.clone(),
-                name_zh: p.name_zh.clone(),
-                name_en: p.name_en.clone(),
-                valid_from: p.valid_from,
-                valid_to: p.valid_to,
-                in_force: current
-                    .as_ref()
-                    .is_some_and(|(i, v)| *i == p.id && *v == p.version),
-            })
-            .collect(),
-    ))
 }

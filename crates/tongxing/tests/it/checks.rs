@@ -178,7 +178,8 @@ both!(fn vehicle_and_entry_events(b) {
     let events = events.body.as_array().unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["plate"], "冀R12345");
-    assert_eq!(events[0]["policy_version"], "2021-11-17.1");
+    assert_eq!(events[0]["policy_version"], "2021-11-17-test");
+    assert!(events[0]["rule_versions"].as_array().unwrap().iter().any(|r| r[0] == "BJ-NAT-0002"), "{:?}", events[0]);
     assert_eq!(events[0]["verdict"], "pass");
     assert_eq!(events[0]["reasons"][0]["code"], "NEGATIVE_WITHIN_WINDOW");
     assert!(events[0]["document"].as_str().unwrap().contains('*'));

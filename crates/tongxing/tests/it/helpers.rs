@@ -239,11 +239,37 @@ pub struct Resp {
 }
 
 impl App {
+    /// A server deciding by the rules of 17 November 2021 (the foundation issue's table),
+    /// re-issued from now over the API as an operator would; most tests use it.
     pub fn spawn(backend: Backend) -> App {
+        let app = App::spawn_builtin(backend);
+        app.use_2021_rules();
+        app
+    }
+
+    /// A server with only the built-in policies: at today's date the latest (2022-11-22) rules.
+    pub fn spawn_builtin(backend: Backend) -> App {
         let db = TestDb::new(backend);
         let tokens = db.tokens();
         let server = Server::start(&db);
         App { server, tokens, db }
+    }
+
+    /// Publishes and activates the 2021-11-17 policy re-issued from a minute ago.
+    pub fn use_2021_rules(&self) {
+        let (_, text) = tongxing_rules::BUILTIN_FILES[0];
+        let reissued =
+            tongxing_rules::reissue(text, "2021-11-17-test", Utc::now() - Duration::minutes(1))
+                .unwrap();
+        let body: Value = serde_json::from_str(&reissued).unwrap();
+        let r = self.post("health", "/api/v1/policies", body);
+        assert_eq!(r.status, 201, "{r:?}");
+        let r = self.post(
+            "health",
+            "/api/v1/policies/activate",
+            json!({"id": "beijing-2021-11-17", "version": "2021-11-17-test"}),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
     }
 
     pub fn url(&self, path: &str) -> String {

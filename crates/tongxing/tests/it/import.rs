@@ -67,6 +67,7 @@ both!(fn commuters_csv(b) {
     let tokens = db.tokens();
     let server = Server::start(&db);
     let app = App { server, tokens, db };
+    app.use_2021_rules();
     app.checkpoint("CP1", "京哈高速");
     app.negative(&nth_id("131082", 1), Duration::hours(20));
     assert_eq!(app.verdict("CP1", &nth_id("131082", 1)).1, "COMMUTER_FIRST_CHECK");

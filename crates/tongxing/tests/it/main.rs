@@ -9,4 +9,5 @@ mod checks;
 mod commuters;
 mod crash;
 mod import;
+mod policies;
 mod results;

@@ -1,0 +1,246 @@
+//! Entry policies as rule sets: list, publish (validated first), activate, and the "what if"
+//! dry run before a change. Publication, activation and dry runs are audited.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tongxing_domain::auth::Action;
+use tongxing_rules::{RuleSet, RuleSetError};
+use tongxing_store::HistoryEntry;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::dryrun::{DryRunReport, dry_run as replay};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, JsonBody};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicySummary {
+    pub id: String,
+    pub version: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
+    /// The rule set deciding checks now.
+    pub in_force: bool,
+    /// builtin, published (not yet activated) or activated.
+    pub source: String,
+    pub rules: usize,
+}
+
+fn summary(rs: &RuleSet, in_force: bool, source: &str) -> PolicySummary {
+    PolicySummary {
+        id: rs.id().into(),
+        version: rs.version().into(),
+        name_zh: rs.name(tongxing_domain::decision::Lang::Zh).into(),
+        name_en: rs.name(tongxing_domain::decision::Lang::En).into(),
+        valid_from: rs.valid_from(),
+        valid_to: rs.valid_to(),
+        in_force,
+        source: source.into(),
+        rules: rs.rules().len(),
+    }
+}
+
+/// The rule sets: built-in, published and activated, and which one decides checks now.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, body = Vec<PolicySummary>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<PolicySummary>>> {
+    let now = Utc::now();
+    let rules = s.rules();
+    let current =
+        tongxing_rules::select(&rules, now).map(|r| (r.id().to_string(), r.version().to_string()));
+    let is_current = |rs: &RuleSet| {
+        current
+            .as_ref()
+            .is_some_and(|(i, v)| i == rs.id() && v == rs.version())
+    };
+    let builtin: Vec<(String, String)> = tongxing_rules::builtin()
+        .iter()
+        .map(|r| (r.id().into(), r.version().into()))
+        .collect();
+    let mut out: Vec<PolicySummary> = rules
+        .iter()
+        .map(|rs| {
+            let src = if builtin
+                .iter()
+                .any(|(i, v)| i == rs.id() && v == rs.version())
+            {
+                "builtin"
+            } else {
+                "activated"
+            };
+            summary(rs, is_current(rs), src)
+        })
+        .collect();
+    for p in s.store.policies().await? {
+        if p.activated_at.is_none()
+            && let Ok(rs) = RuleSet::from_json(&p.body)
+        {
+            out.push(summary(&rs, false, "published"));
+        }
+    }
+    Ok(Json(out))
+}
+
+fn parse_rule_set(body: &serde_json::Value) -> ApiResult<(RuleSet, String)> {
+    let text = serde_json::to_string(body).map_err(|e| ApiError::invalid("body", e))?;
+    match RuleSet::from_json(&text) {
+        Ok(rs) => Ok((rs, text)),
+        Err(RuleSetError::Rule { identifier, reason }) => {
+            Err(ApiError::invalid(format!("rules[{identifier}]"), reason))
+        }
+        Err(RuleSetError::Field { field, reason }) => Err(ApiError::invalid(field, reason)),
+        Err(e) => Err(ApiError::invalid("body", e)),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub id: String,
+    pub version: String,
+    /// false when exactly this rule set was published before (nothing changed).
+    pub new: bool,
+    pub activated: bool,
+}
+
+/// Publishes a rule set (health authority). It is validated first: an invalid rule is refused
+/// naming the rule and the reason. Publishing does not activate it.
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = Object,
+    responses((status = 201, body = Published), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn publish(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<Published>)> {
+    caller.require(Action::PublishPolicy)?;
+    let (rs, text) = parse_rule_set(&body)?;
+    if tongxing_rules::builtin()
+        .iter()
+        .any(|b| b.id() == rs.id() && b.version() == rs.version())
+    {
+        return Err(ApiError::Conflict(format!(
+            "{} version {} is built in; publish a new version",
+            rs.id(),
+            rs.version()
+        )));
+    }
+    let new = s
+        .store
+        .publish_policy(rs.id(), rs.version(), &text, &caller.token_id, Utc::now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Published {
+            id: rs.id().into(),
+            version: rs.version().into(),
+            new,
+            activated: false,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActivateRequest {
+    pub id: String,
+    pub version: String,
+}
+
+/// Activates a published rule set: it decides checks from its ValidFrom (health authority).
+#[utoipa::path(post, path = "/api/v1/policies/activate", tag = "policies", request_body = ActivateRequest,
+    responses((status = 200, body = Published), (status = 404, body = crate::error::Problem)))]
+pub async fn activate(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<ActivateRequest>,
+) -> ApiResult<Json<Published>> {
+    caller.require(Action::PublishPolicy)?;
+    s.store
+        .activate_policy(
+            req.id.trim(),
+            req.version.trim(),
+            &caller.token_id,
+            Utc::now(),
+        )
+        .await?;
+    s.reload_rules().await?;
+    Ok(Json(Published {
+        id: req.id,
+        version: req.version,
+        new: false,
+        activated: true,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DryRunRequest {
+    /// The candidate rule set (same shape as for publishing).
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+    /// Start of the period replayed (RFC 3339); default 7 days ago.
+    pub since: Option<DateTime<Utc>>,
+    /// End (exclusive); default now.
+    pub until: Option<DateTime<Utc>>,
+    /// How many changed entries to show (pseudonymised); default 20, at most 1000.
+    pub sample: Option<usize>,
+}
+
+/// Replays the recorded entry events of a period under a candidate rule set and reports how
+/// many verdicts would change, in which direction, by checkpoint and by reason.
+#[utoipa::path(post, path = "/api/v1/policies/dry-run", tag = "policies", request_body = DryRunRequest,
+    responses((status = 200, body = DryRunReport), (status = 422, body = crate::error::Problem)))]
+pub async fn dry_run(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<DryRunRequest>,
+) -> ApiResult<Json<DryRunReport>> {
+    caller.require(Action::PublishPolicy)?;
+    let (rs, _) = parse_rule_set(&req.policy).map_err(|e| match e {
+        ApiError::Invalid { field, reason } => ApiError::Invalid {
+            field: format!("policy.{field}"),
+            reason,
+        },
+        other => other,
+    })?;
+    let now = Utc::now();
+    let until = req.until.unwrap_or(now);
+    let since = req.since.unwrap_or(until - Duration::days(7));
+    if since >= until {
+        return Err(ApiError::invalid("since", "must be before until"));
+    }
+    let sample = req.sample.unwrap_or(20);
+    if sample > 1000 {
+        return Err(ApiError::invalid("sample", "at most 1000"));
+    }
+    let report = replay(&s.store, &rs, since, until, sample).await?;
+    let detail = format!(
+        "{} events from {since} to {until}: {} changed ({} stricter, {} looser)",
+        report.events, report.changed, report.stricter, report.looser
+    );
+    s.store
+        .audit_policy(
+            now,
+            &caller.token_id,
+            "dry-run",
+            rs.id(),
+            rs.version(),
+            Some(&detail),
+        )
+        .await?;
+    Ok(Json(report))
+}
+
+/// Publications, activations and dry runs, oldest first.
+#[utoipa::path(get, path = "/api/v1/policies/audit", tag = "policies", responses((status = 200, body = Vec<Object>)))]
+pub async fn audit(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    caller.require(Action::PublishPolicy)?;
+    Ok(Json(s.store.policy_audit_log().await?))
+}
