@@ -26,15 +26,12 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Postgres, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
-use tongxing_domain::facts::{
-    CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind,
-    TestResult,
-};
+use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts};
 
 pub use model::*;
 use sql::{
-    EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_stored, plan_samples,
-    result_str, site_kind_str, to_json,
+    EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored,
+    plan_samples, result_str, site_kind_str, to_json,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +159,7 @@ impl Store {
     /// Connects to `url` (`sqlite://PATH` — created if missing — or `postgres://...`) and runs
     /// the embedded migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let mut sqlite_checkpoints: Option<Pool<Sqlite>> = None;
+        let mut sqlite_checkpoints: Option<(Pool<Sqlite>, Pool<Sqlite>)> = None;
         let backend = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -186,7 +183,7 @@ impl Store {
                 .max_connections(1)
                 .connect_with(opts.clone())
                 .await?;
-            sqlite_checkpoints = Some(checkpoints);
+            sqlite_checkpoints = Some((checkpoints, write.clone()));
             let read = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(opts.read_only(true))
@@ -213,8 +210,8 @@ impl Store {
             }),
         };
         tokio::spawn(entry_writer(store.clone_backend_handle(), rx));
-        if let Some(pool) = sqlite_checkpoints {
-            tokio::spawn(checkpointer(store.clone_backend_handle(), pool));
+        if let Some((pool, writer)) = sqlite_checkpoints {
+            tokio::spawn(checkpointer(store.clone_backend_handle(), pool, writer));
         }
         Ok(store)
     }
@@ -464,25 +461,40 @@ impl Store {
 
 struct WriterHandle(std::sync::Weak<Inner>);
 
+/// WAL frames (4 KiB pages) beyond which the log is truncated: 256 MiB.
+const WAL_RESTART_FRAMES: i64 = 65_536;
+
 /// Copies SQLite's write-ahead log into the database file every half second (a passive
-/// checkpoint: it never blocks the writer or readers), so commits never pay for it.
-async fn checkpointer(handle: WriterHandle, pool: Pool<Sqlite>) {
+/// checkpoint: it never blocks the writer or readers), so commits never pay for it. Under a
+/// constant stream of reads and writes the log may never find a moment to start over, so once
+/// it passes [`WAL_RESTART_FRAMES`] a truncating checkpoint waits for the readers of the moment
+/// and starts it afresh (writes wait for that short while).
+async fn checkpointer(handle: WriterHandle, pool: Pool<Sqlite>, writer: Pool<Sqlite>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
         if handle.0.strong_count() == 0 {
             break;
         }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await
-        {
-            Ok(r) => tracing::debug!(
-                busy = r.get::<i64, _>(0),
-                log = r.get::<i64, _>(1),
-                done = r.get::<i64, _>(2),
-                "WAL checkpoint"
-            ),
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
+            Ok(r) => {
+                let (log, done) = (r.get::<i64, _>(1), r.get::<i64, _>(2));
+                tracing::debug!(log, done, "WAL checkpoint");
+                if log > WAL_RESTART_FRAMES {
+                    let started = std::time::Instant::now();
+                    // On the writer's own connection, between two of its transactions: it then
+                    // only waits for readers, never competes with the writer for the lock.
+                    match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&writer).await {
+                        Ok(r) => tracing::info!(
+                            frames = log,
+                            busy = r.get::<i64, _>(0),
+                            millis = started.elapsed().as_millis() as u64,
+                            "WAL truncated"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "WAL truncation failed"),
+                    }
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         }
     }

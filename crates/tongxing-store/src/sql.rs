@@ -625,64 +625,45 @@ macro_rules! sql_impl {
                 Ok(rows.into_iter().map(|r| Checkpoint { id: r.get(0), name: r.get(1), road: r.get(2), kind: r.get(3) }).collect())
             }
 
-            /// Everything a decision needs about one person, sampled since `since`.
-            pub(crate) async fn load_facts(
-                &self,
-                doc_key: &str,
-                since: DateTime<Utc>,
-            ) -> Result<LoadedFacts, StoreError> {
-                let mut conn = self.read.acquire().await?;
-                let row = sqlx::query(
-                    "SELECT p.id, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at, p.name
+            /// Everything a decision needs about one person, sampled since `since`: one
+            /// statement, one row (the samples aggregated), since checks are the hot path.
+            pub(crate) async fn load_facts(&self, doc_key: &str, since: DateTime<Utc>) -> Result<LoadedFacts, StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT p.id, p.name, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at,
+                        (SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.sampled_at, s.site, s.site_kind, s.result)) AS TEXT)
+                         FROM samples s WHERE s.person_id = p.id AND s.sampled_at >= $2)
                      FROM people p
                      LEFT JOIN health_codes h ON h.person_id = p.id
                      LEFT JOIN commuters c ON c.person_id = p.id
-                     WHERE p.doc_key = $1",
-                )
+                     WHERE p.doc_key = $1"
+                ))
                 .bind(doc_key)
-                .fetch_optional(&mut *conn)
+                .bind(ms(since))
+                .fetch_optional(&self.read)
                 .await?;
                 let Some(r) = row else {
                     let facts = PersonFacts { known: false, code: None, commuter: None, samples: Vec::new(), commitment_letter: false };
                     return Ok(LoadedFacts { person_id: None, name: None, facts });
                 };
-                let id: i64 = r.get(0);
-                let code = match r.get::<Option<String>, _>(1) {
+                let code = match r.get::<Option<String>, _>(2) {
                     Some(c) => Some(CodeFacts {
                         colour: CodeColour::parse(&c).map_err(StoreError::Corrupt)?,
-                        reason: r.get(2),
-                        expires_at: r.get::<Option<i64>, _>(3).map(from_ms),
+                        reason: r.get(3),
+                        expires_at: r.get::<Option<i64>, _>(4).map(from_ms),
                     }),
                     None => None,
                 };
-                let commuter = match r.get::<Option<String>, _>(4) {
+                let commuter = match r.get::<Option<String>, _>(5) {
                     Some(s) => Some(CommuterFacts {
                         status: CommuterStatus::parse(&s).map_err(StoreError::Corrupt)?,
-                        valid_until: r.get::<Option<i64>, _>(5).map(from_ms),
-                        first_checked_at: r.get::<Option<i64>, _>(6).map(from_ms),
+                        valid_until: r.get::<Option<i64>, _>(6).map(from_ms),
+                        first_checked_at: r.get::<Option<i64>, _>(7).map(from_ms),
                     }),
                     None => None,
                 };
-                let rows = sqlx::query(
-                    "SELECT lab, sample_id, sampled_at, site, site_kind, result FROM samples WHERE person_id = $1 AND sampled_at >= $2",
-                )
-                .bind(id)
-                .bind(ms(since))
-                .fetch_all(&mut *conn)
-                .await?;
-                let mut samples = Vec::with_capacity(rows.len());
-                for r in rows {
-                    samples.push(SampleFact {
-                        lab: r.get(0),
-                        sample_id: r.get(1),
-                        sampled_at: from_ms(r.get(2)),
-                        site: r.get(3),
-                        site_kind: SiteKind::parse(r.get(4)).map_err(StoreError::Corrupt)?,
-                        result: TestResult::parse(r.get(5)).map_err(StoreError::Corrupt)?,
-                    });
-                }
+                let samples = parse_sample_facts(r.get::<Option<String>, _>(8).as_deref())?;
                 let facts = PersonFacts { known: true, code, commuter, samples, commitment_letter: false };
-                Ok(LoadedFacts { person_id: Some(id), name: r.get(7), facts })
+                Ok(LoadedFacts { person_id: Some(r.get(0)), name: r.get(1), facts })
             }
 
             /// Records that a certified commuter passed a first check at `at` (from past entry
@@ -1070,6 +1051,27 @@ pub(crate) fn parse_stored(
             },
         )
         .collect())
+}
+
+/// Parses aggregated samples: arrays of [lab, sample_id, sampled_at, site, site_kind, result].
+pub(crate) fn parse_sample_facts(json: Option<&str>) -> Result<Vec<tongxing_domain::facts::SampleFact>, crate::StoreError> {
+    type Row = (String, String, i64, String, String, String);
+    let rows: Vec<Row> = match json {
+        Some(j) => serde_json::from_str(j).map_err(|e| crate::StoreError::Corrupt(format!("samples: {e}")))?,
+        None => Vec::new(),
+    };
+    rows.into_iter()
+        .map(|(lab, sample_id, sampled_at, site, kind, result)| {
+            Ok(tongxing_domain::facts::SampleFact {
+                lab,
+                sample_id,
+                sampled_at: crate::model::from_ms(sampled_at),
+                site,
+                site_kind: SiteKind::parse(&kind).map_err(crate::StoreError::Corrupt)?,
+                result: TestResult::parse(&result).map_err(crate::StoreError::Corrupt)?,
+            })
+        })
+        .collect()
 }
 
 /// Parses aggregated [doc_key, id] pairs.
