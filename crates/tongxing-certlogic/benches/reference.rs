@@ -31,8 +31,7 @@ struct Rule {
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -44,8 +43,7 @@ fn load_rules(path: &Path) -> Vec<Rule> {
         .iter()
         .map(|rule| {
             let id = rule["Identifier"].as_str().expect("Identifier").to_owned();
-            let expr = Expr::compile(&rule["Logic"])
-                .unwrap_or_else(|e| panic!("rule {id} does not compile: {e}"));
+            let expr = Expr::compile(&rule["Logic"]).unwrap_or_else(|e| panic!("rule {id} does not compile: {e}"));
             Rule { id, expr }
         })
         .collect()
@@ -98,16 +96,10 @@ fn node_available() -> bool {
 
 /// Makes sure the reference's `node_modules` is there, installing it with `npm ci` if not.
 fn ensure_reference_installed(reference: &Path) -> Result<(), String> {
-    if reference
-        .join("node_modules/certlogic-js/package.json")
-        .exists()
-    {
+    if reference.join("node_modules/certlogic-js/package.json").exists() {
         return Ok(());
     }
-    println!(
-        "installing the reference: npm ci in {}",
-        reference.display()
-    );
+    println!("installing the reference: npm ci in {}", reference.display());
     let output = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(reference)
@@ -116,20 +108,12 @@ fn ensure_reference_installed(reference: &Path) -> Result<(), String> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "npm ci failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
+        Err(format!("npm ci failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim()))
     }
 }
 
 fn run_node(bench_js: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new("node")
-        .arg(bench_js)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run node: {e}"))?;
+    let output = Command::new("node").arg(bench_js).args(args).output().map_err(|e| format!("cannot run node: {e}"))?;
     if !output.status.success() {
         return Err(format!(
             "node {} failed ({}): {}",
@@ -150,9 +134,7 @@ fn parse_rate(line: &str) -> Option<f64> {
 /// Whether our result agrees with the reference's: both an evaluation error, or equal JSON
 /// values (numbers by value).
 fn agrees(ours: &Result<Value, tongxing_certlogic::EvalError>, theirs: &Value) -> bool {
-    let theirs_error = theirs
-        .as_object()
-        .is_some_and(|o| o.len() == 1 && o.contains_key("error"));
+    let theirs_error = theirs.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("error"));
     match ours {
         Err(_) => theirs_error,
         Ok(value) => !theirs_error && same_json(value, theirs),
@@ -162,13 +144,9 @@ fn agrees(ours: &Result<Value, tongxing_certlogic::EvalError>, theirs: &Value) -
 fn same_json(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
-        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b)),
         (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .all(|(k, v)| b.get(k).is_some_and(|w| same_json(v, w)))
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_json(v, w)))
         }
         (a, b) => a == b,
     }
@@ -186,15 +164,9 @@ fn check_agreement(rules: &[Rule], data: &[Value], reference: &Value) -> Result<
     if ids != rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>() {
         return Err("the reference evaluated other rules".to_owned());
     }
-    let table = reference["results"]
-        .as_array()
-        .ok_or("the reference's results have no \"results\"")?;
+    let table = reference["results"].as_array().ok_or("the reference's results have no \"results\"")?;
     if table.len() != data.len() {
-        return Err(format!(
-            "the reference has results for {} documents, not {}",
-            table.len(),
-            data.len()
-        ));
+        return Err(format!("the reference has results for {} documents, not {}", table.len(), data.len()));
     }
     let mut disagreements = 0;
     let (mut passed, mut failed, mut errors) = (0, 0, 0);
@@ -285,10 +257,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let bench_js = reference.join("bench.js");
-    let (rules_arg, data_arg) = (
-        rules_path.to_str().expect("UTF-8 path"),
-        data_path.to_str().expect("UTF-8 path"),
-    );
+    let (rules_arg, data_arg) = (rules_path.to_str().expect("UTF-8 path"), data_path.to_str().expect("UTF-8 path"));
 
     let disagreements = match run_node(&bench_js, &[rules_arg, data_arg, "--results"])
         .and_then(|out| serde_json::from_str(&out).map_err(|e| format!("bad results JSON: {e}")))
@@ -309,10 +278,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let line = line
-        .lines()
-        .find(|l| l.starts_with("certlogic-js:"))
-        .unwrap_or("");
+    let line = line.lines().find(|l| l.starts_with("certlogic-js:")).unwrap_or("");
     println!("{line}");
     match parse_rate(line) {
         Some(theirs) => {

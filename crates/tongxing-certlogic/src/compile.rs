@@ -66,10 +66,7 @@ impl Comparison {
     }
 
     pub(crate) fn on_date_times(self) -> bool {
-        matches!(
-            self,
-            Comparison::Before | Comparison::After | Comparison::NotAfter | Comparison::NotBefore
-        )
+        matches!(self, Comparison::Before | Comparison::After | Comparison::NotAfter | Comparison::NotBefore)
     }
 
     /// Whether `left <op> right` holds.
@@ -163,10 +160,7 @@ impl ReduceField {
 impl VarPath {
     fn parse(path: &str) -> Option<VarPath> {
         if path.is_empty() {
-            return Some(VarPath {
-                segments: Box::new([]),
-                reduce_field: None,
-            });
+            return Some(VarPath { segments: Box::new([]), reduce_field: None });
         }
         let mut segments = Vec::new();
         for fragment in path.split('.') {
@@ -179,26 +173,16 @@ impl VarPath {
             } else {
                 None
             };
-            segments.push(Segment {
-                key: fragment.into(),
-                index,
-            });
+            segments.push(Segment { key: fragment.into(), index });
         }
         let reduce_field = ReduceField::from_key(&segments[0].key);
-        Some(VarPath {
-            segments: segments.into_boxed_slice(),
-            reduce_field,
-        })
+        Some(VarPath { segments: segments.into_boxed_slice(), reduce_field })
     }
 }
 
 /// Validates and compiles `logic`; the node is meaningful only when no issues were reported.
 pub(crate) fn compile(logic: &Value) -> (Node, Vec<ValidationIssue>) {
-    let mut compiler = Compiler {
-        issues: Vec::new(),
-        pointer: String::new(),
-        depth: 0,
-    };
+    let mut compiler = Compiler { issues: Vec::new(), pointer: String::new(), depth: 0 };
     let node = compiler.expr(logic);
     (node, compiler.issues)
 }
@@ -217,11 +201,7 @@ fn invalid() -> Node {
 
 impl Compiler {
     fn issue(&mut self, expr: &Value, message: String) -> Node {
-        self.issues.push(ValidationIssue {
-            path: self.pointer.clone(),
-            expr: expr.clone(),
-            message,
-        });
+        self.issues.push(ValidationIssue { path: self.pointer.clone(), expr: expr.clone(), message });
         invalid()
     }
 
@@ -264,11 +244,7 @@ impl Compiler {
     }
 
     fn array(&mut self, items: &[Value]) -> Node {
-        let nodes: Vec<Node> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.child(&i, item))
-            .collect();
+        let nodes: Vec<Node> = items.iter().enumerate().map(|(i, item)| self.child(&i, item)).collect();
         if nodes.iter().all(|n| matches!(n, Node::Literal(_))) {
             // Fold to one literal: evaluating it then borrows instead of building an array.
             Node::Literal(Value::Array(
@@ -287,23 +263,14 @@ impl Compiler {
 
     fn object(&mut self, expr: &Value, map: &serde_json::Map<String, Value>) -> Node {
         if map.len() != 1 {
-            return self.issue(
-                expr,
-                format!(
-                    "expression object must have exactly one key, but it has {}",
-                    map.len()
-                ),
-            );
+            return self.issue(expr, format!("expression object must have exactly one key, but it has {}", map.len()));
         }
         let (name, values) = map.iter().next().expect("one key");
         if name == "var" {
             return self.var(expr, values);
         }
         let Value::Array(operands) = values else {
-            return self.issue(
-                expr,
-                "operation not of the form { \"<operator>\": [ <values...> ] }".to_owned(),
-            );
+            return self.issue(expr, "operation not of the form { \"<operator>\": [ <values...> ] }".to_owned());
         };
         let Some(op) = Operator::from_name(name) else {
             return self.issue(expr, format!("unrecognised operator: \"{name}\""));
@@ -317,10 +284,7 @@ impl Compiler {
         };
         match VarPath::parse(path) {
             Some(path) => Node::Var(path),
-            None => self.issue(
-                expr,
-                format!("data access path doesn't have a valid format: {path}"),
-            ),
+            None => self.issue(expr, format!("data access path doesn't have a valid format: {path}")),
         }
     }
 
@@ -334,8 +298,7 @@ impl Compiler {
             .map(|(i, operand)| {
                 let len = self.pointer.len();
                 self.pointer.push('/');
-                self.pointer
-                    .push_str(&name.replace('~', "~0").replace('/', "~1"));
+                self.pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 let node = self.child(&i, operand);
                 self.pointer.truncate(len);
                 node
@@ -360,17 +323,13 @@ impl Compiler {
 
     /// Checks the operands that are literal parameters rather than expressions.
     fn check_parameters(&mut self, expr: &Value, op: Operator, operands: &[Value]) {
-        let non_integer = operands
-            .get(1)
-            .filter(|v| v.as_number().and_then(int_of).is_none());
+        let non_integer = operands.get(1).filter(|v| v.as_number().and_then(int_of).is_none());
         match op {
             Operator::PlusTime => {
                 if let Some(v) = non_integer {
                     self.issue(
                         expr,
-                        format!(
-                            "\"amount\" argument (#2) of \"plusTime\" must be an integer, but it is: {v}"
-                        ),
+                        format!("\"amount\" argument (#2) of \"plusTime\" must be an integer, but it is: {v}"),
                     );
                 }
                 if let Some(unit) = operands.get(2)
@@ -389,9 +348,7 @@ impl Compiler {
                 if let Some(v) = non_integer {
                     self.issue(
                         expr,
-                        format!(
-                            "\"index\" argument (#2) of \"extractFromUVCI\" must be an integer, but it is: {v}"
-                        ),
+                        format!("\"index\" argument (#2) of \"extractFromUVCI\" must be an integer, but it is: {v}"),
                     );
                 }
             }
@@ -403,12 +360,7 @@ impl Compiler {
     fn build(&mut self, expr: &Value, op: Operator, operands: &[Value], nodes: Vec<Node>) -> Node {
         let mut nodes = nodes.into_iter();
         let mut take = || nodes.next().expect("operand count checked");
-        let int_parameter = || {
-            operands[1]
-                .as_number()
-                .and_then(int_of)
-                .expect("checked by check_parameters")
-        };
+        let int_parameter = || operands[1].as_number().and_then(int_of).expect("checked by check_parameters");
         match op {
             Operator::If => Node::If(Box::new([take(), take(), take()])),
             Operator::StrictEquals => Node::StrictEquals(Box::new([take(), take()])),
@@ -420,25 +372,15 @@ impl Compiler {
             Operator::Compare(c) => Node::Compare(c, nodes.collect()),
             Operator::PlusTime => {
                 let amount = int_parameter();
-                let unit = operands[2]
-                    .as_str()
-                    .and_then(TimeUnit::from_name)
-                    .expect("checked by check_parameters");
+                let unit = operands[2].as_str().and_then(TimeUnit::from_name).expect("checked by check_parameters");
                 let operand = take();
-                self.date_operand(expr, "plusTime", operand, |s| {
-                    DateTime::parse(s)?.plus(amount, unit)
-                })
-                .unwrap_or_else(|operand| Node::PlusTime(Box::new(operand), amount, unit))
+                self.date_operand(expr, "plusTime", operand, |s| DateTime::parse(s)?.plus(amount, unit))
+                    .unwrap_or_else(|operand| Node::PlusTime(Box::new(operand), amount, unit))
             }
             Operator::DccDateOfBirth => {
                 let operand = take();
-                self.date_operand(
-                    expr,
-                    "dccDateOfBirth",
-                    operand,
-                    DateTime::parse_date_of_birth,
-                )
-                .unwrap_or_else(|operand| Node::DccDateOfBirth(Box::new(operand)))
+                self.date_operand(expr, "dccDateOfBirth", operand, DateTime::parse_date_of_birth)
+                    .unwrap_or_else(|operand| Node::DccDateOfBirth(Box::new(operand)))
             }
             Operator::ExtractFromUvci => {
                 let index = int_parameter();
@@ -485,33 +427,31 @@ impl Compiler {
 /// The issue with the number of operands, if any (messages as in the validation test suite).
 fn arity_issue(op: Operator, name: &str, n: usize) -> Option<String> {
     match op {
-        Operator::If if n != 3 => Some(format!(
-            "an \"if\"-operation must have exactly 3 values/operands, but it has {n}"
-        )),
-        Operator::And if n < 2 => Some(format!(
-            "an \"and\" operation must have at least 2 operands, but it has {n}"
-        )),
-        Operator::Compare(_) if !(2..=3).contains(&n) => Some(format!(
-            "an operation with operator \"{name}\" must have 2 or 3 operands, but it has {n}"
-        )),
-        Operator::StrictEquals | Operator::In | Operator::Plus if n != 2 => Some(format!(
-            "an operation with operator \"{name}\" must have 2 operands, but it has {n}"
-        )),
-        Operator::Not if n != 1 => Some(format!(
-            "a !-operation (logical not/negation) must have exactly 1 operand, but it has {n}"
-        )),
-        Operator::Reduce if n != 3 => Some(format!(
-            "a \"reduce\"-operation must have exactly 3 values/operands, but it has {n}"
-        )),
-        Operator::PlusTime if n != 3 => Some(format!(
-            "a \"plusTime\"-operation must have exactly 3 values/operands, but it has {n}"
-        )),
-        Operator::DccDateOfBirth if n != 1 => Some(format!(
-            "a \"dccDateOfBirth\"-operation must have exactly 1 operand, but it has {n}"
-        )),
-        Operator::ExtractFromUvci if n != 2 => Some(format!(
-            "an \"extractFromUVCI\"-operation must have exactly 2 values/operands, but it has {n}"
-        )),
+        Operator::If if n != 3 => {
+            Some(format!("an \"if\"-operation must have exactly 3 values/operands, but it has {n}"))
+        }
+        Operator::And if n < 2 => Some(format!("an \"and\" operation must have at least 2 operands, but it has {n}")),
+        Operator::Compare(_) if !(2..=3).contains(&n) => {
+            Some(format!("an operation with operator \"{name}\" must have 2 or 3 operands, but it has {n}"))
+        }
+        Operator::StrictEquals | Operator::In | Operator::Plus if n != 2 => {
+            Some(format!("an operation with operator \"{name}\" must have 2 operands, but it has {n}"))
+        }
+        Operator::Not if n != 1 => {
+            Some(format!("a !-operation (logical not/negation) must have exactly 1 operand, but it has {n}"))
+        }
+        Operator::Reduce if n != 3 => {
+            Some(format!("a \"reduce\"-operation must have exactly 3 values/operands, but it has {n}"))
+        }
+        Operator::PlusTime if n != 3 => {
+            Some(format!("a \"plusTime\"-operation must have exactly 3 values/operands, but it has {n}"))
+        }
+        Operator::DccDateOfBirth if n != 1 => {
+            Some(format!("a \"dccDateOfBirth\"-operation must have exactly 1 operand, but it has {n}"))
+        }
+        Operator::ExtractFromUvci if n != 2 => {
+            Some(format!("an \"extractFromUVCI\"-operation must have exactly 2 values/operands, but it has {n}"))
+        }
         _ => None,
     }
 }
@@ -523,9 +463,6 @@ fn compiled_operand_count(op: Operator, n: usize) -> usize {
         Operator::And => n,
         Operator::Compare(_) | Operator::If | Operator::Reduce => 3,
         Operator::StrictEquals | Operator::In | Operator::Plus => 2,
-        Operator::Not
-        | Operator::DccDateOfBirth
-        | Operator::PlusTime
-        | Operator::ExtractFromUvci => 1,
+        Operator::Not | Operator::DccDateOfBirth | Operator::PlusTime | Operator::ExtractFromUvci => 1,
     }
 }

@@ -67,12 +67,8 @@ impl fmt::Display for DateError {
                 "is not in an allowed format (YYYY, YYYY-MM, YYYY-MM-DD, or \
                  YYYY-MM-DDThh:mm:ss with optional .fraction and optional Z or ±h[h][[:]mm] offset)"
             }
-            DateError::NotOnCalendar => {
-                "has the right format but is not a valid calendar date or time of day"
-            }
-            DateError::OutOfRange => {
-                "lies outside the representable range (±100,000,000 days around 1970)"
-            }
+            DateError::NotOnCalendar => "has the right format but is not a valid calendar date or time of day",
+            DateError::OutOfRange => "lies outside the representable range (±100,000,000 days around 1970)",
         })
     }
 }
@@ -139,9 +135,7 @@ impl DateTime {
             10 => parse_date(b)?,
             _ => return Err(DateError::Format),
         };
-        Ok(DateTime {
-            ms: days_from_civil(y, m, d) * MS_PER_DAY,
-        })
+        Ok(DateTime { ms: days_from_civil(y, m, d) * MS_PER_DAY })
     }
 
     /// `plusTime`'s offsetting, with the semantics of JavaScript's `setUTC<unit>(getUTC<unit>() + amount)`:
@@ -149,12 +143,8 @@ impl DateTime {
     /// and lets it overflow into the next month (2020-02-29 + 1 year = 2021-03-01).
     pub(crate) fn plus(self, amount: i64, unit: TimeUnit) -> Result<DateTime, DateError> {
         let ms = match unit {
-            TimeUnit::Hour => amount
-                .checked_mul(MS_PER_HOUR)
-                .and_then(|d| self.ms.checked_add(d)),
-            TimeUnit::Day => amount
-                .checked_mul(MS_PER_DAY)
-                .and_then(|d| self.ms.checked_add(d)),
+            TimeUnit::Hour => amount.checked_mul(MS_PER_HOUR).and_then(|d| self.ms.checked_add(d)),
+            TimeUnit::Day => amount.checked_mul(MS_PER_DAY).and_then(|d| self.ms.checked_add(d)),
             TimeUnit::Month | TimeUnit::Year => {
                 let days = self.ms.div_euclid(MS_PER_DAY);
                 let time_of_day = self.ms.rem_euclid(MS_PER_DAY);
@@ -198,14 +188,7 @@ impl fmt::Display for DateTime {
         } else {
             write!(f, "+{y:06}")?;
         }
-        write!(
-            f,
-            "-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t / MS_PER_HOUR,
-            t / 60_000 % 60,
-            t / 1000 % 60,
-            t % 1000
-        )
+        write!(f, "-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", t / MS_PER_HOUR, t / 60_000 % 60, t / 1000 % 60, t % 1000)
     }
 }
 
@@ -213,11 +196,7 @@ impl fmt::Display for DateTime {
 fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, DateError> {
     let slice = b.get(at..at + n).ok_or(DateError::Format)?;
     slice.iter().try_fold(0u32, |acc, &c| {
-        if c.is_ascii_digit() {
-            Ok(acc * 10 + u32::from(c - b'0'))
-        } else {
-            Err(DateError::Format)
-        }
+        if c.is_ascii_digit() { Ok(acc * 10 + u32::from(c - b'0')) } else { Err(DateError::Format) }
     })
 }
 
@@ -245,9 +224,7 @@ fn parse_offset(b: &[u8]) -> Result<i64, DateError> {
         _ => return Err(DateError::Format),
     };
     let (hours, minutes) = match body.iter().position(|&c| c == b':') {
-        Some(colon @ (1 | 2)) if body.len() == colon + 3 => {
-            (digits(body, 0, colon)?, digits(body, colon + 1, 2)?)
-        }
+        Some(colon @ (1 | 2)) if body.len() == colon + 3 => (digits(body, 0, colon)?, digits(body, colon + 1, 2)?),
         Some(_) => return Err(DateError::Format),
         None => match body.len() {
             1 | 2 => (digits(body, 0, body.len())?, 0),
@@ -309,11 +286,7 @@ mod tests {
     }
 
     fn plus(s: &str, amount: i64, unit: TimeUnit) -> String {
-        DateTime::parse(s)
-            .unwrap()
-            .plus(amount, unit)
-            .unwrap()
-            .to_string()
+        DateTime::parse(s).unwrap().plus(amount, unit).unwrap().to_string()
     }
 
     #[test]
@@ -332,10 +305,7 @@ mod tests {
         assert_eq!(iso("2021-06-01T12:34:56-01:30"), "2021-06-01T14:04:56.000Z");
         assert_eq!(iso("2021-06-01T12:34:56.7"), "2021-06-01T12:34:56.700Z");
         assert_eq!(iso("2021-06-01T12:34:56.78Z"), "2021-06-01T12:34:56.780Z");
-        assert_eq!(
-            iso("2021-06-01T12:34:56.123999+02:00"),
-            "2021-06-01T10:34:56.123Z"
-        );
+        assert_eq!(iso("2021-06-01T12:34:56.123999+02:00"), "2021-06-01T10:34:56.123Z");
         assert_eq!(iso("2021-01-01T00:30:00+01:00"), "2020-12-31T23:30:00.000Z");
     }
 
@@ -371,86 +341,35 @@ mod tests {
         ] {
             assert_eq!(DateTime::parse(s), Err(DateError::NotOnCalendar), "{s:?}");
         }
-        assert_eq!(
-            DateTime::parse_date_of_birth("2021-06-01T00:00:00Z"),
-            Err(DateError::Format)
-        );
+        assert_eq!(DateTime::parse_date_of_birth("2021-06-01T00:00:00Z"), Err(DateError::Format));
     }
 
     #[test]
     fn offsets_like_javascript_setutc_methods() {
         // The spec's leap-day table.
-        assert_eq!(
-            plus("2020-02-29", 1, TimeUnit::Day),
-            "2020-03-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2020-02-29", 1, TimeUnit::Month),
-            "2020-03-29T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2020-02-29", 1, TimeUnit::Year),
-            "2021-03-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2021-01-31", 1, TimeUnit::Month),
-            "2021-03-03T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2021-03-31", -1, TimeUnit::Month),
-            "2021-03-03T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2021-01-15", -13, TimeUnit::Month),
-            "2019-12-15T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2021-01-15", 24, TimeUnit::Month),
-            "2023-01-15T00:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2021-06-01T00:00:00+00:00", 40, TimeUnit::Hour),
-            "2021-06-02T16:00:00.000Z"
-        );
-        assert_eq!(
-            plus("2021-03-27T12:00:00Z", 1, TimeUnit::Day),
-            "2021-03-28T12:00:00.000Z"
-        );
+        assert_eq!(plus("2020-02-29", 1, TimeUnit::Day), "2020-03-01T00:00:00.000Z");
+        assert_eq!(plus("2020-02-29", 1, TimeUnit::Month), "2020-03-29T00:00:00.000Z");
+        assert_eq!(plus("2020-02-29", 1, TimeUnit::Year), "2021-03-01T00:00:00.000Z");
+        assert_eq!(plus("2021-01-31", 1, TimeUnit::Month), "2021-03-03T00:00:00.000Z");
+        assert_eq!(plus("2021-03-31", -1, TimeUnit::Month), "2021-03-03T00:00:00.000Z");
+        assert_eq!(plus("2021-01-15", -13, TimeUnit::Month), "2019-12-15T00:00:00.000Z");
+        assert_eq!(plus("2021-01-15", 24, TimeUnit::Month), "2023-01-15T00:00:00.000Z");
+        assert_eq!(plus("2021-06-01T00:00:00+00:00", 40, TimeUnit::Hour), "2021-06-02T16:00:00.000Z");
+        assert_eq!(plus("2021-03-27T12:00:00Z", 1, TimeUnit::Day), "2021-03-28T12:00:00.000Z");
         // Month arithmetic happens on the UTC calendar, after the offset is folded in.
-        assert_eq!(
-            plus("2021-02-01T00:30:00+01:00", 1, TimeUnit::Month),
-            "2021-03-03T23:30:00.000Z"
-        );
-        assert_eq!(
-            plus("1969-12-31T23:59:59.999Z", 0, TimeUnit::Hour),
-            "1969-12-31T23:59:59.999Z"
-        );
+        assert_eq!(plus("2021-02-01T00:30:00+01:00", 1, TimeUnit::Month), "2021-03-03T23:30:00.000Z");
+        assert_eq!(plus("1969-12-31T23:59:59.999Z", 0, TimeUnit::Hour), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn range_is_that_of_javascript_dates() {
         let dt = DateTime::parse("2021-01-01").unwrap();
-        assert_eq!(
-            dt.plus(i64::MAX, TimeUnit::Year),
-            Err(DateError::OutOfRange)
-        );
-        assert_eq!(
-            dt.plus(i64::MIN, TimeUnit::Month),
-            Err(DateError::OutOfRange)
-        );
-        assert_eq!(
-            dt.plus(i64::MAX, TimeUnit::Hour),
-            Err(DateError::OutOfRange)
-        );
+        assert_eq!(dt.plus(i64::MAX, TimeUnit::Year), Err(DateError::OutOfRange));
+        assert_eq!(dt.plus(i64::MIN, TimeUnit::Month), Err(DateError::OutOfRange));
+        assert_eq!(dt.plus(i64::MAX, TimeUnit::Hour), Err(DateError::OutOfRange));
         assert_eq!(dt.plus(300_000, TimeUnit::Year), Err(DateError::OutOfRange));
-        assert_eq!(
-            dt.plus(10_000, TimeUnit::Year).unwrap().to_string(),
-            "+012021-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            dt.plus(-3_000, TimeUnit::Year).unwrap().to_string(),
-            "-000979-01-01T00:00:00.000Z"
-        );
+        assert_eq!(dt.plus(10_000, TimeUnit::Year).unwrap().to_string(), "+012021-01-01T00:00:00.000Z");
+        assert_eq!(dt.plus(-3_000, TimeUnit::Year).unwrap().to_string(), "-000979-01-01T00:00:00.000Z");
     }
 
     #[test]

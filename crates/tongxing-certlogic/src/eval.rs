@@ -17,10 +17,7 @@ pub(crate) enum Ctx<'a> {
     /// The data given to `evaluate`.
     Data(&'a Value),
     /// Inside a `reduce` lambda: `{"current": …, "accumulator": …}`.
-    Reduce {
-        current: &'a Val<'a>,
-        accumulator: &'a Val<'a>,
-    },
+    Reduce { current: &'a Val<'a>, accumulator: &'a Val<'a> },
 }
 
 impl Node {
@@ -48,11 +45,7 @@ impl Node {
 }
 
 fn array<'a>(items: &'a [Node], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
-    items
-        .iter()
-        .map(|item| item.eval(ctx))
-        .collect::<Result<_, _>>()
-        .map(Val::Array)
+    items.iter().map(|item| item.eval(ctx)).collect::<Result<_, _>>().map(Val::Array)
 }
 
 fn if_then_else<'a>(operands: &'a [Node; 3], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
@@ -61,11 +54,7 @@ fn if_then_else<'a>(operands: &'a [Node; 3], ctx: Ctx<'a>) -> Result<Val<'a>, Ev
     match g.truthiness() {
         Some(true) => then.eval(ctx),
         Some(false) => otherwise.eval(ctx),
-        None => Err(EvalError::NeitherTruthyNorFalsy {
-            operator: "if",
-            operand: 1,
-            value: g.describe(),
-        }),
+        None => Err(EvalError::NeitherTruthyNorFalsy { operator: "if", operand: 1, value: g.describe() }),
     }
 }
 
@@ -93,11 +82,7 @@ fn not<'a>(operand: &'a Node, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let v = operand.eval(ctx)?;
     match v.truthiness() {
         Some(t) => Ok(Val::bool(!t)),
-        None => Err(EvalError::NeitherTruthyNorFalsy {
-            operator: "!",
-            operand: 1,
-            value: v.describe(),
-        }),
+        None => Err(EvalError::NeitherTruthyNorFalsy { operator: "!", operand: 1, value: v.describe() }),
     }
 }
 
@@ -111,16 +96,12 @@ fn is_in<'a>(operands: &'a [Node; 2], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError
     let [item, list] = operands;
     let (item, list) = (item.eval(ctx)?, list.eval(ctx)?);
     let found = match &list {
-        Val::Json(json) if json.is_array() => json
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| equals(&item, &Val::Json(Cow::Borrowed(x)))),
+        Val::Json(json) if json.is_array() => {
+            json.as_array().into_iter().flatten().any(|x| equals(&item, &Val::Json(Cow::Borrowed(x))))
+        }
         Val::Array(items) => items.iter().any(|x| equals(&item, x)),
         _ => {
-            return Err(EvalError::InNotAnArray {
-                value: list.describe(),
-            });
+            return Err(EvalError::InNotAnArray { value: list.describe() });
         }
     };
     Ok(Val::bool(found))
@@ -130,9 +111,7 @@ fn plus<'a>(operands: &'a [Node; 2], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError>
     let [a, b] = operands;
     let left = integer("+", 1, a.eval(ctx)?)?;
     let right = integer("+", 2, b.eval(ctx)?)?;
-    let sum = left
-        .checked_add(right)
-        .ok_or(EvalError::IntegerOverflow { left, right })?;
+    let sum = left.checked_add(right).ok_or(EvalError::IntegerOverflow { left, right })?;
     Ok(Val::Json(Cow::Owned(Value::from(sum))))
 }
 
@@ -150,11 +129,7 @@ fn compare<'a>(op: Comparison, operands: &'a [Node], ctx: Ctx<'a>) -> Result<Val
             match v {
                 Val::DateTime(dt) => dts[i] = Some(*dt),
                 _ => {
-                    return Err(EvalError::NotADateTime {
-                        operator: op.name(),
-                        operand: i + 1,
-                        value: v.describe(),
-                    });
+                    return Err(EvalError::NotADateTime { operator: op.name(), operand: i + 1, value: v.describe() });
                 }
             }
         }
@@ -168,45 +143,30 @@ fn compare<'a>(op: Comparison, operands: &'a [Node], ctx: Ctx<'a>) -> Result<Val
                 value: v.describe(),
             })?;
         }
-        ints[..values.len()]
-            .windows(2)
-            .all(|w| op.holds(w[0], w[1]))
+        ints[..values.len()].windows(2).all(|w| op.holds(w[0], w[1]))
     };
     Ok(Val::bool(holds))
 }
 
-fn plus_time<'a>(
-    operand: &'a Node,
-    amount: i64,
-    unit: TimeUnit,
-    ctx: Ctx<'a>,
-) -> Result<Val<'a>, EvalError> {
+fn plus_time<'a>(operand: &'a Node, amount: i64, unit: TimeUnit, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let v = operand.eval(ctx)?;
     let s = string("plusTime", &v)?;
     let dt = DateTime::parse(s).map_err(|e| date_error("plusTime", s, e))?;
-    let dt = dt
-        .plus(amount, unit)
-        .map_err(|_| EvalError::DateTimeOutOfRange {
-            value: s.to_owned(),
-            amount,
-            unit: unit.name(),
-        })?;
+    let dt = dt.plus(amount, unit).map_err(|_| EvalError::DateTimeOutOfRange {
+        value: s.to_owned(),
+        amount,
+        unit: unit.name(),
+    })?;
     Ok(Val::DateTime(dt))
 }
 
 fn dcc_date_of_birth<'a>(operand: &'a Node, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let v = operand.eval(ctx)?;
     let s = string("dccDateOfBirth", &v)?;
-    DateTime::parse_date_of_birth(s)
-        .map(Val::DateTime)
-        .map_err(|e| date_error("dccDateOfBirth", s, e))
+    DateTime::parse_date_of_birth(s).map(Val::DateTime).map_err(|e| date_error("dccDateOfBirth", s, e))
 }
 
-fn extract_from_uvci<'a>(
-    operand: &'a Node,
-    index: i64,
-    ctx: Ctx<'a>,
-) -> Result<Val<'a>, EvalError> {
+fn extract_from_uvci<'a>(operand: &'a Node, index: i64, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let v = operand.eval(ctx)?;
     let uci = match v.json() {
         Some(Value::Null) => return Ok(Val::null()),
@@ -227,41 +187,25 @@ fn extract_from_uvci<'a>(
 }
 
 fn integer(operator: &'static str, operand: usize, v: Val<'_>) -> Result<i64, EvalError> {
-    v.int().ok_or_else(|| EvalError::NotAnInteger {
-        operator,
-        operand,
-        value: v.describe(),
-    })
+    v.int().ok_or_else(|| EvalError::NotAnInteger { operator, operand, value: v.describe() })
 }
 
 fn string<'v>(operator: &'static str, v: &'v Val<'_>) -> Result<&'v str, EvalError> {
     match v.json() {
         Some(Value::String(s)) => Ok(s),
-        _ => Err(EvalError::NotAString {
-            operator,
-            operand: 1,
-            value: v.describe(),
-            null_allowed: false,
-        }),
+        _ => Err(EvalError::NotAString { operator, operand: 1, value: v.describe(), null_allowed: false }),
     }
 }
 
 fn date_error(operator: &'static str, s: &str, e: DateError) -> EvalError {
-    EvalError::InvalidDateTime {
-        operator,
-        value: s.to_owned(),
-        reason: e.to_string(),
-    }
+    EvalError::InvalidDateTime { operator, value: s.to_owned(), reason: e.to_string() }
 }
 
 /// `var`: drills into the data context; anything missing or undrillable is `null`.
 fn var<'a>(path: &'a VarPath, ctx: Ctx<'a>) -> Val<'a> {
     match ctx {
         Ctx::Data(data) => json_lookup(data, &path.segments),
-        Ctx::Reduce {
-            current,
-            accumulator,
-        } => {
+        Ctx::Reduce { current, accumulator } => {
             let Some((_, rest)) = path.segments.split_first() else {
                 return Val::ReduceContext(Box::new((current.reborrow(), accumulator.reborrow())));
             };
@@ -321,34 +265,21 @@ fn reduce<'a>(operands: &'a [Node; 3], ctx: Ctx<'a>) -> Result<Val<'a>, EvalErro
                 let mut accumulator = initial.eval(ctx)?;
                 for item in items {
                     let current = Val::Json(Cow::Borrowed(item));
-                    accumulator = lambda
-                        .eval(Ctx::Reduce {
-                            current: &current,
-                            accumulator: &accumulator,
-                        })?
-                        .into_owned();
+                    accumulator =
+                        lambda.eval(Ctx::Reduce { current: &current, accumulator: &accumulator })?.into_owned();
                 }
                 Ok(accumulator)
             }
-            _ => Err(EvalError::ReduceNotAnArray {
-                value: list.describe(),
-            }),
+            _ => Err(EvalError::ReduceNotAnArray { value: list.describe() }),
         },
         Val::Array(items) => {
             let mut accumulator = initial.eval(ctx)?;
             for current in items {
-                accumulator = lambda
-                    .eval(Ctx::Reduce {
-                        current,
-                        accumulator: &accumulator,
-                    })?
-                    .into_owned();
+                accumulator = lambda.eval(Ctx::Reduce { current, accumulator: &accumulator })?.into_owned();
             }
             Ok(accumulator)
         }
-        _ => Err(EvalError::ReduceNotAnArray {
-            value: list.describe(),
-        }),
+        _ => Err(EvalError::ReduceNotAnArray { value: list.describe() }),
     }
 }
 
@@ -369,10 +300,7 @@ mod tests {
         assert_eq!(extract_from_uci("a::c/#/f", 1), Some(""));
         assert_eq!(extract_from_uci("a::c/#/f", 5), Some("f"));
         assert_eq!(extract_from_uci("a::c/#/f", 6), None);
-        assert_eq!(
-            extract_from_uci("URN:UVCI:01:NL:187/37512422923", 1),
-            Some("NL")
-        );
+        assert_eq!(extract_from_uci("URN:UVCI:01:NL:187/37512422923", 1), Some("NL"));
         assert_eq!(extract_from_uci("urn:uvci:01", 0), Some("urn"));
         assert_eq!(extract_from_uci("", 0), Some(""));
         assert_eq!(extract_from_uci("x", -1), None);

@@ -69,11 +69,7 @@ impl Expr {
     /// Validates `logic` and compiles it. Fails with every issue [`validate`] would report.
     pub fn compile(logic: &Value) -> Result<Expr, CompileError> {
         let (root, issues) = compile::compile(logic);
-        if issues.is_empty() {
-            Ok(Expr { root })
-        } else {
-            Err(CompileError::Invalid { issues })
-        }
+        if issues.is_empty() { Ok(Expr { root }) } else { Err(CompileError::Invalid { issues }) }
     }
 
     /// Evaluates the expression against `data` (for a DCC rule:
@@ -139,11 +135,7 @@ pub enum CompileError {
 }
 
 fn list_issues(issues: &[ValidationIssue]) -> String {
-    issues
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// Why evaluating a valid expression failed: a type mismatch that only the data could reveal.
@@ -157,18 +149,10 @@ pub enum EvalError {
         "operand #{operand} of \"{operator}\" evaluated to {value}, which is neither truthy nor falsy \
          (only booleans, null, strings, integers, arrays and objects are)"
     )]
-    NeitherTruthyNorFalsy {
-        operator: &'static str,
-        operand: usize,
-        value: String,
-    },
+    NeitherTruthyNorFalsy { operator: &'static str, operand: usize, value: String },
     /// An operand of `+`, `<`, `>`, `<=` or `>=` was not an integer.
     #[error("operand #{operand} of \"{operator}\" must be an integer, but evaluated to {value}")]
-    NotAnInteger {
-        operator: &'static str,
-        operand: usize,
-        value: String,
-    },
+    NotAnInteger { operator: &'static str, operand: usize, value: String },
     /// `+` left the 64-bit integer range.
     #[error("\"+\" overflowed: {left} + {right} is outside the 64-bit integer range")]
     IntegerOverflow { left: i64, right: i64 },
@@ -177,11 +161,7 @@ pub enum EvalError {
         "operand #{operand} of \"{operator}\" must be a date-time (made with \"plusTime\" or \
          \"dccDateOfBirth\"), but evaluated to {value}"
     )]
-    NotADateTime {
-        operator: &'static str,
-        operand: usize,
-        value: String,
-    },
+    NotADateTime { operator: &'static str, operand: usize, value: String },
     /// The right-hand side of `in` was not an array (`null` included: check presence first).
     #[error(
         "operand #2 of \"in\" must be an array, but evaluated to {value}; \
@@ -197,29 +177,16 @@ pub enum EvalError {
         "operand #{operand} of \"{operator}\" must be a string{}, but evaluated to {value}",
         if *.null_allowed { " or null" } else { "" }
     )]
-    NotAString {
-        operator: &'static str,
-        operand: usize,
-        value: String,
-        null_allowed: bool,
-    },
+    NotAString { operator: &'static str, operand: usize, value: String, null_allowed: bool },
     /// The string given to `plusTime` or `dccDateOfBirth` is not a date(-time) they accept.
     #[error("\"{operator}\" cannot read {value:?} as a date: it {reason}")]
-    InvalidDateTime {
-        operator: &'static str,
-        value: String,
-        reason: String,
-    },
+    InvalidDateTime { operator: &'static str, value: String, reason: String },
     /// `plusTime` left the range of representable date-times.
     #[error(
         "\"plusTime\" of {value:?} by {amount} {unit}(s) lies outside the representable range \
          (±100,000,000 days around 1970)"
     )]
-    DateTimeOutOfRange {
-        value: String,
-        amount: i64,
-        unit: &'static str,
-    },
+    DateTimeOutOfRange { value: String, amount: i64, unit: &'static str },
 }
 
 #[cfg(test)]
@@ -249,20 +216,13 @@ mod tests {
         assert_eq!(paths, ["/and/0", "/and/1", "/and/1"]);
         let text = err.to_string();
         assert!(text.contains("at /and/0: data access path doesn't have a valid format: x."));
-        assert!(text.contains(
-            "\"amount\" argument (#2) of \"plusTime\" must be an integer, but it is: 1.5"
-        ));
+        assert!(text.contains("\"amount\" argument (#2) of \"plusTime\" must be an integer, but it is: 1.5"));
         assert!(text.contains("\"unit\" argument (#3) of \"plusTime\" must be a string equal to one of year, month, day, hour, but it is: \"week\""));
     }
 
     #[test]
     fn arity_and_literal_checks() {
-        let message = |logic: Value| {
-            validate(&logic)
-                .into_iter()
-                .map(|i| i.message)
-                .collect::<Vec<_>>()
-        };
+        let message = |logic: Value| validate(&logic).into_iter().map(|i| i.message).collect::<Vec<_>>();
         assert_eq!(
             message(json!({"if": [true, 1]})),
             ["an \"if\"-operation must have exactly 3 values/operands, but it has 2"]
@@ -291,10 +251,7 @@ mod tests {
             message(json!({"dccDateOfBirth": []})),
             ["a \"dccDateOfBirth\"-operation must have exactly 1 operand, but it has 0"]
         );
-        assert_eq!(
-            message(json!({"reduce": [[], {"var": 1}, 0]})),
-            ["not of the form { \"var\": \"<path>\" }"]
-        );
+        assert_eq!(message(json!({"reduce": [[], {"var": 1}, 0]})), ["not of the form { \"var\": \"<path>\" }"]);
         assert_eq!(
             message(json!({"plusTime": ["2021-02-30", 0, "day"]})),
             [
@@ -302,10 +259,7 @@ mod tests {
             ]
         );
         assert_eq!(message(json!({"plusTime": [42, 0, "day"]})).len(), 1);
-        assert_eq!(
-            message(json!({"plusTime": [{"plusTime": ["2021", 0, "day"]}, 0, "day"]})).len(),
-            1
-        );
+        assert_eq!(message(json!({"plusTime": [{"plusTime": ["2021", 0, "day"]}, 0, "day"]})).len(), 1);
         assert!(message(json!({"plusTime": ["2021-06-01T00:00:00+02:00", 1, "year"]})).is_empty());
         assert!(message(json!({"var": "external.valueSets.covid-19-lab-test-type"})).is_empty());
     }
@@ -341,75 +295,49 @@ mod tests {
              (only booleans, null, strings, integers, arrays and objects are)"
         );
         assert!(
-            err(
-                json!({"!": [{"plusTime": ["2021", 0, "day"]}]}),
-                json!(null)
-            )
-            .contains("the date-time 2021-12-31T00:00:00.000Z")
+            err(json!({"!": [{"plusTime": ["2021", 0, "day"]}]}), json!(null))
+                .contains("the date-time 2021-12-31T00:00:00.000Z")
         );
-        assert!(
-            err(json!({"and": [true, {"var": "x"}]}), json!({"x": 1.5}))
-                .contains("operand #2 of \"and\"")
-        );
+        assert!(err(json!({"and": [true, {"var": "x"}]}), json!({"x": 1.5})).contains("operand #2 of \"and\""));
         assert_eq!(
             err(json!({"+": [{"var": "x"}, 1]}), json!({"x": "1"})),
             "operand #1 of \"+\" must be an integer, but evaluated to \"1\""
         );
-        assert!(
-            err(json!({"+": [{"var": "x"}, 1]}), json!({"x": i64::MAX})).contains("overflowed")
-        );
+        assert!(err(json!({"+": [{"var": "x"}, 1]}), json!({"x": i64::MAX})).contains("overflowed"));
         assert_eq!(
             err(json!({"<": [1, {"var": "x"}, 3]}), json!({"x": null})),
             "operand #2 of \"<\" must be an integer, but evaluated to null (missing or null data)"
         );
         assert!(
-            err(
-                json!({"after": [{"var": "x"}, {"plusTime": ["2021", 0, "day"]}]}),
-                json!({"x": "2021-01-01"})
-            )
-            .starts_with("operand #1 of \"after\" must be a date-time")
+            err(json!({"after": [{"var": "x"}, {"plusTime": ["2021", 0, "day"]}]}), json!({"x": "2021-01-01"}))
+                .starts_with("operand #1 of \"after\" must be a date-time")
         );
         assert_eq!(
             err(json!({"plusTime": [{"var": "x"}, 1, "day"]}), json!({})),
             "operand #1 of \"plusTime\" must be a string, but evaluated to null (missing or null data)"
         );
-        assert!(err(json!({"plusTime": [{"var": "x"}, 1, "day"]}), json!({"x": "2021-06-01 10:00"}))
-            .starts_with("\"plusTime\" cannot read \"2021-06-01 10:00\" as a date: it is not in an allowed format"));
         assert!(
-            err(
-                json!({"dccDateOfBirth": [{"var": "x"}]}),
-                json!({"x": "2021-02-30"})
-            )
-            .contains("not a valid calendar date")
+            err(json!({"plusTime": [{"var": "x"}, 1, "day"]}), json!({"x": "2021-06-01 10:00"}))
+                .starts_with("\"plusTime\" cannot read \"2021-06-01 10:00\" as a date: it is not in an allowed format")
         );
         assert!(
-            err(
-                json!({"plusTime": [{"var": "x"}, 300000, "year"]}),
-                json!({"x": "2021"})
-            )
-            .contains("outside the representable range")
+            err(json!({"dccDateOfBirth": [{"var": "x"}]}), json!({"x": "2021-02-30"}))
+                .contains("not a valid calendar date")
         );
         assert!(
-            err(json!({"reduce": [{"var": "x"}, 0, 0]}), json!({"x": "abc"}))
-                .contains("must be an array or null")
+            err(json!({"plusTime": [{"var": "x"}, 300000, "year"]}), json!({"x": "2021"}))
+                .contains("outside the representable range")
         );
+        assert!(err(json!({"reduce": [{"var": "x"}, 0, 0]}), json!({"x": "abc"})).contains("must be an array or null"));
         assert!(
-            err(
-                json!({"extractFromUVCI": [{"var": "x"}, 0]}),
-                json!({"x": 1})
-            )
-            .contains("must be a string or null")
+            err(json!({"extractFromUVCI": [{"var": "x"}, 0]}), json!({"x": 1})).contains("must be a string or null")
         );
     }
 
     #[test]
     fn date_time_results_and_arrays() {
         assert_eq!(
-            eval(
-                json!({"plusTime": [{"var": ""}, 2, "hour"]}),
-                json!("2021-06-01T23:30:00-01:00")
-            )
-            .unwrap(),
+            eval(json!({"plusTime": [{"var": ""}, 2, "hour"]}), json!("2021-06-01T23:30:00-01:00")).unwrap(),
             json!("2021-06-02T02:30:00.000Z")
         );
         assert_eq!(
@@ -417,11 +345,19 @@ mod tests {
             json!(["1990-02-28T00:00:00.000Z", 1])
         );
         assert_eq!(
-            eval(json!({"in": [{"plusTime": [{"var": "a"}, 0, "day"]}, [{"plusTime": ["2021-06-01", 0, "day"]}]]}), json!({"a": "2021-06-01T02:00:00+02:00"})).unwrap(),
+            eval(
+                json!({"in": [{"plusTime": [{"var": "a"}, 0, "day"]}, [{"plusTime": ["2021-06-01", 0, "day"]}]]}),
+                json!({"a": "2021-06-01T02:00:00+02:00"})
+            )
+            .unwrap(),
             json!(true)
         );
         assert_eq!(
-            eval(json!({"===": [{"plusTime": [{"var": "a"}, 0, "day"]}, {"plusTime": ["2021-06-01", 0, "day"]}]}), json!({"a": "2021-06-01"})).unwrap(),
+            eval(
+                json!({"===": [{"plusTime": [{"var": "a"}, 0, "day"]}, {"plusTime": ["2021-06-01", 0, "day"]}]}),
+                json!({"a": "2021-06-01"})
+            )
+            .unwrap(),
             json!(true)
         );
     }
@@ -453,31 +389,19 @@ mod tests {
         assert_eq!(eval(count_matching, json!(null)).unwrap(), json!(2));
 
         let whole_context = json!({"reduce": [[{"var": "x"}], {"var": ""}, 7]});
-        assert_eq!(
-            eval(whole_context, json!({"x": "a"})).unwrap(),
-            json!({"current": "a", "accumulator": 7})
-        );
+        assert_eq!(eval(whole_context, json!({"x": "a"})).unwrap(), json!({"current": "a", "accumulator": 7}));
 
         let nested = json!({"reduce": [
             {"var": "rows"},
             {"+": [{"var": "accumulator"}, {"reduce": [{"var": "current"}, {"+": [{"var": "accumulator"}, {"var": "current"}]}, 0]}]},
             0
         ]});
-        assert_eq!(
-            eval(nested, json!({"rows": [[1, 2], [3], []]})).unwrap(),
-            json!(6)
-        );
+        assert_eq!(eval(nested, json!({"rows": [[1, 2], [3], []]})).unwrap(), json!(6));
 
         let drill = json!({"reduce": [{"var": "xs"}, {"var": "current.a.1"}, null]});
-        assert!(
-            Expr::compile(&drill).is_err(),
-            "null literal is not CertLogic"
-        );
+        assert!(Expr::compile(&drill).is_err(), "null literal is not CertLogic");
         let drill = json!({"reduce": [{"var": "xs"}, {"var": "current.a.1"}, 0]});
-        assert_eq!(
-            eval(drill, json!({"xs": [{"a": [1, 2]}, {"a": [3, 4]}]})).unwrap(),
-            json!(4)
-        );
+        assert_eq!(eval(drill, json!({"xs": [{"a": [1, 2]}, {"a": [3, 4]}]})).unwrap(), json!(4));
     }
 
     #[test]

@@ -106,11 +106,7 @@ fn run_rule(rule_dir: &Path, report: &mut Report) -> io::Result<()> {
 
     let rule = load_rule(&rule_dir.join("rule.json"));
     let fail = |report: &mut Report, test: String, reason: String| {
-        report.failed.push(Failure {
-            rule: rule_id.clone(),
-            test,
-            reason,
-        });
+        report.failed.push(Failure { rule: rule_id.clone(), test, reason });
     };
     let expr = match rule {
         Ok(expr) => expr,
@@ -160,9 +156,7 @@ fn run_rule(rule_dir: &Path, report: &mut Report) -> io::Result<()> {
             Err(e) => fail(
                 report,
                 label,
-                format!(
-                    "the rule failed to evaluate (a verifier would count it as not passed): {e}"
-                ),
+                format!("the rule failed to evaluate (a verifier would count it as not passed): {e}"),
             ),
         }
     }
@@ -170,30 +164,23 @@ fn run_rule(rule_dir: &Path, report: &mut Report) -> io::Result<()> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
 }
 
 fn load_rule(path: &Path) -> Result<Expr, String> {
     let rule = read_json(path)?;
-    let logic = rule.get("Logic").ok_or_else(|| {
-        "rule.json has no \"Logic\" field with the rule's CertLogic expression".to_owned()
-    })?;
+    let logic = rule
+        .get("Logic")
+        .ok_or_else(|| "rule.json has no \"Logic\" field with the rule's CertLogic expression".to_owned())?;
     Expr::compile(logic).map_err(|CompileError::Invalid { issues }| {
         format!(
             "the rule's Logic is not valid CertLogic: {}",
-            issues
-                .iter()
-                .map(|i| format!("at /Logic{}: {}", i.path, i.message))
-                .collect::<Vec<_>>()
-                .join("; ")
+            issues.iter().map(|i| format!("at /Logic{}: {}", i.path, i.message)).collect::<Vec<_>>().join("; ")
         )
     })
 }
@@ -214,28 +201,14 @@ fn load_case(path: &Path) -> Result<Case, String> {
         .ok_or_else(|| "the test case has no boolean \"expected\" field".to_owned())?;
     let name = case.get("name").and_then(Value::as_str).map(str::to_owned);
     let mut data = Map::new();
-    data.insert(
-        "payload".to_owned(),
-        case.remove("payload").unwrap_or(Value::Null),
-    );
-    data.insert(
-        "external".to_owned(),
-        case.remove("external").unwrap_or(Value::Null),
-    );
-    Ok(Case {
-        name,
-        data: Value::Object(data),
-        expected,
-    })
+    data.insert("payload".to_owned(), case.remove("payload").unwrap_or(Value::Null));
+    data.insert("external".to_owned(), case.remove("external").unwrap_or(Value::Null));
+    Ok(Case { name, data: Value::Object(data), expected })
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 80 {
-        format!("{}…", s.chars().take(80).collect::<String>())
-    } else {
-        s
-    }
+    if s.chars().count() > 80 { format!("{}…", s.chars().take(80).collect::<String>()) } else { s }
 }
 
 #[cfg(test)]
@@ -301,15 +274,9 @@ mod tests {
         let tmp = TempDir::new("rules");
         let rule = tmp.0.join("EU/TR-EU-0005");
         write(&rule.join("rule.json"), &forty_eight_hours());
-        write(
-            &rule.join("tests/1.json"),
-            &case("sampled 24 h ago", "2021-11-18T08:00:00+08:00", true),
-        );
+        write(&rule.join("tests/1.json"), &case("sampled 24 h ago", "2021-11-18T08:00:00+08:00", true));
         // Wrong expectation: sampled 49 hours ago, so the rule fails, but the case expects a pass.
-        write(
-            &rule.join("tests/2.json"),
-            &case("sampled 49 h ago", "2021-11-17T07:00:00+08:00", true),
-        );
+        write(&rule.join("tests/2.json"), &case("sampled 49 h ago", "2021-11-17T07:00:00+08:00", true));
         fs::write(rule.join("tests/README.md"), "not a test").unwrap();
 
         let report = run(&tmp.0).unwrap();
@@ -319,10 +286,7 @@ mod tests {
         let failure = &report.failed[0];
         assert_eq!(failure.rule, "TR-EU-0005");
         assert_eq!(failure.test, "2.json (sampled 49 h ago)");
-        assert_eq!(
-            failure.reason,
-            "expected the rule to pass, but it evaluated to false, which fails"
-        );
+        assert_eq!(failure.reason, "expected the rule to pass, but it evaluated to false, which fails");
         assert!(!report.all_passed());
 
         // The rule folder itself can be given.
@@ -335,47 +299,19 @@ mod tests {
         let tmp = TempDir::new("broken");
         let invalid = tmp.0.join("X-INVALID");
         write(&invalid.join("rule.json"), &json!({"Logic": {"var": "a."}}));
-        write(
-            &invalid.join("tests/1.json"),
-            &json!({"payload": {}, "external": {}, "expected": true}),
-        );
+        write(&invalid.join("tests/1.json"), &json!({"payload": {}, "external": {}, "expected": true}));
         let throws = tmp.0.join("X-THROWS");
-        write(
-            &throws.join("rule.json"),
-            &json!({"Logic": {"plusTime": [{"var": "payload.x"}, 0, "day"]}}),
-        );
-        write(
-            &throws.join("tests/1.json"),
-            &json!({"payload": {}, "external": {}, "expected": false}),
-        );
+        write(&throws.join("rule.json"), &json!({"Logic": {"plusTime": [{"var": "payload.x"}, 0, "day"]}}));
+        write(&throws.join("tests/1.json"), &json!({"payload": {}, "external": {}, "expected": false}));
         fs::write(throws.join("tests/2.json"), "{ nope").unwrap();
         let untested = tmp.0.join("X-NOLOGIC");
-        write(
-            &untested.join("rule.json"),
-            &json!({"Identifier": "X-NOLOGIC"}),
-        );
+        write(&untested.join("rule.json"), &json!({"Identifier": "X-NOLOGIC"}));
 
         let report = run(&tmp.0).unwrap();
         assert_eq!(report.passed, 0);
-        let summary: Vec<_> = report
-            .failed
-            .iter()
-            .map(|f| format!("{}|{}", f.rule, f.test))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                "X-INVALID|1.json",
-                "X-NOLOGIC|rule.json",
-                "X-THROWS|1.json",
-                "X-THROWS|2.json"
-            ]
-        );
-        assert!(
-            report.failed[0]
-                .reason
-                .contains("at /Logic: data access path")
-        );
+        let summary: Vec<_> = report.failed.iter().map(|f| format!("{}|{}", f.rule, f.test)).collect();
+        assert_eq!(summary, ["X-INVALID|1.json", "X-NOLOGIC|rule.json", "X-THROWS|1.json", "X-THROWS|2.json"]);
+        assert!(report.failed[0].reason.contains("at /Logic: data access path"));
         assert!(report.failed[1].reason.contains("no \"Logic\" field"));
         assert!(report.failed[2].reason.contains("failed to evaluate"));
         assert!(report.failed[3].reason.contains("not valid JSON"));

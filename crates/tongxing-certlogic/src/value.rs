@@ -71,9 +71,7 @@ impl<'a> Val<'a> {
             Val::Json(v) => Val::Json(Cow::Borrowed(v.as_ref())),
             Val::DateTime(dt) => Val::DateTime(*dt),
             Val::Array(items) => Val::Array(items.iter().map(Val::reborrow).collect()),
-            Val::ReduceContext(ctx) => {
-                Val::ReduceContext(Box::new((ctx.0.reborrow(), ctx.1.reborrow())))
-            }
+            Val::ReduceContext(ctx) => Val::ReduceContext(Box::new((ctx.0.reborrow(), ctx.1.reborrow()))),
         }
     }
 
@@ -161,15 +159,10 @@ pub(crate) fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Json(a), Val::Json(b)) => json_equals(a, b),
         (Val::DateTime(a), Val::DateTime(b)) => a == b,
-        (Val::Array(a), Val::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equals(a, b))
-        }
+        (Val::Array(a), Val::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equals(a, b)),
         (Val::Array(a), Val::Json(b)) | (Val::Json(b), Val::Array(a)) => match b.as_ref() {
             Value::Array(b) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .all(|(a, b)| equals(a, &Val::Json(Cow::Borrowed(b))))
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equals(a, &Val::Json(Cow::Borrowed(b))))
             }
             _ => false,
         },
@@ -186,13 +179,9 @@ pub(crate) fn json_equals(a: &Value, b: &Value) -> bool {
             (None, None) => a.as_f64() == b.as_f64(),
             _ => false,
         },
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| json_equals(a, b))
-        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| json_equals(a, b)),
         (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .all(|(k, v)| b.get(k).is_some_and(|w| json_equals(v, w)))
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| json_equals(v, w)))
         }
         (a, b) => a == b,
     }
@@ -216,30 +205,14 @@ mod tests {
 
     #[test]
     fn truthiness_follows_the_spec() {
-        for v in [
-            json!(false),
-            json!(null),
-            json!(""),
-            json!(0),
-            json!([]),
-            json!({}),
-        ] {
+        for v in [json!(false), json!(null), json!(""), json!(0), json!([]), json!({})] {
             assert_eq!(truthiness(&v), Some(false), "{v}");
         }
-        for v in [
-            json!(true),
-            json!("0"),
-            json!(-1),
-            json!([0]),
-            json!({"a": null}),
-        ] {
+        for v in [json!(true), json!("0"), json!(-1), json!([0]), json!({"a": null})] {
             assert_eq!(truthiness(&v), Some(true), "{v}");
         }
         assert_eq!(truthiness(&json!(0.5)), None);
-        assert_eq!(
-            Val::DateTime(DateTime::parse("2021").unwrap()).truthiness(),
-            None
-        );
+        assert_eq!(Val::DateTime(DateTime::parse("2021").unwrap()).truthiness(), None);
     }
 
     #[test]
@@ -248,16 +221,10 @@ mod tests {
         assert!(!json_equals(&json!(1), &json!("1")));
         assert!(!json_equals(&json!(0), &json!(false)));
         assert!(!json_equals(&json!(null), &json!(false)));
-        assert!(json_equals(
-            &json!({"a": [1, "x"]}),
-            &json!({"a": [1.0, "x"]})
-        ));
+        assert!(json_equals(&json!({"a": [1, "x"]}), &json!({"a": [1.0, "x"]})));
         let dt = |s| Val::DateTime(DateTime::parse(s).unwrap());
         assert!(equals(&dt("2021-01-01T01:00:00+01:00"), &dt("2021-01-01")));
-        assert!(!equals(
-            &dt("2021-01-01"),
-            &Val::Json(Cow::Owned(json!("2021-01-01T00:00:00.000Z")))
-        ));
+        assert!(!equals(&dt("2021-01-01"), &Val::Json(Cow::Owned(json!("2021-01-01T00:00:00.000Z")))));
     }
 
     #[test]

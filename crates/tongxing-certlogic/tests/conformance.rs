@@ -43,9 +43,7 @@ fn skipped(v: &Value) -> bool {
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -72,12 +70,7 @@ fn evaluation_test_suite() {
             let case_name = case["name"].as_str().unwrap_or("?");
             let case_skipped = file_skipped || skipped(case);
             let case_expr = case.get("certLogicExpression");
-            for (ai, assertion) in case["assertions"]
-                .as_array()
-                .expect("assertions")
-                .iter()
-                .enumerate()
-            {
+            for (ai, assertion) in case["assertions"].as_array().expect("assertions").iter().enumerate() {
                 if case_skipped || skipped(assertion) {
                     tally.skipped += 1;
                     continue;
@@ -85,35 +78,24 @@ fn evaluation_test_suite() {
                 tally.ran += 1;
                 let label = format!(
                     "{file} / case #{ci} {case_name:?} / assertion #{ai}{}",
-                    assertion["message"]
-                        .as_str()
-                        .map(|m| format!(" ({m})"))
-                        .unwrap_or_default()
+                    assertion["message"].as_str().map(|m| format!(" ({m})")).unwrap_or_default()
                 );
                 let Some(logic) = assertion.get("certLogicExpression").or(case_expr) else {
-                    tally
-                        .failures
-                        .push(format!("{label}: no certLogicExpression"));
+                    tally.failures.push(format!("{label}: no certLogicExpression"));
                     continue;
                 };
                 let expr = match Expr::compile(logic) {
                     Ok(expr) => expr,
                     Err(e) => {
-                        tally
-                            .failures
-                            .push(format!("{label}: does not compile: {e}"));
+                        tally.failures.push(format!("{label}: does not compile: {e}"));
                         continue;
                     }
                 };
                 let expected = &assertion["expected"];
                 match expr.evaluate(&assertion["data"]) {
                     Ok(actual) if same(&actual, expected) => tally.passed += 1,
-                    Ok(actual) => tally
-                        .failures
-                        .push(format!("{label}: expected {expected}, got {actual}")),
-                    Err(e) => tally
-                        .failures
-                        .push(format!("{label}: expected {expected}, got error: {e}")),
+                    Ok(actual) => tally.failures.push(format!("{label}: expected {expected}, got {actual}")),
+                    Err(e) => tally.failures.push(format!("{label}: expected {expected}, got error: {e}")),
                 }
             }
         }
@@ -126,17 +108,9 @@ fn evaluation_test_suite() {
         tally.failures.len(),
         tally.skipped
     );
-    assert!(
-        tally.failures.is_empty(),
-        "{} failing assertions:\n{}",
-        tally.failures.len(),
-        tally.failures.join("\n")
-    );
+    assert!(tally.failures.is_empty(), "{} failing assertions:\n{}", tally.failures.len(), tally.failures.join("\n"));
     // The suite as copied: 60 cases, 232 assertions, 14 skipped (see its README).
-    assert_eq!(
-        (cases, tally.ran + tally.skipped, tally.skipped),
-        (60, 232, 14)
-    );
+    assert_eq!((cases, tally.ran + tally.skipped, tally.skipped), (60, 232, 14));
 }
 
 /// The skipped assertions are skipped because the specification disagrees with them (or with
@@ -153,19 +127,12 @@ fn skipped_assertions_follow_the_specification() {
     ] {
         // "operating on a non-array <operand 2> is considered an error"
         let err = expr.evaluate(&data).unwrap_err();
-        assert!(
-            err.to_string().contains("must be an array"),
-            "{data}: {err}"
-        );
+        assert!(err.to_string().contains("must be an array"), "{data}: {err}");
     }
     // Patched reduce: the lambda's context has no "data" (a possible future extension).
     let patched = serde_json::json!({"reduce": [{"var": "x"}, {"var": "data.z"}, 0]});
     let expr = Expr::compile(&patched).unwrap();
-    assert_eq!(
-        expr.evaluate(&serde_json::json!({"x": [1], "z": 1}))
-            .unwrap(),
-        Value::Null
-    );
+    assert_eq!(expr.evaluate(&serde_json::json!({"x": [1], "z": 1})).unwrap(), Value::Null);
 }
 
 #[test]
@@ -187,15 +154,12 @@ fn validation_test_suite() {
             // Each expected issue must be reported, for the same sub-expression and with the
             // same message, and nothing else.
             let matches = actual.len() == expected.len()
-                && expected.iter().zip(&actual).all(|(e, a)| {
-                    same(&e["expr"], &a.expr) && e["message"].as_str() == Some(a.message.as_str())
-                });
+                && expected
+                    .iter()
+                    .zip(&actual)
+                    .all(|(e, a)| same(&e["expr"], &a.expr) && e["message"].as_str() == Some(a.message.as_str()));
             if !matches {
-                failures.push(format!(
-                    "{label}: expected {}, got {:?}",
-                    Value::Array(expected.clone()),
-                    actual
-                ));
+                failures.push(format!("{label}: expected {}, got {:?}", Value::Array(expected.clone()), actual));
             }
             // compile agrees with validate.
             if Expr::compile(logic).is_ok() != actual.is_empty() {

@@ -125,11 +125,7 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
         && code.colour != CodeColour::Green
         && code.expires_at.is_none_or(|e| at < e)
     {
-        let c = if code.colour == CodeColour::Red {
-            ReasonCode::CodeRed
-        } else {
-            ReasonCode::CodeYellow
-        };
+        let c = if code.colour == CodeColour::Red { ReasonCode::CodeRed } else { ReasonCode::CodeYellow };
         return deny(vec![reason(c)]);
     }
 
@@ -144,24 +140,16 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
     if let Some(s) = latest_definitive
         && s.result == TestResult::Positive
     {
-        return deny(vec![Reason {
-            code: ReasonCode::PositiveResult,
-            sample: sample_ref(s),
-        }]);
+        return deny(vec![Reason { code: ReasonCode::PositiveResult, sample: sample_ref(s) }]);
     }
 
     // 3. Commuter certification in force?
     let commuter = person.commuter.as_ref();
-    let active = commuter.is_some_and(|c| {
-        c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u)
-    });
+    let active = commuter.is_some_and(|c| c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u));
     if commuter.is_some() && !active {
         notes.push(reason(ReasonCode::CommuterNotActive));
     }
-    let first_done = active
-        && commuter
-            .and_then(|c| c.first_checked_at)
-            .is_some_and(|t| t <= at);
+    let first_done = active && commuter.and_then(|c| c.first_checked_at).is_some_and(|t| t <= at);
 
     let window = if !active {
         policy.nat_window()
@@ -179,16 +167,9 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
             (true, true) => ReasonCode::CommuterNegativeWithinWindow,
             (true, false) => ReasonCode::CommuterFirstCheck,
         };
-        let mut reasons = vec![Reason {
-            code,
-            sample: sample_ref(s),
-        }];
+        let mut reasons = vec![Reason { code, sample: sample_ref(s) }];
         reasons.extend(notes);
-        return Decision {
-            verdict: Verdict::Pass,
-            reasons,
-            records_commuter_first_check: active && !first_done,
-        };
+        return Decision { verdict: Verdict::Pass, reasons, records_commuter_first_check: active && !first_done };
     }
 
     // 4. A pending sample from a designated service-area test point, recent enough.
@@ -202,21 +183,11 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
         .max_by_key(|s| s.sampled_at);
     if let Some(s) = pending_sa {
         if person.commitment_letter {
-            let mut reasons = vec![Reason {
-                code: ReasonCode::PendingWithCommitment,
-                sample: sample_ref(s),
-            }];
+            let mut reasons = vec![Reason { code: ReasonCode::PendingWithCommitment, sample: sample_ref(s) }];
             reasons.extend(notes);
-            return Decision {
-                verdict: Verdict::Conditional,
-                reasons,
-                records_commuter_first_check: false,
-            };
+            return Decision { verdict: Verdict::Conditional, reasons, records_commuter_first_check: false };
         }
-        let mut reasons = vec![Reason {
-            code: ReasonCode::CommitmentLetterRequired,
-            sample: sample_ref(s),
-        }];
+        let mut reasons = vec![Reason { code: ReasonCode::CommitmentLetterRequired, sample: sample_ref(s) }];
         reasons.extend(notes);
         return deny(reasons);
     }
@@ -230,20 +201,13 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
         Some(_) => ReasonCode::TestTooOld,
         None => ReasonCode::NoValidTest,
     };
-    let mut reasons = vec![Reason {
-        code,
-        sample: latest_negative.and_then(sample_ref),
-    }];
+    let mut reasons = vec![Reason { code, sample: latest_negative.and_then(sample_ref) }];
     reasons.extend(notes);
     deny(reasons)
 }
 
 fn deny(reasons: Vec<Reason>) -> Decision {
-    Decision {
-        verdict: Verdict::Deny,
-        reasons,
-        records_commuter_first_check: false,
-    }
+    Decision { verdict: Verdict::Deny, reasons, records_commuter_first_check: false }
 }
 
 /// Language of a message.
@@ -258,64 +222,46 @@ impl ReasonCode {
     /// What the person should do, without the policy's numbers (a rule set's own description
     /// says what was required). `test_point` names the nearest designated test point;
     /// `colour_reason` is the health authority's reason for a yellow or red code.
-    pub fn advice(
-        self,
-        lang: Lang,
-        test_point: Option<&str>,
-        colour_reason: Option<&str>,
-    ) -> String {
+    pub fn advice(self, lang: Lang, test_point: Option<&str>, colour_reason: Option<&str>) -> String {
         let why = colour_reason.unwrap_or("-");
-        let go_test = |lang| {
-            match (lang, test_point) {
+        let go_test = |lang| match (lang, test_point) {
             (Lang::Zh, Some(t)) => format!("请前往最近的{t}采样，签署承诺书后可先行进京。"),
             (Lang::Zh, None) => "请前往临京服务区检测点采样，签署承诺书后可先行进京。".to_string(),
-            (Lang::En, Some(t)) => format!("Get tested at the nearest test point, {t}; after signing the commitment letter you may enter."),
-            (Lang::En, None) => "Get tested at a service-area test point; after signing the commitment letter you may enter.".to_string(),
-        }
+            (Lang::En, Some(t)) => {
+                format!("Get tested at the nearest test point, {t}; after signing the commitment letter you may enter.")
+            }
+            (Lang::En, None) => {
+                "Get tested at a service-area test point; after signing the commitment letter you may enter."
+                    .to_string()
+            }
         };
         match (lang, self) {
-            (
-                Lang::Zh,
-                Self::NegativeWithinWindow
-                | Self::CommuterNegativeWithinWindow
-                | Self::CommuterFirstCheck,
-            ) => "可以通行。".into(),
-            (
-                Lang::En,
-                Self::NegativeWithinWindow
-                | Self::CommuterNegativeWithinWindow
-                | Self::CommuterFirstCheck,
-            ) => "You may pass.".into(),
-            (Lang::Zh, Self::PendingWithCommitment) => {
-                "可有条件通行；结果出来前请减少外出。".into()
+            (Lang::Zh, Self::NegativeWithinWindow | Self::CommuterNegativeWithinWindow | Self::CommuterFirstCheck) => {
+                "可以通行。".into()
             }
+            (Lang::En, Self::NegativeWithinWindow | Self::CommuterNegativeWithinWindow | Self::CommuterFirstCheck) => {
+                "You may pass.".into()
+            }
+            (Lang::Zh, Self::PendingWithCommitment) => "可有条件通行；结果出来前请减少外出。".into(),
             (Lang::En, Self::PendingWithCommitment) => {
                 "You may enter; limit your movements until the result arrives.".into()
             }
             (Lang::Zh, Self::CodeYellow) => {
                 format!("健康码为黄码（{why}），请按健康宝提示完成核酸检测或申诉。")
             }
-            (Lang::En, Self::CodeYellow) => format!(
-                "Yellow health code ({why}): follow the Health Kit's instructions to test or appeal."
-            ),
+            (Lang::En, Self::CodeYellow) => {
+                format!("Yellow health code ({why}): follow the Health Kit's instructions to test or appeal.")
+            }
             (Lang::Zh, Self::CodeRed) => format!("健康码为红码（{why}），请配合防疫人员处置。"),
-            (Lang::En, Self::CodeRed) => format!(
-                "Red health code ({why}): please follow the epidemic-control staff's instructions."
-            ),
+            (Lang::En, Self::CodeRed) => {
+                format!("Red health code ({why}): please follow the epidemic-control staff's instructions.")
+            }
             (Lang::Zh, Self::PositiveResult) => "请配合防疫人员处置。".into(),
-            (Lang::En, Self::PositiveResult) => {
-                "Please follow the epidemic-control staff's instructions.".into()
+            (Lang::En, Self::PositiveResult) => "Please follow the epidemic-control staff's instructions.".into(),
+            (lang, Self::TestTooOld | Self::CommuterTestTooOld | Self::FirstCheckNeeds48h | Self::NoValidTest) => {
+                go_test(lang)
             }
-            (
-                lang,
-                Self::TestTooOld
-                | Self::CommuterTestTooOld
-                | Self::FirstCheckNeeds48h
-                | Self::NoValidTest,
-            ) => go_test(lang),
-            (Lang::Zh, Self::CommitmentLetterRequired) => {
-                "签署《进（返）京人员承诺书》后可有条件通行。".into()
-            }
+            (Lang::Zh, Self::CommitmentLetterRequired) => "签署《进（返）京人员承诺书》后可有条件通行。".into(),
             (Lang::En, Self::CommitmentLetterRequired) => {
                 "Sign the entry commitment letter to enter conditionally.".into()
             }
@@ -332,9 +278,7 @@ impl ReasonCode {
 
 impl Verdict {
     pub fn parse(s: &str) -> Option<Verdict> {
-        [Verdict::Pass, Verdict::Conditional, Verdict::Deny]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [Verdict::Pass, Verdict::Conditional, Verdict::Deny].into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -342,13 +286,7 @@ impl Reason {
     /// The message for the officer to read out: what is wrong and what the person should do.
     /// `road` is the checkpoint's road, used to name the nearest service-area test point;
     /// `colour_reason` is the health authority's reason for a yellow or red code.
-    pub fn message(
-        &self,
-        lang: Lang,
-        policy: &Policy,
-        road: Option<&str>,
-        colour_reason: Option<&str>,
-    ) -> String {
+    pub fn message(&self, lang: Lang, policy: &Policy, road: Option<&str>, colour_reason: Option<&str>) -> String {
         let h = policy.nat_window_hours;
         let d = policy.commuter_window_days;
         let fh = policy.commuter_first_check_hours;
@@ -357,10 +295,14 @@ impl Reason {
             (Lang::Zh, Some(t)) => format!("请前往最近的{}采样，签署承诺书后可先行进京。", t.name_zh),
             (Lang::Zh, None) => "请前往临京服务区检测点采样，签署承诺书后可先行进京。".to_string(),
             (Lang::En, Some(t)) => {
-                format!("Get tested at the nearest test point, {}; after signing the commitment letter you may enter.", t.name_en)
+                format!(
+                    "Get tested at the nearest test point, {}; after signing the commitment letter you may enter.",
+                    t.name_en
+                )
             }
             (Lang::En, None) => {
-                "Get tested at a service-area test point; after signing the commitment letter you may enter.".to_string()
+                "Get tested at a service-area test point; after signing the commitment letter you may enter."
+                    .to_string()
             }
         };
         let why = colour_reason.unwrap_or("");

@@ -22,9 +22,7 @@ pub enum IdError {
     FirstGeneration,
     #[error("a resident ID number has 18 characters (17 digits and a digit or X), got {0}")]
     Length(usize),
-    #[error(
-        "character {position} ('{found}') is not allowed: the first 17 must be digits, the last a digit or X"
-    )]
+    #[error("character {position} ('{found}') is not allowed: the first 17 must be digits, the last a digit or X")]
     Character { position: usize, found: char },
     #[error(
         "the check character is {found}, but the first 17 digits give {expected}: the number was probably mistyped"
@@ -39,14 +37,8 @@ pub enum IdError {
     #[error("the region code {0} is not a GB/T 2260 division code of any year from 1980 to 2022")]
     UnknownRegion(String),
     #[error("a {kind} number is {expected}, got '{found}'")]
-    Format {
-        kind: &'static str,
-        expected: &'static str,
-        found: String,
-    },
-    #[error(
-        "unknown document type '{0}'; accepted: resident_id, passport, hk_macao_permit, taiwan_permit"
-    )]
+    Format { kind: &'static str, expected: &'static str, found: String },
+    #[error("unknown document type '{0}'; accepted: resident_id, passport, hk_macao_permit, taiwan_permit")]
     UnknownKind(String),
 }
 
@@ -74,24 +66,13 @@ static REGIONS: LazyLock<HashMap<u32, Region>> = LazyLock::new(|| {
     for line in REGIONS_CSV.lines().skip(1) {
         let line = line.trim_end_matches('\r');
         let mut f = line.split(',');
-        let (Some(code), Some(name), Some(first), Some(last)) =
-            (f.next(), f.next(), f.next(), f.next())
-        else {
+        let (Some(code), Some(name), Some(first), Some(last)) = (f.next(), f.next(), f.next(), f.next()) else {
             continue;
         };
-        let (Ok(code), Ok(first_seen), Ok(last_seen)) = (code.parse(), first.parse(), last.parse())
-        else {
+        let (Ok(code), Ok(first_seen), Ok(last_seen)) = (code.parse(), first.parse(), last.parse()) else {
             continue;
         };
-        map.insert(
-            code,
-            Region {
-                code,
-                name,
-                first_seen,
-                last_seen,
-            },
-        );
+        map.insert(code, Region { code, name, first_seen, last_seen });
     }
     map
 });
@@ -116,11 +97,7 @@ impl RegionCode {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let s = s.trim();
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(IdError::Format {
-                kind: "region code",
-                expected: "6 digits (GB/T 2260)",
-                found: s.into(),
-            });
+            return Err(IdError::Format { kind: "region code", expected: "6 digits (GB/T 2260)", found: s.into() });
         }
         let code: u32 = s.parse().expect("six digits");
         match region(code) {
@@ -171,11 +148,7 @@ const CHECK_CHARS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3
 
 /// The check character of the first 17 digits (which must be ASCII digits).
 pub fn id_check_char(first17: &[u8]) -> char {
-    let sum: u32 = first17
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
     CHECK_CHARS[(sum % 11) as usize]
 }
 
@@ -195,16 +168,9 @@ impl ResidentId {
             return Err(IdError::Length(n));
         }
         for (i, c) in s.chars().enumerate() {
-            let ok = if i < 17 {
-                c.is_ascii_digit()
-            } else {
-                c.is_ascii_digit() || c == 'X'
-            };
+            let ok = if i < 17 { c.is_ascii_digit() } else { c.is_ascii_digit() || c == 'X' };
             if !ok {
-                return Err(IdError::Character {
-                    position: i + 1,
-                    found: c,
-                });
+                return Err(IdError::Character { position: i + 1, found: c });
             }
         }
         let b = s.as_bytes();
@@ -214,8 +180,7 @@ impl ResidentId {
             return Err(IdError::CheckCharacter { expected, found });
         }
         let date_str = &s[6..14];
-        let birth = NaiveDate::parse_from_str(date_str, "%Y%m%d")
-            .map_err(|_| IdError::BirthDate(date_str.into()))?;
+        let birth = NaiveDate::parse_from_str(date_str, "%Y%m%d").map_err(|_| IdError::BirthDate(date_str.into()))?;
         if birth > today {
             return Err(IdError::FutureBirthDate(birth));
         }
@@ -303,12 +268,11 @@ impl Document {
     pub fn parse(kind: DocumentKind, number: &str, today: NaiveDate) -> Result<Self, IdError> {
         let number = match kind {
             DocumentKind::ResidentId => ResidentId::parse(number, today)?.0,
-            DocumentKind::Passport => check_format(
-                number,
-                "passport",
-                "5 to 17 letters and digits (e.g. E12345678)",
-                |s| (5..=17).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()),
-            )?,
+            DocumentKind::Passport => {
+                check_format(number, "passport", "5 to 17 letters and digits (e.g. E12345678)", |s| {
+                    (5..=17).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+                })?
+            }
             DocumentKind::HkMacaoPermit => check_format(
                 number,
                 "Hong Kong/Macao permit",
@@ -340,18 +304,11 @@ impl Document {
     /// without the birth-date bound (keys come from the system's own records).
     pub fn from_key(key: &str) -> Option<Self> {
         let (prefix, number) = key.split_once(':')?;
-        let kind = [
-            DocumentKind::ResidentId,
-            DocumentKind::Passport,
-            DocumentKind::HkMacaoPermit,
-            DocumentKind::TaiwanPermit,
-        ]
-        .into_iter()
-        .find(|k| k.key_prefix() == prefix)?;
-        Some(Document {
-            kind,
-            number: number.to_string(),
-        })
+        let kind =
+            [DocumentKind::ResidentId, DocumentKind::Passport, DocumentKind::HkMacaoPermit, DocumentKind::TaiwanPermit]
+                .into_iter()
+                .find(|k| k.key_prefix() == prefix)?;
+        Some(Document { kind, number: number.to_string() })
     }
 
     pub fn kind(&self) -> DocumentKind {
@@ -376,15 +333,7 @@ fn check_format(
     if s.is_empty() {
         return Err(IdError::Empty);
     }
-    if s.is_ascii() && ok(&s) {
-        Ok(s)
-    } else {
-        Err(IdError::Format {
-            kind,
-            expected,
-            found: number.trim().into(),
-        })
-    }
+    if s.is_ascii() && ok(&s) { Ok(s) } else { Err(IdError::Format { kind, expected, found: number.trim().into() }) }
 }
 
 #[cfg(test)]
@@ -404,10 +353,7 @@ mod tests {
     #[test]
     fn standard_example_is_valid() {
         let id = ResidentId::parse("11010519491231002X", today()).unwrap();
-        assert_eq!(
-            id.birth_date(),
-            NaiveDate::from_ymd_opt(1949, 12, 31).unwrap()
-        );
+        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31).unwrap());
         assert_eq!(id.region_code(), 110105);
         assert!(!id.is_male());
     }
@@ -422,29 +368,20 @@ mod tests {
     fn wrong_check_character() {
         assert_eq!(
             ResidentId::parse("110105194912310021", today()),
-            Err(IdError::CheckCharacter {
-                expected: 'X',
-                found: '1'
-            })
+            Err(IdError::CheckCharacter { expected: 'X', found: '1' })
         );
     }
 
     #[test]
     fn february_31st_is_not_a_date() {
         let n = with_check("11010519490231002");
-        assert_eq!(
-            ResidentId::parse(&n, today()),
-            Err(IdError::BirthDate("19490231".into()))
-        );
+        assert_eq!(ResidentId::parse(&n, today()), Err(IdError::BirthDate("19490231".into())));
     }
 
     #[test]
     fn future_birth_date() {
         let n = with_check("11010520211118002");
-        assert!(matches!(
-            ResidentId::parse(&n, today()),
-            Err(IdError::FutureBirthDate(_))
-        ));
+        assert!(matches!(ResidentId::parse(&n, today()), Err(IdError::FutureBirthDate(_))));
         // The same number is fine once the date has come.
         assert!(ResidentId::parse(&n, NaiveDate::from_ymd_opt(2021, 11, 18).unwrap()).is_ok());
     }
@@ -452,10 +389,7 @@ mod tests {
     #[test]
     fn unknown_region() {
         let n = with_check("99010519491231002");
-        assert_eq!(
-            ResidentId::parse(&n, today()),
-            Err(IdError::UnknownRegion("990105".into()))
-        );
+        assert_eq!(ResidentId::parse(&n, today()), Err(IdError::UnknownRegion("990105".into())));
     }
 
     #[test]
@@ -482,16 +416,10 @@ mod tests {
     #[test]
     fn bad_lengths_and_characters() {
         assert_eq!(ResidentId::parse("", today()), Err(IdError::Empty));
-        assert_eq!(
-            ResidentId::parse("1101051949", today()),
-            Err(IdError::Length(10))
-        );
+        assert_eq!(ResidentId::parse("1101051949", today()), Err(IdError::Length(10)));
         assert_eq!(
             ResidentId::parse("1101051949123100AX", today()),
-            Err(IdError::Character {
-                position: 17,
-                found: 'A'
-            })
+            Err(IdError::Character { position: 17, found: 'A' })
         );
     }
 

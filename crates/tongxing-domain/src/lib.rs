@@ -21,9 +21,7 @@ pub mod policy;
 pub mod uscc;
 
 pub use decision::{Decision, Reason, ReasonCode, Verdict, decide};
-pub use facts::{
-    CodeColour, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind, TestResult,
-};
+pub use facts::{CodeColour, CommuterFacts, CommuterStatus, PersonFacts, SampleFact, SiteKind, TestResult};
 pub use ids::{Document, DocumentKind, IdError, ResidentId};
 pub use policy::Policy;
 

@@ -8,11 +8,7 @@ pub fn document_number(number: &str) -> String {
         return "*".repeat(chars.len());
     }
     let n = chars.len();
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| if i < 2 || i >= n - 2 { c } else { '*' })
-        .collect()
+    chars.iter().enumerate().map(|(i, &c)| if i < 2 || i >= n - 2 { c } else { '*' }).collect()
 }
 
 /// `张三丰` → `张**`; `Zhang San` → `Z********`.
@@ -31,21 +27,14 @@ pub fn phone(phone: &str) -> String {
         return "*".repeat(chars.len());
     }
     let n = chars.len();
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| if i < 3 || i >= n - 4 { c } else { '*' })
-        .collect()
+    chars.iter().enumerate().map(|(i, &c)| if i < 3 || i >= n - 4 { c } else { '*' }).collect()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn masks() {
-        assert_eq!(
-            super::document_number("11010519491231002X"),
-            "11**************2X"
-        );
+        assert_eq!(super::document_number("11010519491231002X"), "11**************2X");
         assert_eq!(super::name("张三丰"), "张**");
         assert_eq!(super::phone("13812345678"), "138****5678");
         assert_eq!(super::document_number("E12"), "***");

@@ -86,36 +86,22 @@ impl Policy {
         let positive = [
             ("nat_window_hours", self.nat_window_hours),
             ("commuter_window_days", self.commuter_window_days),
-            (
-                "commuter_first_check_hours",
-                self.commuter_first_check_hours,
-            ),
+            ("commuter_first_check_hours", self.commuter_first_check_hours),
             ("commitment_window_hours", self.commitment_window_hours),
             ("commuter_validity_days", self.commuter_validity_days),
         ];
         for (field, v) in positive {
             if v <= 0 {
-                return Err(PolicyError::Field {
-                    field,
-                    reason: format!("must be positive, got {v}"),
-                });
+                return Err(PolicyError::Field { field, reason: format!("must be positive, got {v}") });
             }
         }
-        for (field, list) in [
-            ("surrounding_regions", &self.surrounding_regions),
-            ("city_regions", &self.city_regions),
-        ] {
+        for (field, list) in [("surrounding_regions", &self.surrounding_regions), ("city_regions", &self.city_regions)]
+        {
             for r in list {
-                if r.prefix.is_empty()
-                    || r.prefix.len() > 6
-                    || !r.prefix.bytes().all(|b| b.is_ascii_digit())
-                {
+                if r.prefix.is_empty() || r.prefix.len() > 6 || !r.prefix.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(PolicyError::Field {
                         field,
-                        reason: format!(
-                            "'{}' is not a region-code prefix of 1 to 6 digits",
-                            r.prefix
-                        ),
+                        reason: format!("'{}' is not a region-code prefix of 1 to 6 digits", r.prefix),
                     });
                 }
             }
@@ -123,10 +109,7 @@ impl Policy {
         if let Some(to) = self.valid_to
             && to <= self.valid_from
         {
-            return Err(PolicyError::Field {
-                field: "valid_to",
-                reason: "must be after valid_from".into(),
-            });
+            return Err(PolicyError::Field { field: "valid_to", reason: "must be after valid_from".into() });
         }
         Ok(())
     }
@@ -157,23 +140,17 @@ impl Policy {
     }
 
     pub fn is_surrounding(&self, region: RegionCode) -> Option<&RegionPrefix> {
-        self.surrounding_regions
-            .iter()
-            .find(|r| region.has_prefix(&r.prefix))
+        self.surrounding_regions.iter().find(|r| region.has_prefix(&r.prefix))
     }
     pub fn is_city(&self, region: RegionCode) -> bool {
-        self.city_regions
-            .iter()
-            .any(|r| region.has_prefix(&r.prefix))
+        self.city_regions.iter().any(|r| region.has_prefix(&r.prefix))
     }
     pub fn test_point(&self, site: &str) -> Option<&TestPoint> {
         self.designated_test_points.iter().find(|t| t.id == site)
     }
     /// The designated test point on the same road as a checkpoint, if any.
     pub fn test_point_on_road(&self, road: &str) -> Option<&TestPoint> {
-        self.designated_test_points
-            .iter()
-            .find(|t| t.road.eq_ignore_ascii_case(road))
+        self.designated_test_points.iter().find(|t| t.road.eq_ignore_ascii_case(road))
     }
 }
 
@@ -187,18 +164,9 @@ mod tests {
         assert_eq!(p.nat_window_hours, 48);
         assert_eq!(p.commuter_window_days, 14);
         assert_eq!(p.designated_test_points.len(), 13);
-        assert!(
-            p.is_surrounding(RegionCode::parse("131082").unwrap())
-                .is_some()
-        );
-        assert!(
-            p.is_surrounding(RegionCode::parse("120101").unwrap())
-                .is_some()
-        );
-        assert!(
-            p.is_surrounding(RegionCode::parse("130102").unwrap())
-                .is_none()
-        );
+        assert!(p.is_surrounding(RegionCode::parse("131082").unwrap()).is_some());
+        assert!(p.is_surrounding(RegionCode::parse("120101").unwrap()).is_some());
+        assert!(p.is_surrounding(RegionCode::parse("130102").unwrap()).is_none());
         assert!(p.is_city(RegionCode::parse("110105").unwrap()));
     }
 

@@ -7,17 +7,13 @@ use std::fmt;
 use serde::Serialize;
 
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsccError {
     #[error("a unified social credit code has 18 characters, got {0}")]
     Length(usize),
-    #[error(
-        "character {position} ('{found}') is not allowed: use digits and capital letters except I, O, Z, S and V"
-    )]
+    #[error("character {position} ('{found}') is not allowed: use digits and capital letters except I, O, Z, S and V")]
     Character { position: usize, found: char },
     #[error("characters 3 to 8 must be a 6-digit region code, got '{0}'")]
     Region(String),
@@ -50,10 +46,7 @@ impl Uscc {
             match ALPHABET.iter().position(|&a| a as char == c) {
                 Some(v) => values.push(v as u32),
                 None => {
-                    return Err(UsccError::Character {
-                        position: i + 1,
-                        found: c,
-                    });
+                    return Err(UsccError::Character { position: i + 1, found: c });
                 }
             }
         }
@@ -80,15 +73,8 @@ impl fmt::Display for Uscc {
 
 /// Completes 17 valid characters with their check character (for generated data and tests).
 pub fn complete(first17: &str) -> Option<String> {
-    let values: Option<Vec<u32>> = first17
-        .chars()
-        .map(|c| {
-            ALPHABET
-                .iter()
-                .position(|&a| a as char == c)
-                .map(|v| v as u32)
-        })
-        .collect();
+    let values: Option<Vec<u32>> =
+        first17.chars().map(|c| ALPHABET.iter().position(|&a| a as char == c).map(|v| v as u32)).collect();
     let values = values?;
     (values.len() == 17).then(|| format!("{first17}{}", check_char(&values)))
 }
@@ -105,29 +91,14 @@ mod tests {
 
     #[test]
     fn mistyped_check_character() {
-        assert_eq!(
-            Uscc::parse("91350100M000100Y44"),
-            Err(UsccError::CheckCharacter {
-                expected: '3',
-                found: '4'
-            })
-        );
+        assert_eq!(Uscc::parse("91350100M000100Y44"), Err(UsccError::CheckCharacter { expected: '3', found: '4' }));
     }
 
     #[test]
     fn bad_characters_and_lengths() {
         assert_eq!(Uscc::parse("91350100M000100Y4"), Err(UsccError::Length(17)));
-        assert_eq!(
-            Uscc::parse("91350100I000100Y43"),
-            Err(UsccError::Character {
-                position: 9,
-                found: 'I'
-            })
-        );
-        assert!(matches!(
-            Uscc::parse("91AB0100M000100Y43"),
-            Err(UsccError::Region(_))
-        ));
+        assert_eq!(Uscc::parse("91350100I000100Y43"), Err(UsccError::Character { position: 9, found: 'I' }));
+        assert!(matches!(Uscc::parse("91AB0100M000100Y43"), Err(UsccError::Region(_))));
     }
 
     #[test]

@@ -30,10 +30,7 @@ impl Caller {
         if self.role.can(action) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "the role '{}' may not do this ({action:?})",
-                self.role
-            )))
+            Err(ApiError::Forbidden(format!("the role '{}' may not do this ({action:?})", self.role)))
         }
     }
     /// Refuses the call unless the token's scope covers `item`.
@@ -63,11 +60,7 @@ pub fn new_token() -> NewToken {
     rng.fill(&mut secret).expect("system randomness");
     rng.fill(&mut id).expect("system randomness");
     let secret = format!("tx_{}", hex(&secret));
-    NewToken {
-        hash: hash_token(&secret),
-        id: format!("tok_{}", hex(&id)),
-        secret,
-    }
+    NewToken { hash: hash_token(&secret), id: format!("tok_{}", hex(&id)), secret }
 }
 
 pub fn hash_token(secret: &str) -> String {
@@ -87,42 +80,20 @@ pub struct TokenCache(Mutex<HashMap<String, (Caller, Instant)>>);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthenticated)?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .ok_or(ApiError::Unauthenticated)?
-            .trim();
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthenticated)?;
+        let secret = header.strip_prefix("Bearer ").ok_or(ApiError::Unauthenticated)?.trim();
         let hash = hash_token(secret);
         if let Some((caller, at)) = state.tokens.0.lock().expect("token cache").get(&hash)
             && at.elapsed() < CACHE_TTL
         {
             return Ok(caller.clone());
         }
-        let record = state
-            .store
-            .token_by_hash(&hash)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        let record = state.store.token_by_hash(&hash).await?.ok_or(ApiError::Unauthenticated)?;
         let role = Role::parse(&record.role).map_err(ApiError::Internal)?;
-        let caller = Caller {
-            token_id: record.id,
-            role,
-            scope: record.scope,
-        };
-        state
-            .tokens
-            .0
-            .lock()
-            .expect("token cache")
-            .insert(hash, (caller.clone(), Instant::now()));
+        let caller = Caller { token_id: record.id, role, scope: record.scope };
+        state.tokens.0.lock().expect("token cache").insert(hash, (caller.clone(), Instant::now()));
         Ok(caller)
     }
 }

@@ -85,17 +85,12 @@ pub async fn dry_run(
 ) -> Result<DryRunReport, StoreError> {
     let start = Instant::now();
     let mut salt = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut salt)
-        .expect("system randomness");
+    SystemRandom::new().fill(&mut salt).expect("system randomness");
     let pseudonym = |doc_key: &str| {
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(&salt);
         ctx.update(doc_key.as_bytes());
-        ctx.finish().as_ref()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        ctx.finish().as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let mut r = DryRunReport {
         candidate_id: candidate.id().to_string(),
@@ -141,39 +136,19 @@ pub async fn dry_run(
                 r.looser += 1;
                 cp.looser += 1;
             }
-            *r.directions
-                .entry(format!("{}→{}", recorded.as_str(), d.verdict.as_str()))
-                .or_default() += 1;
-            let old_reason = e
-                .reasons
-                .get(0)
-                .and_then(|x| x.get("code"))
-                .and_then(|c| c.as_str())
-                .unwrap_or("")
-                .to_string();
-            let new_reason = d
-                .reasons
-                .first()
-                .map(|x| x.code.as_str())
-                .unwrap_or("")
-                .to_string();
-            *r.by_reason
-                .entry(format!("{old_reason}→{new_reason}"))
-                .or_default() += 1;
+            *r.directions.entry(format!("{}→{}", recorded.as_str(), d.verdict.as_str())).or_default() += 1;
+            let old_reason =
+                e.reasons.get(0).and_then(|x| x.get("code")).and_then(|c| c.as_str()).unwrap_or("").to_string();
+            let new_reason = d.reasons.first().map(|x| x.code.as_str()).unwrap_or("").to_string();
+            *r.by_reason.entry(format!("{old_reason}→{new_reason}")).or_default() += 1;
             if r.sample.len() < sample_size {
                 r.sample.push(AffectedEntry {
                     person: pseudonym(&e.doc_key),
                     entry_id: e.id,
                     checkpoint_id: e.checkpoint_id,
                     checked_at: e.checked_at,
-                    recorded: VerdictAndReason {
-                        verdict: recorded.as_str().into(),
-                        reason: old_reason,
-                    },
-                    candidate: VerdictAndReason {
-                        verdict: d.verdict.as_str().into(),
-                        reason: new_reason,
-                    },
+                    recorded: VerdictAndReason { verdict: recorded.as_str().into(), reason: old_reason },
+                    candidate: VerdictAndReason { verdict: d.verdict.as_str().into(), reason: new_reason },
                 });
             }
         }

@@ -42,10 +42,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, reason: impl ToString) -> Self {
-        ApiError::Invalid {
-            field: field.into(),
-            reason: reason.to_string(),
-        }
+        ApiError::Invalid { field: field.into(), reason: reason.to_string() }
     }
 }
 
@@ -101,18 +98,10 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let body = Problem {
-            kind: format!("/problems/{kind}"),
-            title: title.into(),
-            status: status.as_u16(),
-            detail,
-            field,
-        };
+        let body =
+            Problem { kind: format!("/problems/{kind}"), title: title.into(), status: status.as_u16(), detail, field };
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         resp
     }
 }

@@ -105,20 +105,11 @@ pub fn router(state: AppState) -> Router {
         .route("/people/access-log", post(routes::people::access_log))
         .route("/people/code", put(routes::people::set_code))
         .route("/results", post(routes::results::submit_one))
-        .route(
-            "/results/batch",
-            post(routes::results::submit_batch).layer(DefaultBodyLimit::max(32 * 1024 * 1024)),
-        )
-        .route(
-            "/results/{lab}/{sample_id}/history",
-            get(routes::results::history),
-        )
+        .route("/results/batch", post(routes::results::submit_batch).layer(DefaultBodyLimit::max(32 * 1024 * 1024)))
+        .route("/results/{lab}/{sample_id}/history", get(routes::results::history))
         .route("/commuters", post(routes::commuters::apply))
         .route("/commuters/decision", post(routes::commuters::decide))
-        .route(
-            "/checkpoints",
-            post(routes::checkpoints::register).get(routes::checkpoints::list),
-        )
+        .route("/checkpoints", post(routes::checkpoints::register).get(routes::checkpoints::list))
         .route("/checks", post(routes::checks::check))
         .route("/checks/vehicle", post(routes::checks::check_vehicle))
         .route("/entries", get(routes::checks::entries))
@@ -126,15 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/verdicts", get(routes::stats::verdicts))
         .route(
             "/policies",
-            get(routes::policies::list)
-                .post(routes::policies::publish)
-                .layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+            get(routes::policies::list).post(routes::policies::publish).layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
         )
         .route("/policies/activate", post(routes::policies::activate))
-        .route(
-            "/policies/dry-run",
-            post(routes::policies::dry_run).layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
-        )
+        .route("/policies/dry-run", post(routes::policies::dry_run).layer(DefaultBodyLimit::max(4 * 1024 * 1024)))
         .route("/policies/audit", get(routes::policies::audit))
         .route("/openapi.json", get(openapi::document));
     Router::new()
@@ -157,14 +143,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -176,11 +155,8 @@ async fn not_found() -> ApiError {
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();

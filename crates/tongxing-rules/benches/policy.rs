@@ -36,13 +36,7 @@ fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2021, 11, 20, 1, 30, 0).unwrap()
 }
 
-fn sample(
-    rng: &mut Rng,
-    hours_ago: i64,
-    kind: SiteKind,
-    site: &str,
-    result: TestResult,
-) -> SampleFact {
+fn sample(rng: &mut Rng, hours_ago: i64, kind: SiteKind, site: &str, result: TestResult) -> SampleFact {
     SampleFact {
         lab: format!("LAB{:02}", rng.below(40)),
         sample_id: format!("{:012}", rng.next() % 1_000_000_000_000),
@@ -56,13 +50,7 @@ fn sample(
 fn older_negatives(rng: &mut Rng, samples: &mut Vec<SampleFact>) {
     for _ in 0..rng.below(3) {
         let h = 72 + rng.below(400);
-        samples.push(sample(
-            rng,
-            h,
-            SiteKind::Community,
-            "C-110105-003",
-            TestResult::Negative,
-        ));
+        samples.push(sample(rng, h, SiteKind::Community, "C-110105-003", TestResult::Negative));
     }
 }
 
@@ -70,13 +58,8 @@ fn mix(n: usize) -> Vec<Facts> {
     let mut rng = Rng(20_211_117);
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut person = PersonFacts {
-            known: true,
-            code: None,
-            commuter: None,
-            samples: Vec::new(),
-            commitment_letter: false,
-        };
+        let mut person =
+            PersonFacts { known: true, code: None, commuter: None, samples: Vec::new(), commitment_letter: false };
         let commuter = |first: bool, status: CommuterStatus| CommuterFacts {
             status,
             valid_until: Some(at() + Span::days(120)),
@@ -86,51 +69,27 @@ fn mix(n: usize) -> Vec<Facts> {
             // Visitor with a negative test within 48 hours.
             0..=49 => {
                 let h = rng.below(47);
-                person.samples.push(sample(
-                    &mut rng,
-                    h,
-                    SiteKind::Hospital,
-                    "H-110101-001",
-                    TestResult::Negative,
-                ));
+                person.samples.push(sample(&mut rng, h, SiteKind::Hospital, "H-110101-001", TestResult::Negative));
                 older_negatives(&mut rng, &mut person.samples);
             }
             // Certified commuter after the first check, test within 14 days.
             50..=69 => {
                 person.commuter = Some(commuter(true, CommuterStatus::Approved));
                 let h = rng.below(13 * 24);
-                person.samples.push(sample(
-                    &mut rng,
-                    h,
-                    SiteKind::Community,
-                    "C-131082-001",
-                    TestResult::Negative,
-                ));
+                person.samples.push(sample(&mut rng, h, SiteKind::Community, "C-131082-001", TestResult::Negative));
                 older_negatives(&mut rng, &mut person.samples);
             }
             // Commuter's first check.
             70..=74 => {
                 person.commuter = Some(commuter(false, CommuterStatus::Approved));
                 let h = rng.below(70);
-                person.samples.push(sample(
-                    &mut rng,
-                    h,
-                    SiteKind::Community,
-                    "C-131082-001",
-                    TestResult::Negative,
-                ));
+                person.samples.push(sample(&mut rng, h, SiteKind::Community, "C-131082-001", TestResult::Negative));
             }
             // Test too old, or none.
             75..=82 => {
                 if rng.below(2) == 0 {
                     let h = 49 + rng.below(200);
-                    person.samples.push(sample(
-                        &mut rng,
-                        h,
-                        SiteKind::Hospital,
-                        "H-120101-002",
-                        TestResult::Negative,
-                    ));
+                    person.samples.push(sample(&mut rng, h, SiteKind::Hospital, "H-120101-002", TestResult::Negative));
                 } else {
                     person.known = rng.below(2) == 0;
                 }
@@ -150,56 +109,27 @@ fn mix(n: usize) -> Vec<Facts> {
             }
             // Yellow or red code.
             90..=94 => {
-                let colour = if rng.below(5) == 0 {
-                    CodeColour::Red
-                } else {
-                    CodeColour::Yellow
-                };
-                person.code = Some(CodeFacts {
-                    colour,
-                    reason: Some("弹窗".into()),
-                    expires_at: None,
-                });
+                let colour = if rng.below(5) == 0 { CodeColour::Red } else { CodeColour::Yellow };
+                person.code = Some(CodeFacts { colour, reason: Some("弹窗".into()), expires_at: None });
                 let h = rng.below(47);
-                person.samples.push(sample(
-                    &mut rng,
-                    h,
-                    SiteKind::Hospital,
-                    "H-110101-001",
-                    TestResult::Negative,
-                ));
+                person.samples.push(sample(&mut rng, h, SiteKind::Hospital, "H-110101-001", TestResult::Negative));
             }
             // Certification not in force, test older than 48 hours.
             95..=97 => {
                 person.commuter = Some(commuter(true, CommuterStatus::Suspended));
                 let h = 60 + rng.below(200);
-                person.samples.push(sample(
-                    &mut rng,
-                    h,
-                    SiteKind::Community,
-                    "C-131082-001",
-                    TestResult::Negative,
-                ));
+                person.samples.push(sample(&mut rng, h, SiteKind::Community, "C-131082-001", TestResult::Negative));
             }
             // Positive.
             _ => {
                 let h = rng.below(30);
-                person.samples.push(sample(
-                    &mut rng,
-                    h,
-                    SiteKind::Hospital,
-                    "H-110101-001",
-                    TestResult::Positive,
-                ));
+                person.samples.push(sample(&mut rng, h, SiteKind::Hospital, "H-110101-001", TestResult::Positive));
                 older_negatives(&mut rng, &mut person.samples);
             }
         }
         out.push(Facts {
             person,
-            checkpoint: CheckpointFacts {
-                id: "CP-G1-XIANGHE".into(),
-                road: Some("京哈高速".into()),
-            },
+            checkpoint: CheckpointFacts { id: "CP-G1-XIANGHE".into(), road: Some("京哈高速".into()) },
         });
     }
     out
@@ -231,21 +161,14 @@ fn main() {
     let facts = mix(2000);
     let policy = Policy::beijing_2021_11_17();
     let sets = tongxing_rules::builtin();
-    let rules = sets
-        .iter()
-        .find(|s| s.id() == "beijing-2021-11-17")
-        .expect("built-in policy");
+    let rules = sets.iter().find(|s| s.id() == "beijing-2021-11-17").expect("built-in policy");
     let at = at();
 
     // Same answers first: a benchmark of wrong answers is worthless.
     let mut verdicts = std::collections::BTreeMap::new();
     for f in &facts {
         let (a, b) = (decide(f, &policy, at), rules.decide(f, at));
-        assert_eq!(
-            (a.verdict, a.reasons[0].code),
-            (b.verdict, b.reasons[0].code),
-            "{f:?}"
-        );
+        assert_eq!((a.verdict, a.reasons[0].code), (b.verdict, b.reasons[0].code), "{f:?}");
         assert_eq!(b, rules.decide_reference(f, at), "{f:?}");
         *verdicts.entry(a.verdict.as_str()).or_insert(0) += 1;
     }
@@ -257,26 +180,14 @@ fn main() {
     let mut best_reference: f64 = 0.0;
     // Alternate, so that all see the same machine conditions; keep the best of three.
     for _ in 0..3 {
-        best_native = best_native.max(measure(&facts, min, |f| {
-            decide(f, &policy, at).reasons.len()
-        }));
+        best_native = best_native.max(measure(&facts, min, |f| decide(f, &policy, at).reasons.len()));
         best_rules = best_rules.max(measure(&facts, min, |f| rules.decide(f, at).reasons.len()));
-        best_reference = best_reference.max(measure(&facts, min / 2, |f| {
-            rules.decide_reference(f, at).reasons.len()
-        }));
+        best_reference = best_reference.max(measure(&facts, min / 2, |f| rules.decide_reference(f, at).reasons.len()));
     }
     println!("native tongxing_domain::decide                    : {best_native:>12.0} decisions/s");
     println!("RuleSet::decide (fast path)                       : {best_rules:>12.0} decisions/s");
-    println!(
-        "ratio rules/native                                : {:>12.1} %",
-        100.0 * best_rules / best_native
-    );
-    println!(
-        "RuleSet::decide_reference (CertLogic on the JSON) : {best_reference:>12.0} decisions/s (for comparison)"
-    );
+    println!("ratio rules/native                                : {:>12.1} %", 100.0 * best_rules / best_native);
+    println!("RuleSet::decide_reference (CertLogic on the JSON) : {best_reference:>12.0} decisions/s (for comparison)");
     let ok = best_rules >= 200_000.0 && best_rules >= 0.25 * best_native;
-    println!(
-        "targets (>= 200,000/s and >= 25 % of native): {}",
-        if ok { "met" } else { "NOT met" }
-    );
+    println!("targets (>= 200,000/s and >= 25 % of native): {}", if ok { "met" } else { "NOT met" });
 }

@@ -40,25 +40,11 @@ pub(crate) struct Needs {
 
 impl Needs {
     pub(crate) fn all() -> Needs {
-        Needs {
-            payload: !0,
-            code: !0,
-            commuter: !0,
-            samples: [!0; 4],
-            external: !0,
-            checkpoint: !0,
-        }
+        Needs { payload: !0, code: !0, commuter: !0, samples: [!0; 4], external: !0, checkpoint: !0 }
     }
 
     pub(crate) fn none() -> Needs {
-        Needs {
-            payload: 0,
-            code: 0,
-            commuter: 0,
-            samples: [0; 4],
-            external: 0,
-            checkpoint: 0,
-        }
+        Needs { payload: 0, code: 0, commuter: 0, samples: [0; 4], external: 0, checkpoint: 0 }
     }
 
     /// Adds a data path a rule reads (`{"var": path}` outside `reduce` lambdas). Reading an
@@ -73,11 +59,7 @@ impl Needs {
                 [f, ..] => bit(keys, f),
             }
         }
-        let segments: Vec<&str> = if path.is_empty() {
-            Vec::new()
-        } else {
-            path.split('.').collect()
-        };
+        let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path.split('.').collect() };
         match segments.as_slice() {
             [] => *self = Needs::all(),
             ["payload"] => {
@@ -91,9 +73,7 @@ impl Needs {
                 match *key {
                     "code" => self.code |= field(CODE_KEYS, rest),
                     "commuter" => self.commuter |= field(COMMUTER_KEYS, rest),
-                    "latestDefinitive" => {
-                        self.samples[LATEST_DEFINITIVE] |= field(SAMPLE_KEYS, rest)
-                    }
+                    "latestDefinitive" => self.samples[LATEST_DEFINITIVE] |= field(SAMPLE_KEYS, rest),
                     "latestNegative" => self.samples[LATEST_NEGATIVE] |= field(SAMPLE_KEYS, rest),
                     "pending" | "samples" => {
                         let slot = if *key == "pending" { PENDING } else { SAMPLES };
@@ -122,11 +102,7 @@ impl Needs {
 
 /// The keys of `all` whose bit is set in `mask`.
 fn keys(all: &[&'static str], mask: u16) -> Vec<&'static str> {
-    all.iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, k)| *k)
-        .collect()
+    all.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, k)| *k).collect()
 }
 
 /// A facts document that can be refilled in place: strings, sample objects and arrays are
@@ -183,63 +159,38 @@ impl Document {
         // Samples that exist at the check time, newest first; on a tie in sampling time the one
         // listed later first (the native decision's `max_by_key` picks the last of equals).
         self.order.clear();
-        self.order.extend(
-            (0..samples.len())
-                .rev()
-                .filter(|&i| samples[i].sampled_at <= at),
-        );
-        self.order
-            .sort_by(|&a, &b| samples[b].sampled_at.cmp(&samples[a].sampled_at));
+        self.order.extend((0..samples.len()).rev().filter(|&i| samples[i].sampled_at <= at));
+        self.order.sort_by(|&a, &b| samples[b].sampled_at.cmp(&samples[a].sampled_at));
         let order = &self.order;
 
         // Latest conclusive result; on a tie in sampling time the positive one.
-        let definitive =
-            |s: &&SampleFact| matches!(s.result, TestResult::Negative | TestResult::Positive);
-        let latest_definitive = order
-            .iter()
-            .position(|&i| definitive(&&samples[i]))
-            .map(|p| {
-                let first = &samples[order[p]];
-                order[p..]
-                    .iter()
-                    .map(|&i| &samples[i])
-                    .take_while(|s| s.sampled_at == first.sampled_at)
-                    .find(|s| s.result == TestResult::Positive)
-                    .unwrap_or(first)
-            });
-        let latest_negative = order
-            .iter()
-            .map(|&i| &samples[i])
-            .find(|s| s.result == TestResult::Negative);
+        let definitive = |s: &&SampleFact| matches!(s.result, TestResult::Negative | TestResult::Positive);
+        let latest_definitive = order.iter().position(|&i| definitive(&&samples[i])).map(|p| {
+            let first = &samples[order[p]];
+            order[p..]
+                .iter()
+                .map(|&i| &samples[i])
+                .take_while(|s| s.sampled_at == first.sampled_at)
+                .find(|s| s.result == TestResult::Positive)
+                .unwrap_or(first)
+        });
+        let latest_negative = order.iter().map(|&i| &samples[i]).find(|s| s.result == TestResult::Negative);
 
-        let Value::Object(root) = &mut self.root else {
-            unreachable!("the root is an object")
-        };
-        let [
-            spare_definitive,
-            spare_negative,
-            spare_pending,
-            spare_samples,
-        ] = &mut self.spare;
+        let Value::Object(root) = &mut self.root else { unreachable!("the root is an object") };
+        let [spare_definitive, spare_negative, spare_pending, spare_samples] = &mut self.spare;
         let [keys_definitive, keys_negative, keys_pending, keys_samples] = &self.sample_keys;
         for (key, slot) in root.iter_mut() {
-            let Value::Object(map) = slot else {
-                unreachable!("payload and external are objects")
-            };
+            let Value::Object(map) = slot else { unreachable!("payload and external are objects") };
             match key.as_str() {
                 "external" => {
                     for (key, slot) in map.iter_mut() {
                         match key.as_str() {
                             "checkpoint" => {
-                                let Value::Object(cp) = slot else {
-                                    unreachable!("checkpoint is an object")
-                                };
+                                let Value::Object(cp) = slot else { unreachable!("checkpoint is an object") };
                                 for (key, slot) in cp.iter_mut() {
                                     match key.as_str() {
                                         "id" => set_str(slot, &facts.checkpoint.id),
-                                        "road" => {
-                                            set_opt_str(slot, facts.checkpoint.road.as_deref())
-                                        }
+                                        "road" => set_opt_str(slot, facts.checkpoint.road.as_deref()),
                                         _ => {}
                                     }
                                 }
@@ -267,9 +218,7 @@ impl Document {
                             },
                             "codeColour" => {
                                 let colour = match &person.code {
-                                    Some(code) if code.expires_at.is_none_or(|e| at < e) => {
-                                        code.colour
-                                    }
+                                    Some(code) if code.expires_at.is_none_or(|e| at < e) => code.colour,
                                     _ => CodeColour::Green,
                                 };
                                 set_str(slot, colour.as_str());
@@ -278,19 +227,15 @@ impl Document {
                             "commuter" => match &person.commuter {
                                 None => *slot = Value::Null,
                                 Some(c) => {
-                                    let in_force = c.status == CommuterStatus::Approved
-                                        && c.valid_until.is_none_or(|u| at < u);
+                                    let in_force =
+                                        c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u);
                                     let obj = object(slot, &self.commuter_keys);
                                     for (key, slot) in obj.iter_mut() {
                                         match key.as_str() {
                                             "firstCheckDone" => {
-                                                *slot = Value::Bool(
-                                                    c.first_checked_at.is_some_and(|t| t <= at),
-                                                )
+                                                *slot = Value::Bool(c.first_checked_at.is_some_and(|t| t <= at))
                                             }
-                                            "firstCheckedAt" => {
-                                                set_opt_time(slot, c.first_checked_at)
-                                            }
+                                            "firstCheckedAt" => set_opt_time(slot, c.first_checked_at),
                                             "inForce" => *slot = Value::Bool(in_force),
                                             "status" => set_str(slot, c.status.as_str()),
                                             "validUntil" => set_opt_time(slot, c.valid_until),
@@ -300,30 +245,19 @@ impl Document {
                                 }
                             },
                             "known" => *slot = Value::Bool(person.known),
-                            "latestDefinitive" => set_opt_sample(
-                                slot,
-                                latest_definitive,
-                                spare_definitive,
-                                keys_definitive,
-                            ),
-                            "latestNegative" => {
-                                set_opt_sample(slot, latest_negative, spare_negative, keys_negative)
+                            "latestDefinitive" => {
+                                set_opt_sample(slot, latest_definitive, spare_definitive, keys_definitive)
                             }
+                            "latestNegative" => set_opt_sample(slot, latest_negative, spare_negative, keys_negative),
                             "pending" => set_samples(
                                 slot,
-                                order
-                                    .iter()
-                                    .map(|&i| &samples[i])
-                                    .filter(|s| s.result == TestResult::Pending),
+                                order.iter().map(|&i| &samples[i]).filter(|s| s.result == TestResult::Pending),
                                 spare_pending,
                                 keys_pending,
                             ),
-                            "samples" => set_samples(
-                                slot,
-                                order.iter().map(|&i| &samples[i]),
-                                spare_samples,
-                                keys_samples,
-                            ),
+                            "samples" => {
+                                set_samples(slot, order.iter().map(|&i| &samples[i]), spare_samples, keys_samples)
+                            }
                             _ => {}
                         }
                     }
@@ -347,22 +281,8 @@ const PAYLOAD_KEYS: &[&str] = &[
     "samples",
 ];
 const CODE_KEYS: &[&str] = &["colour", "expiresAt"];
-const COMMUTER_KEYS: &[&str] = &[
-    "firstCheckDone",
-    "firstCheckedAt",
-    "inForce",
-    "status",
-    "validUntil",
-];
-pub(crate) const SAMPLE_KEYS: &[&str] = &[
-    "lab",
-    "ref",
-    "result",
-    "sampleId",
-    "sampledAt",
-    "site",
-    "siteKind",
-];
+const COMMUTER_KEYS: &[&str] = &["firstCheckDone", "firstCheckedAt", "inForce", "status", "validUntil"];
+pub(crate) const SAMPLE_KEYS: &[&str] = &["lab", "ref", "result", "sampleId", "sampledAt", "site", "siteKind"];
 const EXTERNAL_KEYS: &[&str] = &["checkpoint", "validationClock", "valueSets"];
 const CHECKPOINT_KEYS: &[&str] = &["id", "road"];
 
@@ -421,9 +341,7 @@ fn set_opt_time(slot: &mut Value, t: Option<DateTime<Utc>>) {
 
 fn sample_value(s: &SampleFact, spare: &mut Vec<Value>, keys: &[&str]) -> Value {
     let mut v = spare.pop().unwrap_or_else(|| new_object(keys));
-    let Value::Object(map) = &mut v else {
-        unreachable!("spares are objects")
-    };
+    let Value::Object(map) = &mut v else { unreachable!("spares are objects") };
     for (key, slot) in map.iter_mut() {
         match key.as_str() {
             "lab" => set_str(slot, &s.lab),
@@ -520,15 +438,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 #[cfg(test)]
@@ -555,17 +465,8 @@ mod tests {
 
     fn facts(samples: Vec<SampleFact>) -> Facts {
         Facts {
-            person: PersonFacts {
-                known: true,
-                code: None,
-                commuter: None,
-                samples,
-                commitment_letter: false,
-            },
-            checkpoint: CheckpointFacts {
-                id: "CP1".into(),
-                road: Some("京哈高速".into()),
-            },
+            person: PersonFacts { known: true, code: None, commuter: None, samples, commitment_letter: false },
+            checkpoint: CheckpointFacts { id: "CP1".into(), road: Some("京哈高速".into()) },
         }
     }
 
@@ -575,10 +476,7 @@ mod tests {
         write_time(&mut s, t());
         assert_eq!(s, "2021-11-18T08:00:00Z");
         s.clear();
-        write_time(
-            &mut s,
-            Utc.with_ymd_and_hms(2000, 2, 29, 23, 59, 59).unwrap() + Duration::milliseconds(7),
-        );
+        write_time(&mut s, Utc.with_ymd_and_hms(2000, 2, 29, 23, 59, 59).unwrap() + Duration::milliseconds(7));
         assert_eq!(s, "2000-02-29T23:59:59.007Z");
         for days in [-1000i64, 0, 1, 59, 60, 365, 10_957, 19_000, 2_932_896] {
             let d = DateTime::<Utc>::UNIX_EPOCH + Duration::days(days) + Duration::seconds(3723);
@@ -596,11 +494,7 @@ mod tests {
             sample("future", -1, TestResult::Negative),
             sample("pos", 40, TestResult::Positive),
         ]);
-        f.person.code = Some(CodeFacts {
-            colour: CodeColour::Yellow,
-            reason: None,
-            expires_at: Some(t()),
-        });
+        f.person.code = Some(CodeFacts { colour: CodeColour::Yellow, reason: None, expires_at: Some(t()) });
         f.person.commuter = Some(CommuterFacts {
             status: CommuterStatus::Approved,
             valid_until: None,
@@ -642,14 +536,8 @@ mod tests {
     fn refilling_gives_the_same_document_as_building_fresh() {
         let cases = [
             facts(vec![]),
-            facts(vec![
-                sample("a", 1, TestResult::Negative),
-                sample("b", 1, TestResult::Positive),
-            ]),
-            facts(vec![
-                sample("a", 3, TestResult::Pending),
-                sample("b", 5, TestResult::Pending),
-            ]),
+            facts(vec![sample("a", 1, TestResult::Negative), sample("b", 1, TestResult::Positive)]),
+            facts(vec![sample("a", 3, TestResult::Pending), sample("b", 5, TestResult::Pending)]),
             facts(vec![sample("a", 3, TestResult::Invalid)]),
         ];
         let mut doc = Document::new(json!({}), &Needs::all());

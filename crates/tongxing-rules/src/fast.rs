@@ -61,9 +61,7 @@ impl<'a> Ctx<'a> {
                 if latest_definitive.is_none_or(|d| key(s) >= key(d)) {
                     latest_definitive = Some(s);
                 }
-                if s.result == TestResult::Negative
-                    && latest_negative.is_none_or(|n| s.sampled_at >= n.sampled_at)
-                {
+                if s.result == TestResult::Negative && latest_negative.is_none_or(|n| s.sampled_at >= n.sampled_at) {
                     latest_negative = Some(s);
                 }
             }
@@ -82,24 +80,14 @@ impl<'a> Ctx<'a> {
     fn sorted(&self) -> &Vec<&'a SampleFact> {
         self.sorted.get_or_init(|| {
             let samples = &self.facts.person.samples;
-            let mut sorted: Vec<&SampleFact> = samples
-                .iter()
-                .rev()
-                .filter(|s| s.sampled_at <= self.at)
-                .collect();
+            let mut sorted: Vec<&SampleFact> = samples.iter().rev().filter(|s| s.sampled_at <= self.at).collect();
             sorted.sort_by_key(|s| std::cmp::Reverse(s.sampled_at));
             sorted
         })
     }
 
     fn pending(&self) -> &Vec<&'a SampleFact> {
-        self.pending.get_or_init(|| {
-            self.sorted()
-                .iter()
-                .copied()
-                .filter(|s| s.result == TestResult::Pending)
-                .collect()
-        })
+        self.pending.get_or_init(|| self.sorted().iter().copied().filter(|s| s.result == TestResult::Pending).collect())
     }
 }
 
@@ -184,18 +172,8 @@ impl<'a> FVal<'a> {
             FVal::Str(_) | FVal::Name(_) | FVal::DateStr(_) | FVal::Ref(_) => {
                 Value::String(self.string().expect("a string").into_owned())
             }
-            FVal::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .cloned()
-                    .map(FVal::into_json)
-                    .collect::<Result<_, _>>()?,
-            ),
-            FVal::Time(_)
-            | FVal::Opaque(_)
-            | FVal::ValueSet(_)
-            | FVal::Sample(_)
-            | FVal::List(_) => return Err(Bail),
+            FVal::Array(items) => Value::Array(items.iter().cloned().map(FVal::into_json).collect::<Result<_, _>>()?),
+            FVal::Time(_) | FVal::Opaque(_) | FVal::ValueSet(_) | FVal::Sample(_) | FVal::List(_) => return Err(Bail),
         })
     }
 
@@ -210,12 +188,10 @@ impl<'a> FVal<'a> {
                 Some(item) => return item.lookup(rest),
                 None => return Ok(FVal::Null),
             },
-            FVal::ValueSet(codes) => {
-                match first.index.and_then(|i| codes.get(i)).and_then(json_string) {
-                    Some(code) => FVal::Str(code),
-                    None => FVal::Null,
-                }
-            }
+            FVal::ValueSet(codes) => match first.index.and_then(|i| codes.get(i)).and_then(json_string) {
+                Some(code) => FVal::Str(code),
+                None => FVal::Null,
+            },
             FVal::List(samples) => match first.index.and_then(|i| samples.get(i)) {
                 Some(s) => FVal::Sample(s),
                 None => FVal::Null,
@@ -236,8 +212,7 @@ impl<'a> FVal<'a> {
 /// plain JSON never. Objects and arrays are left to the reference.
 fn strict_equals(a: &FVal<'_>, b: &FVal<'_>) -> Result<bool, Bail> {
     use FVal::*;
-    let container =
-        |v: &FVal<'_>| matches!(v, Opaque(_) | ValueSet(_) | Sample(_) | List(_) | Array(_));
+    let container = |v: &FVal<'_>| matches!(v, Opaque(_) | ValueSet(_) | Sample(_) | List(_) | Array(_));
     Ok(match (a, b) {
         (Time(x), Time(y)) => x == y,
         (Time(_), _) | (_, Time(_)) => false,
@@ -260,9 +235,7 @@ fn strict_equals(a: &FVal<'_>, b: &FVal<'_>) -> Result<bool, Bail> {
         (Bool(x), Bool(y)) => x == y,
         (Int(x), Int(y)) => x == y,
         (Str(_) | Name(_), Str(_) | Name(_)) => a.plain_str() == b.plain_str(),
-        (Str(_) | Name(_) | DateStr(_) | Ref(_), Str(_) | Name(_) | DateStr(_) | Ref(_)) => {
-            a.string() == b.string()
-        }
+        (Str(_) | Name(_) | DateStr(_) | Ref(_), Str(_) | Name(_) | DateStr(_) | Ref(_)) => a.string() == b.string(),
         _ => false,
     })
 }
@@ -270,9 +243,7 @@ fn strict_equals(a: &FVal<'_>, b: &FVal<'_>) -> Result<bool, Bail> {
 /// Whether `item` is in a value set (an array of JSON strings, as the rule set makes them).
 fn in_value_set(item: &FVal<'_>, set: &[Value]) -> Result<bool, Bail> {
     match item {
-        FVal::Opaque(_) | FVal::ValueSet(_) | FVal::Sample(_) | FVal::List(_) | FVal::Array(_) => {
-            Err(Bail)
-        }
+        FVal::Opaque(_) | FVal::ValueSet(_) | FVal::Sample(_) | FVal::List(_) | FVal::Array(_) => Err(Bail),
         FVal::Str(s) => Ok(set.iter().any(|v| v.as_str() == Some(s.as_str()))),
         FVal::Name(s) => Ok(set.iter().any(|v| v.as_str() == Some(**s))),
         FVal::DateStr(_) | FVal::Ref(_) => {
@@ -425,16 +396,8 @@ impl Leaf {
             ["payload", "commuter", "firstCheckedAt"] => Leaf::CommuterFirstCheckedAt,
             ["payload", "commuter", "inForce"] => Leaf::CommuterInForce,
             ["payload", "commuter", "firstCheckDone"] => Leaf::CommuterFirstCheckDone,
-            [
-                "payload",
-                which @ ("latestDefinitive" | "latestNegative"),
-                rest @ ..,
-            ] => {
-                let which = if *which == "latestDefinitive" {
-                    Which::LatestDefinitive
-                } else {
-                    Which::LatestNegative
-                };
+            ["payload", which @ ("latestDefinitive" | "latestNegative"), rest @ ..] => {
+                let which = if *which == "latestDefinitive" { Which::LatestDefinitive } else { Which::LatestNegative };
                 match rest {
                     [] => Leaf::Sample(which, None),
                     [f] => match sample_field(f) {
@@ -453,9 +416,7 @@ impl Leaf {
             ["external", "checkpoint", "road"] => Leaf::CheckpointRoad,
             ["external", "valueSets"] => Leaf::ValueSets(!value_sets.is_empty()),
             ["external", "valueSets", id] => match value_sets.get(*id) {
-                Some(Value::Object(codes)) => {
-                    Leaf::ValueSet(crate::ruleset::value_set_codes(codes))
-                }
+                Some(Value::Object(codes)) => Leaf::ValueSet(crate::ruleset::value_set_codes(codes)),
                 _ => Leaf::Missing,
             },
             ["external", "valueSets", ..] => return None,
@@ -476,14 +437,8 @@ impl Leaf {
                     FVal::Null
                 }
             }
-            Leaf::CodeColourSet => person
-                .code
-                .as_ref()
-                .map_or(FVal::Null, |c| FVal::Name(colour_name(c.colour))),
-            Leaf::CodeExpiresAt => person
-                .code
-                .as_ref()
-                .map_or(FVal::Null, |c| time(&c.expires_at)),
+            Leaf::CodeColourSet => person.code.as_ref().map_or(FVal::Null, |c| FVal::Name(colour_name(c.colour))),
+            Leaf::CodeExpiresAt => person.code.as_ref().map_or(FVal::Null, |c| time(&c.expires_at)),
             Leaf::CodeColour => FVal::Name(colour_name(ctx.code_colour)),
             Leaf::CommitmentLetter => FVal::Bool(person.commitment_letter),
             Leaf::Commuter => {
@@ -493,27 +448,16 @@ impl Leaf {
                     FVal::Null
                 }
             }
-            Leaf::CommuterStatus => person
-                .commuter
-                .as_ref()
-                .map_or(FVal::Null, |c| FVal::Name(status_name(c.status))),
-            Leaf::CommuterValidUntil => person
-                .commuter
-                .as_ref()
-                .map_or(FVal::Null, |c| time(&c.valid_until)),
-            Leaf::CommuterFirstCheckedAt => person
-                .commuter
-                .as_ref()
-                .map_or(FVal::Null, |c| time(&c.first_checked_at)),
+            Leaf::CommuterStatus => person.commuter.as_ref().map_or(FVal::Null, |c| FVal::Name(status_name(c.status))),
+            Leaf::CommuterValidUntil => person.commuter.as_ref().map_or(FVal::Null, |c| time(&c.valid_until)),
+            Leaf::CommuterFirstCheckedAt => person.commuter.as_ref().map_or(FVal::Null, |c| time(&c.first_checked_at)),
             Leaf::CommuterInForce => person.commuter.as_ref().map_or(FVal::Null, |c| {
-                FVal::Bool(
-                    c.status == CommuterStatus::Approved
-                        && c.valid_until.is_none_or(|u| ctx.at < u),
-                )
+                FVal::Bool(c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| ctx.at < u))
             }),
-            Leaf::CommuterFirstCheckDone => person.commuter.as_ref().map_or(FVal::Null, |c| {
-                FVal::Bool(c.first_checked_at.is_some_and(|t| t <= ctx.at))
-            }),
+            Leaf::CommuterFirstCheckDone => person
+                .commuter
+                .as_ref()
+                .map_or(FVal::Null, |c| FVal::Bool(c.first_checked_at.is_some_and(|t| t <= ctx.at))),
             Leaf::Sample(which, field) => {
                 let sample = match which {
                     Which::LatestDefinitive => ctx.latest_definitive,
@@ -530,12 +474,7 @@ impl Leaf {
             Leaf::Clock => FVal::DateStr(&ctx.at),
             Leaf::Checkpoint => FVal::Opaque(true),
             Leaf::CheckpointId => FVal::Str(&ctx.facts.checkpoint.id),
-            Leaf::CheckpointRoad => ctx
-                .facts
-                .checkpoint
-                .road
-                .as_ref()
-                .map_or(FVal::Null, FVal::Str),
+            Leaf::CheckpointRoad => ctx.facts.checkpoint.road.as_ref().map_or(FVal::Null, FVal::Str),
             Leaf::ValueSets(truthy) => FVal::Opaque(*truthy),
             Leaf::ValueSet(codes) => FVal::ValueSet(codes),
         }
@@ -569,10 +508,7 @@ impl Cmp {
         })
     }
     fn on_date_times(self) -> bool {
-        matches!(
-            self,
-            Cmp::Before | Cmp::After | Cmp::NotAfter | Cmp::NotBefore
-        )
+        matches!(self, Cmp::Before | Cmp::After | Cmp::NotAfter | Cmp::NotBefore)
     }
     fn holds(self, a: i64, b: i64) -> bool {
         match self {
@@ -665,11 +601,7 @@ impl FNode {
     }
 
     /// `in_lambda`: inside a `reduce` lambda, where `var` reads `current` and `accumulator`.
-    fn compile_in(
-        logic: &Value,
-        value_sets: &Map<String, Value>,
-        in_lambda: bool,
-    ) -> Option<FNode> {
+    fn compile_in(logic: &Value, value_sets: &Map<String, Value>, in_lambda: bool) -> Option<FNode> {
         Some(match logic {
             Value::Bool(b) => FNode::Lit(Lit::Bool(*b)),
             Value::String(s) => FNode::Lit(Lit::Str(s.clone())),
@@ -703,10 +635,7 @@ impl FNode {
                         .split('.')
                         .map(|k| Segment {
                             key: k.to_owned(),
-                            index: k
-                                .bytes()
-                                .all(|b| b.is_ascii_digit())
-                                .then(|| k.parse().unwrap_or(usize::MAX)),
+                            index: k.bytes().all(|b| b.is_ascii_digit()).then(|| k.parse().unwrap_or(usize::MAX)),
                         })
                         .collect();
                     let field = match segments[0].key.as_str() {
@@ -719,9 +648,7 @@ impl FNode {
                 let args = args.as_array()?;
                 let c = |i: usize| FNode::compile_in(args.get(i)?, value_sets, in_lambda);
                 let all = || {
-                    args.iter()
-                        .map(|a| FNode::compile_in(a, value_sets, in_lambda))
-                        .collect::<Option<Box<[FNode]>>>()
+                    args.iter().map(|a| FNode::compile_in(a, value_sets, in_lambda)).collect::<Option<Box<[FNode]>>>()
                 };
                 match (op.as_str(), args.len()) {
                     ("if", 3) => FNode::If(Box::new([c(0)?, c(1)?, c(2)?])),
@@ -744,9 +671,7 @@ impl FNode {
                         }
                         _ => FNode::In(Box::new(c(0)?), Box::new(c(1)?)),
                     },
-                    (name, 2 | 3) if Cmp::from_name(name).is_some() => {
-                        FNode::Compare(Cmp::from_name(name)?, all()?)
-                    }
+                    (name, 2 | 3) if Cmp::from_name(name).is_some() => FNode::Compare(Cmp::from_name(name)?, all()?),
                     ("plusTime", 3) => {
                         // A literal date is folded by the reference; not handled here.
                         if !args[0].is_object() {
@@ -760,11 +685,9 @@ impl FNode {
                         };
                         FNode::PlusTime(Box::new(c(0)?), amount, unit_ms)
                     }
-                    ("reduce", 3) => FNode::Reduce(Box::new([
-                        c(0)?,
-                        FNode::compile_in(&args[1], value_sets, true)?,
-                        c(2)?,
-                    ])),
+                    ("reduce", 3) => {
+                        FNode::Reduce(Box::new([c(0)?, FNode::compile_in(&args[1], value_sets, true)?, c(2)?]))
+                    }
                     _ => return None,
                 }
             }
@@ -772,11 +695,7 @@ impl FNode {
     }
 
     /// Evaluates against the facts (and, in a `reduce` lambda, its scope), giving the value.
-    fn eval<'a, 'f: 'a>(
-        &'a self,
-        ctx: &'a Ctx<'f>,
-        scope: Option<&Scope<'_, 'a>>,
-    ) -> Result<FVal<'a>, Bail> {
+    fn eval<'a, 'f: 'a>(&'a self, ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
         match self {
             FNode::Lit(l) => Ok(l.val()),
             FNode::Var(leaf) => Ok(leaf.get(ctx)),
@@ -794,21 +713,15 @@ impl FNode {
             FNode::PlusTime(..) => self.time(ctx, scope).map(FVal::Time),
             FNode::Array(items) => array(items, ctx, scope),
             FNode::Reduce(ops) => reduce(ops, ctx, scope),
-            FNode::Not(_)
-            | FNode::Equals(_)
-            | FNode::In(..)
-            | FNode::InLiteral(..)
-            | FNode::Compare(..) => Ok(FVal::Bool(self.truth(ctx, scope)? == Some(true))),
+            FNode::Not(_) | FNode::Equals(_) | FNode::In(..) | FNode::InLiteral(..) | FNode::Compare(..) => {
+                Ok(FVal::Bool(self.truth(ctx, scope)? == Some(true)))
+            }
         }
     }
 
     /// The truthiness of the value (`None`: neither truthy nor falsy). Most of a rule is
     /// evaluated here, where results are a byte, not a value.
-    fn truth<'a, 'f: 'a>(
-        &'a self,
-        ctx: &'a Ctx<'f>,
-        scope: Option<&Scope<'_, 'a>>,
-    ) -> Result<Option<bool>, Bail> {
+    fn truth<'a, 'f: 'a>(&'a self, ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<Option<bool>, Bail> {
         match self {
             FNode::Lit(l) => Ok(l.val().truthiness()),
             FNode::Var(leaf) => Ok(leaf.get(ctx).truthiness()),
@@ -832,10 +745,7 @@ impl FNode {
                 Ok(Some(true))
             }
             FNode::Not(op) => Ok(Some(!op.truth(ctx, scope)?.ok_or(Bail)?)),
-            FNode::Equals(ops) => Ok(Some(strict_equals(
-                &ops[0].value(ctx, scope)?,
-                &ops[1].value(ctx, scope)?,
-            )?)),
+            FNode::Equals(ops) => Ok(Some(strict_equals(&ops[0].value(ctx, scope)?, &ops[1].value(ctx, scope)?)?)),
             FNode::In(item, list) => is_in(item, list, ctx, scope).map(Some),
             FNode::InLiteral(item, lits) => in_literal(item, lits, ctx, scope).map(Some),
             FNode::Compare(cmp, ops) => compare(*cmp, ops, ctx, scope).map(Some),
@@ -848,11 +758,7 @@ impl FNode {
 
     /// The value, without a call for literals and data.
     #[inline]
-    fn value<'a, 'f: 'a>(
-        &'a self,
-        ctx: &'a Ctx<'f>,
-        scope: Option<&Scope<'_, 'a>>,
-    ) -> Result<FVal<'a>, Bail> {
+    fn value<'a, 'f: 'a>(&'a self, ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
         match self {
             FNode::Lit(l) => Ok(l.val()),
             FNode::Var(leaf) => Ok(leaf.get(ctx)),
@@ -861,11 +767,7 @@ impl FNode {
     }
 
     /// The value, which must be a date-time (as a comparison's operand), in milliseconds.
-    fn time<'a, 'f: 'a>(
-        &'a self,
-        ctx: &'a Ctx<'f>,
-        scope: Option<&Scope<'_, 'a>>,
-    ) -> Result<i64, Bail> {
+    fn time<'a, 'f: 'a>(&'a self, ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<i64, Bail> {
         match self {
             FNode::PlusTime(op, amount, unit_ms) => match op.value(ctx, scope)? {
                 FVal::DateStr(t) => {
@@ -873,10 +775,7 @@ impl FNode {
                     if !(FIRST_MS..END_MS).contains(&ms) {
                         return Err(Bail);
                     }
-                    let ms = amount
-                        .checked_mul(*unit_ms)
-                        .and_then(|d| ms.checked_add(d))
-                        .ok_or(Bail)?;
+                    let ms = amount.checked_mul(*unit_ms).and_then(|d| ms.checked_add(d)).ok_or(Bail)?;
                     if !(-MAX_MS..=MAX_MS).contains(&ms) {
                         return Err(Bail);
                     }
@@ -908,11 +807,7 @@ impl FNode {
     }
 }
 
-fn lambda_var<'a>(
-    field: Option<bool>,
-    segments: &[Segment],
-    scope: Option<&Scope<'_, 'a>>,
-) -> Result<FVal<'a>, Bail> {
+fn lambda_var<'a>(field: Option<bool>, segments: &[Segment], scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
     let scope = scope.ok_or(Bail)?;
     match field {
         Some(true) => scope.current.lookup(&segments[1..]),
@@ -922,11 +817,7 @@ fn lambda_var<'a>(
 }
 
 /// `and` for its value: the first falsy operand, or else the last one.
-fn and<'a, 'f: 'a>(
-    ops: &'a [FNode],
-    ctx: &'a Ctx<'f>,
-    scope: Option<&Scope<'_, 'a>>,
-) -> Result<FVal<'a>, Bail> {
+fn and<'a, 'f: 'a>(ops: &'a [FNode], ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
     let mut result = FVal::Bool(true);
     for op in ops {
         result = op.value(ctx, scope)?;
@@ -978,11 +869,7 @@ fn in_literal<'a, 'f: 'a>(
 }
 
 #[inline(never)]
-fn plus<'a, 'f: 'a>(
-    ops: &'a [FNode; 2],
-    ctx: &'a Ctx<'f>,
-    scope: Option<&Scope<'_, 'a>>,
-) -> Result<FVal<'a>, Bail> {
+fn plus<'a, 'f: 'a>(ops: &'a [FNode; 2], ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
     match (ops[0].value(ctx, scope)?, ops[1].value(ctx, scope)?) {
         (FVal::Int(a), FVal::Int(b)) => a.checked_add(b).map(FVal::Int).ok_or(Bail),
         _ => Err(Bail),
@@ -1022,42 +909,21 @@ fn compare<'a, 'f: 'a>(
     if !ok {
         return Err(Bail);
     }
-    Ok(values[..ops.len()]
-        .windows(2)
-        .all(|w| cmp.holds(w[0], w[1])))
+    Ok(values[..ops.len()].windows(2).all(|w| cmp.holds(w[0], w[1])))
 }
 
 #[inline(never)]
-fn array<'a, 'f: 'a>(
-    items: &'a [FNode],
-    ctx: &'a Ctx<'f>,
-    scope: Option<&Scope<'_, 'a>>,
-) -> Result<FVal<'a>, Bail> {
-    Ok(FVal::Array(Rc::new(
-        items
-            .iter()
-            .map(|i| i.eval(ctx, scope))
-            .collect::<Result<Vec<FVal<'a>>, Bail>>()?,
-    )))
+fn array<'a, 'f: 'a>(items: &'a [FNode], ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
+    Ok(FVal::Array(Rc::new(items.iter().map(|i| i.eval(ctx, scope)).collect::<Result<Vec<FVal<'a>>, Bail>>()?)))
 }
 
 /// A left fold of the lambda over the list; a null list gives the initial value.
 #[inline(never)]
-fn reduce<'a, 'f: 'a>(
-    ops: &'a [FNode; 3],
-    ctx: &'a Ctx<'f>,
-    scope: Option<&Scope<'_, 'a>>,
-) -> Result<FVal<'a>, Bail> {
+fn reduce<'a, 'f: 'a>(ops: &'a [FNode; 3], ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
     let [list, lambda, initial] = ops;
     let list = list.eval(ctx, scope)?;
     let step = |current: &FVal<'a>, accumulator: FVal<'a>| {
-        lambda.eval(
-            ctx,
-            Some(&Scope {
-                current,
-                accumulator: &accumulator,
-            }),
-        )
+        lambda.eval(ctx, Some(&Scope { current, accumulator: &accumulator }))
     };
     match list {
         FVal::Null => initial.eval(ctx, scope),

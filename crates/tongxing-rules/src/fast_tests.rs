@@ -51,10 +51,7 @@ fn value_sets() -> Map<String, Value> {
 fn external_value_sets() -> Value {
     let mut out = Map::new();
     for (id, codes) in value_sets() {
-        out.insert(
-            id,
-            Value::Array(crate::ruleset::value_set_codes(codes.as_object().unwrap())),
-        );
+        out.insert(id, Value::Array(crate::ruleset::value_set_codes(codes.as_object().unwrap())));
     }
     Value::Object(out)
 }
@@ -77,11 +74,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
         });
     (
         prop::option::of((prop::sample::select(CodeColour::ALL.to_vec()), time.clone())),
-        prop::option::of((
-            prop::sample::select(CommuterStatus::ALL.to_vec()),
-            time.clone(),
-            time,
-        )),
+        prop::option::of((prop::sample::select(CommuterStatus::ALL.to_vec()), time.clone(), time)),
         prop::collection::vec(sample, 0..4),
         any::<bool>(),
         any::<bool>(),
@@ -90,11 +83,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
         .prop_map(|(code, commuter, samples, letter, known, road)| Facts {
             person: PersonFacts {
                 known,
-                code: code.map(|(colour, expires_at)| CodeFacts {
-                    colour,
-                    reason: None,
-                    expires_at,
-                }),
+                code: code.map(|(colour, expires_at)| CodeFacts { colour, reason: None, expires_at }),
                 commuter: commuter.map(|(status, valid_until, first_checked_at)| CommuterFacts {
                     status,
                     valid_until,
@@ -103,10 +92,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
                 samples,
                 commitment_letter: letter,
             },
-            checkpoint: CheckpointFacts {
-                id: "CP1".into(),
-                road: road.map(str::to_owned),
-            },
+            checkpoint: CheckpointFacts { id: "CP1".into(), road: road.map(str::to_owned) },
         })
 }
 
@@ -180,11 +166,7 @@ fn literal() -> impl Strategy<Value = Value> {
 /// Random CertLogic over the facts document (or a `reduce` lambda's context).
 fn expr(in_lambda: bool) -> BoxedStrategy<Value> {
     let paths = if in_lambda { LAMBDA_PATHS } else { DATA_PATHS };
-    let dates = if in_lambda {
-        &["current.sampledAt", "accumulator.1", "current"][..]
-    } else {
-        DATE_PATHS
-    };
+    let dates = if in_lambda { &["current.sampledAt", "accumulator.1", "current"][..] } else { DATE_PATHS };
     let var = prop::sample::select(paths.to_vec()).prop_map(|p| json!({"var": p}));
     let date = prop::sample::select(dates.to_vec()).prop_map(|p| json!({"var": p}));
     let time = (date, -50i64..50, prop::sample::select(vec!["hour", "day"]))
@@ -193,34 +175,25 @@ fn expr(in_lambda: bool) -> BoxedStrategy<Value> {
     leaf.prop_recursive(4, 24, 3, move |inner| {
         let time = time.clone();
         prop_oneof![
-            (inner.clone(), inner.clone(), inner.clone())
-                .prop_map(|(a, b, c)| json!({"if": [a, b, c]})),
+            (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, b, c)| json!({"if": [a, b, c]})),
             prop::collection::vec(inner.clone(), 2..4).prop_map(|v| json!({"and": v})),
             inner.clone().prop_map(|a| json!({"!": [a]})),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| json!({"===": [a, b]})),
-            (
-                inner.clone(),
-                prop::sample::select(vec![0, 1, 2]),
-                inner.clone()
-            )
-                .prop_map(|(a, which, b)| {
-                    let list = match which {
-                        0 => json!({"var": "external.valueSets.designated-test-points"}),
-                        1 => json!(["SA-JINGHA-XIANGHE", "green", 1, true]),
-                        _ => json!([b, "red"]),
-                    };
-                    json!({"in": [a, list]})
-                }),
+            (inner.clone(), prop::sample::select(vec![0, 1, 2]), inner.clone()).prop_map(|(a, which, b)| {
+                let list = match which {
+                    0 => json!({"var": "external.valueSets.designated-test-points"}),
+                    1 => json!(["SA-JINGHA-XIANGHE", "green", 1, true]),
+                    _ => json!([b, "red"]),
+                };
+                json!({"in": [a, list]})
+            }),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| json!({"+": [a, b]})),
             (
                 prop::sample::select(vec!["before", "after", "not-before", "not-after"]),
                 prop::collection::vec(time, 2..4)
             )
                 .prop_map(|(op, v)| json!({op: v})),
-            (
-                prop::sample::select(vec!["<", ">", "<=", ">="]),
-                prop::collection::vec(inner.clone(), 2..4)
-            )
+            (prop::sample::select(vec!["<", ">", "<=", ">="]), prop::collection::vec(inner.clone(), 2..4))
                 .prop_map(|(op, v)| json!({op: v})),
             (
                 prop::sample::select(vec![
@@ -247,13 +220,10 @@ fn expr_lambda() -> BoxedStrategy<Value> {
     let leaf = prop_oneof![var, literal()];
     leaf.prop_recursive(2, 8, 3, |inner| {
         prop_oneof![
-            (inner.clone(), inner.clone(), inner.clone())
-                .prop_map(|(a, b, c)| json!({"if": [a, b, c]})),
+            (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, b, c)| json!({"if": [a, b, c]})),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| json!({"===": [a, b]})),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| json!({"and": [a, b]})),
-            inner
-                .clone()
-                .prop_map(|a| json!({"in": [a, {"var": "accumulator.0"}]})),
+            inner.clone().prop_map(|a| json!({"in": [a, {"var": "accumulator.0"}]})),
             inner.prop_map(|a| json!({"!": [a]})),
         ]
     })
@@ -264,11 +234,7 @@ fn expr_lambda() -> BoxedStrategy<Value> {
 fn the_fast_path_gives_the_engines_values() {
     let sets = value_sets();
     let external = external_value_sets();
-    let mut runner = TestRunner::new(Config {
-        cases: 20_000,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: 20_000, failure_persistence: None, ..Config::default() });
     let counts = std::cell::Cell::new((0u32, 0u32));
     runner
         .run(&(expr(false), arb_facts()), |(logic, facts)| {
@@ -308,13 +274,8 @@ fn the_fast_path_gives_the_engines_values() {
         })
         .unwrap();
     let (fast_answers, all) = counts.get();
-    eprintln!(
-        "fast path answered {fast_answers} of {all} expressions the engine answers with plain JSON"
-    );
-    assert!(
-        fast_answers * 100 > all * 85,
-        "the fast path gives up too often: {fast_answers} of {all}"
-    );
+    eprintln!("fast path answered {fast_answers} of {all} expressions the engine answers with plain JSON");
+    assert!(fast_answers * 100 > all * 85, "the fast path gives up too often: {fast_answers} of {all}");
 }
 
 /// A date-time result as the engine's `evaluate` writes it (`….000Z`), which the fast path

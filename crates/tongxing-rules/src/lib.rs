@@ -141,18 +141,9 @@ pub use ruleset::{Outcome, Rule, RuleEvalError, RuleReason, RuleSet, RuleSetErro
 
 /// The built-in rule-set files, oldest first: (file name, contents).
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
-    (
-        "beijing-2021-11-17.json",
-        include_str!("../policies/beijing-2021-11-17.json"),
-    ),
-    (
-        "beijing-2022-05-05.json",
-        include_str!("../policies/beijing-2022-05-05.json"),
-    ),
-    (
-        "beijing-2022-11-22.json",
-        include_str!("../policies/beijing-2022-11-22.json"),
-    ),
+    ("beijing-2021-11-17.json", include_str!("../policies/beijing-2021-11-17.json")),
+    ("beijing-2022-05-05.json", include_str!("../policies/beijing-2022-05-05.json")),
+    ("beijing-2022-11-22.json", include_str!("../policies/beijing-2022-11-22.json")),
 ];
 
 /// The built-in rule sets, oldest first: Beijing from 17 November 2021, from 5 May 2022 and from
@@ -160,17 +151,13 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
 pub fn builtin() -> Vec<RuleSet> {
     BUILTIN_FILES
         .iter()
-        .map(|(name, text)| {
-            RuleSet::from_json(text).unwrap_or_else(|e| panic!("built-in rule set {name}: {e}"))
-        })
+        .map(|(name, text)| RuleSet::from_json(text).unwrap_or_else(|e| panic!("built-in rule set {name}: {e}")))
         .collect()
 }
 
 /// The rule set in force at `at`: of those whose validity contains `at`, the one that started last.
 pub fn select(sets: &[RuleSet], at: DateTime<Utc>) -> Option<&RuleSet> {
-    sets.iter()
-        .filter(|s| s.in_force_at(at))
-        .max_by_key(|s| s.valid_from())
+    sets.iter().filter(|s| s.in_force_at(at)).max_by_key(|s| s.valid_from())
 }
 
 /// A rule set's JSON re-issued under a new `version`, in force from `from` with no end date:
@@ -180,10 +167,9 @@ pub fn select(sets: &[RuleSet], at: DateTime<Utc>) -> Option<&RuleSet> {
 /// validated like any published rule set.
 pub fn reissue(text: &str, version: &str, from: DateTime<Utc>) -> Result<String, RuleSetError> {
     let mut v: serde_json::Value = serde_json::from_str(text).map_err(RuleSetError::Json)?;
-    let obj = v.as_object_mut().ok_or_else(|| RuleSetError::Field {
-        field: "policy".into(),
-        reason: "must be a JSON object".into(),
-    })?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| RuleSetError::Field { field: "policy".into(), reason: "must be a JSON object".into() })?;
     obj.insert("version".into(), version.into());
     obj.insert("valid_from".into(), from.to_rfc3339().into());
     obj.insert("valid_to".into(), serde_json::Value::Null);

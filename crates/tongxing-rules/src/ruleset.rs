@@ -133,10 +133,7 @@ pub enum RuleSetError {
 }
 
 fn field_error(field: impl Into<String>, reason: impl Into<String>) -> RuleSetError {
-    RuleSetError::Field {
-        field: field.into(),
-        reason: reason.into(),
-    }
+    RuleSetError::Field { field: field.into(), reason: reason.into() }
 }
 
 // ---- The file format ------------------------------------------------------------------------
@@ -225,22 +222,10 @@ impl RuleSet {
     /// field or the rule (by `Identifier`) and says what is wrong.
     pub fn from_json(text: &str) -> Result<RuleSet, RuleSetError> {
         let file: PolicyFile = serde_json::from_str(text)?;
-        if file.id.is_empty()
-            || !file
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(field_error(
-                "id",
-                format!("'{}' is not a lower-case identifier (a-z, 0-9, -)", file.id),
-            ));
+        if file.id.is_empty() || !file.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(field_error("id", format!("'{}' is not a lower-case identifier (a-z, 0-9, -)", file.id)));
         }
-        for (field, value) in [
-            ("version", &file.version),
-            ("name_zh", &file.name_zh),
-            ("name_en", &file.name_en),
-        ] {
+        for (field, value) in [("version", &file.version), ("name_zh", &file.name_zh), ("name_en", &file.name_en)] {
             if value.trim().is_empty() {
                 return Err(field_error(field, "must not be empty"));
             }
@@ -258,10 +243,7 @@ impl RuleSet {
         for (id, set) in &file.value_sets {
             let field = || format!("value_sets.{id}");
             if id.is_empty() || id.contains('.') {
-                return Err(field_error(
-                    field(),
-                    "a value-set id must be non-empty and contain no '.'",
-                ));
+                return Err(field_error(field(), "a value-set id must be non-empty and contain no '.'"));
             }
             let Value::Object(entries) = set else {
                 return Err(field_error(field(), "must be an object of code → details"));
@@ -274,10 +256,7 @@ impl RuleSet {
                     return Err(field_error(field(), "codes must not be empty"));
                 }
                 if !details.is_object() {
-                    return Err(field_error(
-                        format!("{}.{code}", field()),
-                        "details must be an object",
-                    ));
+                    return Err(field_error(format!("{}.{code}", field()), "details must be an object"));
                 }
             }
             external.insert(id.clone(), Value::Array(value_set_codes(entries)));
@@ -326,10 +305,7 @@ impl RuleSet {
             value_sets: file.value_sets,
             external_value_sets: Value::Object(external),
             needs,
-            versions: rules
-                .iter()
-                .map(|r| (r.identifier.clone(), r.version.clone()))
-                .collect(),
+            versions: rules.iter().map(|r| (r.identifier.clone(), r.version.clone())).collect(),
             rules,
             otherwise: Outcome {
                 verdict: Some(verdict),
@@ -379,12 +355,10 @@ impl RuleSet {
     /// The details of the designated test point (value set `designated-test-points`) on a road,
     /// e.g. to tell a person at a checkpoint where to get tested.
     pub fn test_point_on_road(&self, road: &str) -> Option<(&str, &Map<String, Value>)> {
-        self.value_set("designated-test-points")?
-            .iter()
-            .find_map(|(code, details)| {
-                let details = details.as_object()?;
-                (details.get("road")?.as_str()? == road).then_some((code.as_str(), details))
-            })
+        self.value_set("designated-test-points")?.iter().find_map(|(code, details)| {
+            let details = details.as_object()?;
+            (details.get("road")?.as_str()? == road).then_some((code.as_str(), details))
+        })
     }
 
     /// The facts document of a check under this rule set (its value sets in `external`).
@@ -400,26 +374,13 @@ impl RuleSet {
     /// The result is always the same as [`RuleSet::decide_reference`]'s.
     pub fn decide(&self, facts: &Facts, at: DateTime<Utc>) -> RulesDecision<'_> {
         let ctx = fast::Ctx::new(facts, at);
-        self.run(&mut FastEval {
-            ctx,
-            doc: LazyDocument {
-                set: self,
-                facts,
-                at,
-                filled: false,
-            },
-        })
+        self.run(&mut FastEval { ctx, doc: LazyDocument { set: self, facts, at, filled: false } })
     }
 
     /// The same decision as [`RuleSet::decide`], with every rule evaluated by the CertLogic
     /// engine (the reference) on the facts document.
     pub fn decide_reference(&self, facts: &Facts, at: DateTime<Utc>) -> RulesDecision<'_> {
-        let mut doc = LazyDocument {
-            set: self,
-            facts,
-            at,
-            filled: false,
-        };
+        let mut doc = LazyDocument { set: self, facts, at, filled: false };
         doc.with(|doc| self.decide_document(doc))
     }
 
@@ -453,10 +414,7 @@ impl RuleSet {
                         (Ok(Some(a)), Ok(Value::String(b))) if a == *b => {}
                         (Ok(None), Ok(v)) if !v.is_string() => {}
                         (Err(_), Err(_)) => {}
-                        (a, b) => out.push(format!(
-                            "{} sample: fast {a:?}, reference {b:?}",
-                            rule.identifier
-                        )),
+                        (a, b) => out.push(format!("{} sample: fast {a:?}, reference {b:?}", rule.identifier)),
                     }
                 }
             }
@@ -474,10 +432,7 @@ impl RuleSet {
             let passed = match eval.logic(rule) {
                 Ok(passed) => passed,
                 Err(message) => {
-                    errors.push(RuleEvalError {
-                        rule: &rule.identifier,
-                        message,
-                    });
+                    errors.push(RuleEvalError { rule: &rule.identifier, message });
                     false
                 }
             };
@@ -510,11 +465,7 @@ impl RuleSet {
                 description_en: &self.otherwise_en,
                 sample: None,
             };
-            (
-                self.otherwise.verdict.unwrap_or(Verdict::Deny),
-                reason,
-                false,
-            )
+            (self.otherwise.verdict.unwrap_or(Verdict::Deny), reason, false)
         });
         let mut reasons = Vec::with_capacity(1 + notes.len());
         reasons.push(first);
@@ -541,9 +492,7 @@ struct ReferenceEval<'d>(&'d Value);
 
 impl<'r> Evaluate<'r> for ReferenceEval<'_> {
     fn logic(&mut self, rule: &'r Rule) -> Result<bool, String> {
-        rule.logic
-            .evaluate_truthy(self.0)
-            .map_err(|e| e.to_string())
+        rule.logic.evaluate_truthy(self.0).map_err(|e| e.to_string())
     }
     fn sample(&mut self, outcome: &'r Outcome) -> Option<String> {
         outcome.sample(self.0)
@@ -569,10 +518,7 @@ impl LazyDocument<'_> {
                     if docs.len() >= CACHED_DOCUMENTS {
                         docs.remove(0);
                     }
-                    docs.push((
-                        set.uid,
-                        Document::new(set.external_value_sets.clone(), &set.needs),
-                    ));
+                    docs.push((set.uid, Document::new(set.external_value_sets.clone(), &set.needs)));
                     docs.len() - 1
                 }
             };
@@ -599,8 +545,7 @@ impl<'r> Evaluate<'r> for FastEval<'_> {
         {
             return Ok(passed);
         }
-        self.doc
-            .with(|doc| rule.logic.evaluate_truthy(doc).map_err(|e| e.to_string()))
+        self.doc.with(|doc| rule.logic.evaluate_truthy(doc).map_err(|e| e.to_string()))
     }
     fn sample(&mut self, outcome: &'r Outcome) -> Option<String> {
         if let Some(f) = &outcome.fast_sample
@@ -634,19 +579,11 @@ impl Rule {
         set_from: DateTime<Utc>,
         set_to: Option<DateTime<Utc>>,
     ) -> Result<Rule, RuleSetError> {
-        let named = json
-            .get("Identifier")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let identifier = named
-            .clone()
-            .unwrap_or_else(|| format!("#{} (no Identifier)", n + 1));
-        let err = |reason: String| RuleSetError::Rule {
-            identifier: identifier.clone(),
-            reason,
-        };
-        let file: RuleFile = serde_json::from_value(json.clone())
-            .map_err(|e| err(format!("not a rule of the expected shape: {e}")))?;
+        let named = json.get("Identifier").and_then(Value::as_str).map(str::to_owned);
+        let identifier = named.clone().unwrap_or_else(|| format!("#{} (no Identifier)", n + 1));
+        let err = |reason: String| RuleSetError::Rule { identifier: identifier.clone(), reason };
+        let file: RuleFile =
+            serde_json::from_value(json.clone()).map_err(|e| err(format!("not a rule of the expected shape: {e}")))?;
 
         if !is_identifier(&file.identifier) {
             return Err(err(format!(
@@ -655,16 +592,9 @@ impl Rule {
             )));
         }
         if file.rule_type != "Acceptance" {
-            return Err(err(format!(
-                "Type '{}' is not supported: only \"Acceptance\" rules are",
-                file.rule_type
-            )));
+            return Err(err(format!("Type '{}' is not supported: only \"Acceptance\" rules are", file.rule_type)));
         }
-        if file
-            .country
-            .as_deref()
-            .is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
-        {
+        if file.country.as_deref().is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())) {
             return Err(err("Country must be an ISO 3166 alpha-2 code".into()));
         }
         if file.region.as_deref().is_some_and(str::is_empty) {
@@ -676,16 +606,11 @@ impl Rule {
             ("EngineVersion", &file.engine_version),
         ] {
             if semver(v).is_none() {
-                return Err(err(format!(
-                    "{field} '{v}' is not a version of the form 1.2.3"
-                )));
+                return Err(err(format!("{field} '{v}' is not a version of the form 1.2.3")));
             }
         }
         if file.engine != "CERTLOGIC" {
-            return Err(err(format!(
-                "Engine '{}' is not supported: only \"CERTLOGIC\" is",
-                file.engine
-            )));
+            return Err(err(format!("Engine '{}' is not supported: only \"CERTLOGIC\" is", file.engine)));
         }
         match semver(&file.engine_version) {
             Some((1, minor, _)) if minor <= 3 => {}
@@ -698,13 +623,9 @@ impl Rule {
             }
         }
         if semver(&file.schema_version).is_none_or(|(major, _, _)| major != 1) {
-            return Err(err(format!(
-                "SchemaVersion {} is not supported: 1.x.y is",
-                file.schema_version
-            )));
+            return Err(err(format!("SchemaVersion {} is not supported: 1.x.y is", file.schema_version)));
         }
-        if !["General", "Test", "Vaccination", "Recovery"].contains(&file.certificate_type.as_str())
-        {
+        if !["General", "Test", "Vaccination", "Recovery"].contains(&file.certificate_type.as_str()) {
             return Err(err(format!(
                 "CertificateType '{}' is not one of General, Test, Vaccination, Recovery",
                 file.certificate_type
@@ -727,16 +648,12 @@ impl Rule {
             (Some(rule_to), Some(set_to)) => rule_to >= set_to,
         };
         if valid_from > set_from || !covers_end {
-            return Err(err(
-                "ValidFrom..ValidTo must cover the rule set's valid_from..valid_to".into(),
-            ));
+            return Err(err("ValidFrom..ValidTo must cover the rule set's valid_from..valid_to".into()));
         }
 
         // Fields: everything the Logic reads must be a facts-document field listed in AffectedFields.
         if file.affected_fields.is_empty() {
-            return Err(err(
-                "AffectedFields must list the facts-document fields the Logic reads".into(),
-            ));
+            return Err(err("AffectedFields must list the facts-document fields the Logic reads".into()));
         }
         for f in &file.affected_fields {
             if !known_field(f, value_sets) {
@@ -759,9 +676,7 @@ impl Rule {
                     )));
                 }
                 if listed && !file.affected_fields.iter().any(|f| covers(f, p)) {
-                    return Err(err(format!(
-                        "{what} reads '{p}', which AffectedFields does not list"
-                    )));
+                    return Err(err(format!("{what} reads '{p}', which AffectedFields does not list")));
                 }
             }
             Ok(())
@@ -769,29 +684,21 @@ impl Rule {
         let compile = |what: &str, logic: &Value| -> Result<Expr, RuleSetError> {
             let issues = validate(logic);
             if !issues.is_empty() {
-                let list: Vec<String> = issues
-                    .iter()
-                    .map(|i| {
-                        if i.path.is_empty() {
-                            i.message.clone()
-                        } else {
-                            format!("at {}: {}", i.path, i.message)
-                        }
-                    })
-                    .collect();
-                return Err(err(format!(
-                    "{what} is not valid CertLogic 1.3: {}",
-                    list.join("; ")
-                )));
+                let list: Vec<String> =
+                    issues
+                        .iter()
+                        .map(|i| {
+                            if i.path.is_empty() { i.message.clone() } else { format!("at {}: {}", i.path, i.message) }
+                        })
+                        .collect();
+                return Err(err(format!("{what} is not valid CertLogic 1.3: {}", list.join("; "))));
             }
             check_reads(what, logic)?;
             Expr::compile(logic).map_err(|e| err(format!("{what}: {e}")))
         };
         let logic = compile("Logic", &file.logic)?;
 
-        let outcome = |which: &str,
-                       o: &Option<OutcomeFile>|
-         -> Result<Option<Outcome>, RuleSetError> {
+        let outcome = |which: &str, o: &Option<OutcomeFile>| -> Result<Option<Outcome>, RuleSetError> {
             let Some(o) = o else { return Ok(None) };
             let verdict = match &o.verdict {
                 Some(v) => Some(parse_verdict(v).map_err(|e| err(format!("{which}.Verdict {e}")))?),
@@ -802,14 +709,9 @@ impl Rule {
                 Some(s) => Some(compile(&format!("{which}.Sample"), s)?),
                 None => None,
             };
-            let fast_sample = o
-                .sample
-                .as_ref()
-                .and_then(|s| FNode::compile(s, value_sets));
+            let fast_sample = o.sample.as_ref().and_then(|s| FNode::compile(s, value_sets));
             if o.records_commuter_first_check && verdict != Some(Verdict::Pass) {
-                return Err(err(format!(
-                    "{which}.RecordsCommuterFirstCheck needs Verdict \"pass\""
-                )));
+                return Err(err(format!("{which}.RecordsCommuterFirstCheck needs Verdict \"pass\"")));
             }
             Ok(Some(Outcome {
                 verdict,
@@ -822,9 +724,7 @@ impl Rule {
         let on_pass = outcome("OnPass", &file.on_pass)?;
         let on_fail = outcome("OnFail", &file.on_fail)?;
         if on_pass.is_none() && on_fail.is_none() {
-            return Err(err(
-                "the rule has neither OnPass nor OnFail, so it could never matter".into(),
-            ));
+            return Err(err("the rule has neither OnPass nor OnFail, so it could never matter".into()));
         }
 
         Ok(Rule {
@@ -914,17 +814,10 @@ fn parse_verdict(s: &str) -> Result<Verdict, String> {
 }
 
 fn parse_reason(s: &str) -> Result<ReasonCode, String> {
-    ReasonCode::ALL
-        .iter()
-        .copied()
-        .find(|c| c.as_str() == s)
-        .ok_or_else(|| {
-            let all: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
-            format!(
-                "'{s}' is not a reason code; the codes are: {}",
-                all.join(", ")
-            )
-        })
+    ReasonCode::ALL.iter().copied().find(|c| c.as_str() == s).ok_or_else(|| {
+        let all: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        format!("'{s}' is not a reason code; the codes are: {}", all.join(", "))
+    })
 }
 
 fn descriptions(list: &[DescriptionFile]) -> Result<(String, String), String> {
@@ -940,10 +833,7 @@ fn descriptions(list: &[DescriptionFile]) -> Result<(String, String), String> {
 
 fn semver(s: &str) -> Option<(u64, u64, u64)> {
     let mut parts = s.split('.').map(|p| {
-        if p.is_empty()
-            || (p.len() > 1 && p.starts_with('0'))
-            || !p.bytes().all(|b| b.is_ascii_digit())
-        {
+        if p.is_empty() || (p.len() > 1 && p.starts_with('0')) || !p.bytes().all(|b| b.is_ascii_digit()) {
             None
         } else {
             p.parse().ok()
@@ -962,15 +852,7 @@ fn is_identifier(s: &str) -> bool {
         && number.len() == 4 && number.bytes().all(|b| b.is_ascii_digit()))
 }
 
-const SAMPLE_FIELDS: &[&str] = &[
-    "lab",
-    "ref",
-    "result",
-    "sampleId",
-    "sampledAt",
-    "site",
-    "siteKind",
-];
+const SAMPLE_FIELDS: &[&str] = &["lab", "ref", "result", "sampleId", "sampledAt", "site", "siteKind"];
 
 /// Whether `path` is a field of the facts document (FACTS.md) for a rule set with these value sets.
 fn known_field(path: &str, value_sets: &Map<String, Value>) -> bool {
@@ -983,16 +865,9 @@ fn known_field(path: &str, value_sets: &Map<String, Value>) -> bool {
     let index = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match segments.as_slice() {
         ["payload" | "external"] => true,
-        [
-            "payload",
-            "known" | "codeColour" | "commitmentLetter" | "code" | "commuter",
-        ] => true,
+        ["payload", "known" | "codeColour" | "commitmentLetter" | "code" | "commuter"] => true,
         ["payload", "code", "colour" | "expiresAt"] => true,
-        [
-            "payload",
-            "commuter",
-            "status" | "validUntil" | "firstCheckedAt" | "inForce" | "firstCheckDone",
-        ] => true,
+        ["payload", "commuter", "status" | "validUntil" | "firstCheckedAt" | "inForce" | "firstCheckDone"] => true,
         ["payload", "latestDefinitive" | "latestNegative", rest @ ..] => sample(rest),
         ["payload", "pending" | "samples"] => true,
         ["payload", "pending" | "samples", i, rest @ ..] => index(i) && sample(rest),
@@ -1006,10 +881,7 @@ fn known_field(path: &str, value_sets: &Map<String, Value>) -> bool {
 
 /// Whether an AffectedFields entry covers a path the Logic reads: the same path or a prefix of it.
 fn covers(field: &str, path: &str) -> bool {
-    path == field
-        || path
-            .strip_prefix(field)
-            .is_some_and(|rest| rest.starts_with('.'))
+    path == field || path.strip_prefix(field).is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// Collects the data paths a CertLogic expression reads; paths inside a `reduce` lambda read

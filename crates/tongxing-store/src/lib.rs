@@ -30,8 +30,8 @@ use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatu
 
 pub use model::*;
 use sql::{
-    EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored,
-    plan_samples, result_str, site_kind_str, to_json,
+    EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored, plan_samples,
+    result_str, site_kind_str, to_json,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +50,28 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
     #[error("the store is shutting down")]
     Closed,
+    #[error("a concurrent write stored the same sample first; run the batch again")]
+    Raced,
 }
 
 impl StoreError {
+    /// Lost a race with a concurrent transaction (or a deadlock): running it again succeeds.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Raced => true,
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
+            }
+            _ => false,
+        }
+    }
+
     /// The database could not be reached (as opposed to refusing a statement).
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             StoreError::Closed
-                | StoreError::Database(
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-                )
+                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         )
     }
 }
@@ -74,12 +85,7 @@ pub(crate) struct Pools<DB: sqlx::Database> {
 
 mod sqlite_impl {
     use super::*;
-    sql::sql_impl!(
-        Sqlite,
-        rows = "jsonb_each($1) AS j",
-        agg = "json_group_array",
-        arr = "json_array"
-    );
+    sql::sql_impl!(Sqlite, rows = "jsonb_each($1) AS j", agg = "json_group_array", arr = "json_array");
 }
 mod postgres_impl {
     use super::*;
@@ -149,9 +155,7 @@ pub fn check_transition(from: CommuterStatus, to: CommuterStatus) -> Result<(), 
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!(
-            "a certification in state '{from}' cannot become '{to}'"
-        )))
+        Err(StoreError::Conflict(format!("a certification in state '{from}' cannot become '{to}'")))
     }
 }
 
@@ -174,41 +178,21 @@ impl Store {
                 .pragma("journal_size_limit", "67108864")
                 // Checkpoints run on their own connection (below), not in the writer's commits.
                 .pragma("wal_autocheckpoint", "0");
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts.clone())
-                .await?;
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             migrate::run_sqlite(&write).await?;
-            let checkpoints = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts.clone())
-                .await?;
+            let checkpoints = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             sqlite_checkpoints = Some((checkpoints, write.clone()));
-            let read = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(opts.read_only(true))
-                .await?;
+            let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
             Backend::Sqlite(Pools { read, write })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .connect(url)
-                .await?;
+            let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
             migrate::run_postgres(&pool).await?;
-            Backend::Postgres(Pools {
-                read: pool.clone(),
-                write: pool,
-            })
+            Backend::Postgres(Pools { read: pool.clone(), write: pool })
         } else {
             return Err(StoreError::Url(url.to_string()));
         };
         let (tx, rx) = mpsc::channel(8192);
-        let store = Store {
-            inner: Arc::new(Inner {
-                backend,
-                entries: tx,
-            }),
-        };
+        let store = Store { inner: Arc::new(Inner { backend, entries: tx }) };
         tokio::spawn(entry_writer(store.clone_backend_handle(), rx));
         if let Some((pool, writer)) = sqlite_checkpoints {
             tokio::spawn(checkpointer(store.clone_backend_handle(), pool, writer));
@@ -233,28 +217,16 @@ impl Store {
     }
 
     /// Registers a person, or updates the fields given; returns the person's id.
-    pub async fn upsert_person(
-        &self,
-        p: &PersonInput,
-        at: DateTime<Utc>,
-    ) -> Result<PersonId, StoreError> {
+    pub async fn upsert_person(&self, p: &PersonInput, at: DateTime<Utc>) -> Result<PersonId, StoreError> {
         dispatch!(self, b => b.upsert_person(p, at).await)
     }
     pub async fn person(&self, doc_key: &str) -> Result<Option<PersonRecord>, StoreError> {
         dispatch!(self, b => b.person(doc_key).await)
     }
-    pub async fn samples_of(
-        &self,
-        person_id: PersonId,
-        limit: i64,
-    ) -> Result<Vec<SampleRecord>, StoreError> {
+    pub async fn samples_of(&self, person_id: PersonId, limit: i64) -> Result<Vec<SampleRecord>, StoreError> {
         dispatch!(self, b => b.samples_of(person_id, limit).await)
     }
-    pub async fn sample_history(
-        &self,
-        lab: &str,
-        sample_id: &str,
-    ) -> Result<Vec<SampleRecord>, StoreError> {
+    pub async fn sample_history(&self, lab: &str, sample_id: &str) -> Result<Vec<SampleRecord>, StoreError> {
         dispatch!(self, b => b.sample_history(lab, sample_id).await)
     }
     /// Stores a batch of samples atomically; one outcome per input, in order.
@@ -264,7 +236,15 @@ impl Store {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<SampleOutcome>, StoreError> {
-        dispatch!(self, b => b.submit_samples(inputs, by, at).await)
+        // Concurrent batches (several importers on PostgreSQL) may race for the same new
+        // sample; the loser's transaction is dropped whole and run again, now seeing it.
+        let mut attempt = 0;
+        loop {
+            match dispatch!(self, b => b.submit_samples_once(inputs, by, at).await) {
+                Err(e) if e.is_retryable() && attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
     }
     pub async fn set_code(
         &self,
@@ -301,16 +281,10 @@ impl Store {
     ) -> Result<CommuterStatus, StoreError> {
         dispatch!(self, b => b.change_commuter(person_id, to, reason, valid_until, by, at).await)
     }
-    pub async fn commuter(
-        &self,
-        person_id: PersonId,
-    ) -> Result<Option<CommuterRecord>, StoreError> {
+    pub async fn commuter(&self, person_id: PersonId) -> Result<Option<CommuterRecord>, StoreError> {
         dispatch!(self, b => b.commuter(person_id).await)
     }
-    pub async fn commuter_history(
-        &self,
-        person_id: PersonId,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
+    pub async fn commuter_history(&self, person_id: PersonId) -> Result<Vec<HistoryEntry>, StoreError> {
         dispatch!(self, b => b.commuter_history(person_id).await)
     }
     /// Imports approved commuters; returns, per row, whether it created a certification.
@@ -323,29 +297,17 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         dispatch!(self, b => b.import_commuters(rows, valid_until, by, at).await)
     }
-    pub async fn upsert_checkpoint(
-        &self,
-        c: &Checkpoint,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub async fn upsert_checkpoint(&self, c: &Checkpoint, at: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self, b => b.upsert_checkpoint(c, at).await)
     }
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         dispatch!(self, b => b.checkpoints().await)
     }
     /// Everything a decision needs about one person, with samples taken since `since`.
-    pub async fn load_facts(
-        &self,
-        doc_key: &str,
-        since: DateTime<Utc>,
-    ) -> Result<LoadedFacts, StoreError> {
+    pub async fn load_facts(&self, doc_key: &str, since: DateTime<Utc>) -> Result<LoadedFacts, StoreError> {
         dispatch!(self, b => b.load_facts(doc_key, since).await)
     }
-    pub async fn record_commuter_first_check(
-        &self,
-        person_id: PersonId,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub async fn record_commuter_first_check(&self, person_id: PersonId, at: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self, b => b.record_commuter_first_check(person_id, at).await)
     }
     /// Records one entry event; returns once it is committed. Concurrent calls are committed
@@ -353,14 +315,8 @@ impl Store {
     /// second possible on SQLite's single writer.
     pub async fn record_entry(&self, event: EntryEvent) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .entries
-            .send((event, tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(|e| StoreError::Corrupt(format!("entry not recorded: {e}")))
+        self.inner.entries.send((event, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?.map_err(|e| StoreError::Corrupt(format!("entry not recorded: {e}")))
     }
     /// Entry events checked in [since, until) with an id above `after`, in id order (page
     /// through a period by passing the last id seen).
@@ -498,18 +454,13 @@ async fn checkpointer(handle: WriterHandle, pool: Pool<Sqlite>, writer: Pool<Sql
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         }
     }
-    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&pool)
-        .await;
+    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await;
     pool.close().await;
 }
 
 /// The group-commit task: takes every event waiting, writes them in one transaction, answers
 /// each caller. Ends when every `Store` clone is gone.
-async fn entry_writer(
-    handle: WriterHandle,
-    mut rx: mpsc::Receiver<(EntryEvent, oneshot::Sender<Result<(), String>>)>,
-) {
+async fn entry_writer(handle: WriterHandle, mut rx: mpsc::Receiver<(EntryEvent, oneshot::Sender<Result<(), String>>)>) {
     const MAX_BATCH: usize = 1024;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {

@@ -3,9 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tongxing_domain::decision::{Reason, Verdict};
-use tongxing_domain::facts::{
-    CodeColour, CommuterKind, CommuterStatus, Facts, SiteKind, TestResult,
-};
+use tongxing_domain::facts::{CodeColour, CommuterKind, CommuterStatus, Facts, SiteKind, TestResult};
 use tongxing_domain::ids::{Document, RegionCode};
 
 pub type PersonId = i64;

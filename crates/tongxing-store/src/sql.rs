@@ -52,11 +52,7 @@ pub(crate) fn plan_samples<'a>(
     by: &str,
     now: i64,
 ) -> SamplePlan<'a> {
-    let mut plan = SamplePlan {
-        outcomes: Vec::with_capacity(inputs.len()),
-        updates: Vec::new(),
-        history: Vec::new(),
-    };
+    let mut plan = SamplePlan { outcomes: Vec::with_capacity(inputs.len()), updates: Vec::new(), history: Vec::new() };
     let mut first_seen: HashSet<SampleKey> = HashSet::new();
     for input in inputs {
         // Ids are read only when some row is not new; a new row's id is not needed here.
@@ -258,7 +254,7 @@ macro_rules! sql_impl {
             }
 
             /// Writes a batch of samples in one transaction: all or nothing.
-            pub(crate) async fn submit_samples(
+            pub(crate) async fn submit_samples_once(
                 &self,
                 inputs: &[SampleInput],
                 by: &str,
@@ -321,17 +317,23 @@ macro_rules! sql_impl {
                     rows.iter().map(|r| (r.l.to_string(), r.s.to_string())).filter(|k| !stored.contains_key(k)).collect();
                 let new_rows: Vec<&SampleRow> = rows.iter().filter(|r| !stored.contains_key(&(r.l.to_string(), r.s.to_string()))).collect();
                 if !new_rows.is_empty() {
-                    sqlx::query(concat!(
+                    let done = sqlx::query(concat!(
                         "INSERT INTO samples (lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by)
                          SELECT j.value ->> 'l', j.value ->> 's', p.id, CAST(j.value ->> 't' AS BIGINT), j.value ->> 'si',
                                 j.value ->> 'sk', j.value ->> 'r', 1, $2, $3
-                         FROM ", $rows, " JOIN people p ON p.doc_key = j.value ->> 'k'"
+                         FROM ", $rows, " JOIN people p ON p.doc_key = j.value ->> 'k'
+                         WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
                     ))
                     .bind(to_json(&new_rows)?)
                     .bind(now)
                     .bind(by)
                     .execute(&mut *tx)
                     .await?;
+                    if done.rows_affected() != new_rows.len() as u64 {
+                        // A concurrent batch stored one of these samples since we looked:
+                        // nothing is kept, and the caller runs the batch again.
+                        return Err(StoreError::Raced);
+                    }
                 }
 
                 let plan = plan_samples(inputs, &people, &inserted, stored, by, now);
@@ -1000,61 +1002,27 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, crate::Store
 
 /// Parses the aggregated stored samples: arrays of
 /// [lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by].
-pub(crate) fn parse_stored(
-    json: Option<&str>,
-) -> Result<HashMap<SampleKey, StoredSample>, crate::StoreError> {
-    type Row = (
-        String,
-        String,
-        i64,
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        String,
-    );
+pub(crate) fn parse_stored(json: Option<&str>) -> Result<HashMap<SampleKey, StoredSample>, crate::StoreError> {
+    type Row = (String, String, i64, i64, String, String, String, i64, i64, String);
     let rows: Vec<Row> = match json {
-        Some(j) => serde_json::from_str(j)
-            .map_err(|e| crate::StoreError::Corrupt(format!("stored samples: {e}")))?,
+        Some(j) => serde_json::from_str(j).map_err(|e| crate::StoreError::Corrupt(format!("stored samples: {e}")))?,
         None => Vec::new(),
     };
     Ok(rows
         .into_iter()
-        .map(
-            |(
-                lab,
-                sid,
-                person_id,
-                sampled_at,
-                site,
-                site_kind,
-                result,
-                revision,
-                updated_at,
-                updated_by,
-            )| {
-                (
-                    (lab, sid),
-                    StoredSample {
-                        person_id,
-                        sampled_at,
-                        site,
-                        site_kind,
-                        result,
-                        revision,
-                        updated_at,
-                        updated_by,
-                    },
-                )
-            },
-        )
+        .map(|(lab, sid, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by)| {
+            (
+                (lab, sid),
+                StoredSample { person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by },
+            )
+        })
         .collect())
 }
 
 /// Parses aggregated samples: arrays of [lab, sample_id, sampled_at, site, site_kind, result].
-pub(crate) fn parse_sample_facts(json: Option<&str>) -> Result<Vec<tongxing_domain::facts::SampleFact>, crate::StoreError> {
+pub(crate) fn parse_sample_facts(
+    json: Option<&str>,
+) -> Result<Vec<tongxing_domain::facts::SampleFact>, crate::StoreError> {
     type Row = (String, String, i64, String, String, String);
     let rows: Vec<Row> = match json {
         Some(j) => serde_json::from_str(j).map_err(|e| crate::StoreError::Corrupt(format!("samples: {e}")))?,
@@ -1077,8 +1045,7 @@ pub(crate) fn parse_sample_facts(json: Option<&str>) -> Result<Vec<tongxing_doma
 /// Parses aggregated [doc_key, id] pairs.
 pub(crate) fn parse_people(json: Option<&str>) -> Result<HashMap<String, i64>, crate::StoreError> {
     let rows: Vec<(String, i64)> = match json {
-        Some(j) => serde_json::from_str(j)
-            .map_err(|e| crate::StoreError::Corrupt(format!("people: {e}")))?,
+        Some(j) => serde_json::from_str(j).map_err(|e| crate::StoreError::Corrupt(format!("people: {e}")))?,
         None => Vec::new(),
     };
     Ok(rows.into_iter().collect())
@@ -1092,8 +1059,7 @@ pub(crate) fn code_record(
     set_by: String,
 ) -> Result<crate::model::CodeRecord, crate::StoreError> {
     Ok(crate::model::CodeRecord {
-        colour: tongxing_domain::facts::CodeColour::parse(&colour)
-            .map_err(crate::StoreError::Corrupt)?,
+        colour: tongxing_domain::facts::CodeColour::parse(&colour).map_err(crate::StoreError::Corrupt)?,
         reason,
         expires_at: expires_at.map(crate::model::from_ms),
         set_at: crate::model::from_ms(set_at),

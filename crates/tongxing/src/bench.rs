@@ -15,8 +15,8 @@ use chrono::{Duration, Utc};
 use clap::{Args, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tongxing_domain::facts::{
-    CheckpointFacts, CodeColour, CodeFacts, CommuterFacts, CommuterStatus, Facts, PersonFacts,
-    SampleFact, SiteKind, TestResult,
+    CheckpointFacts, CodeColour, CodeFacts, CommuterFacts, CommuterStatus, Facts, PersonFacts, SampleFact, SiteKind,
+    TestResult,
 };
 use tongxing_domain::ids::{Document, DocumentKind};
 use tongxing_domain::{Policy, decide};
@@ -77,23 +77,11 @@ enum BenchCmd {
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchCmd::Decide { iterations } => bench_decide(iterations),
-        BenchCmd::Populate {
-            database,
-            people,
-            results,
-        } => populate(&database, people, results).await,
-        BenchCmd::Import {
-            database,
-            rows,
-            people,
-            seed,
-        } => bench_import(&database, rows, people, seed).await,
-        BenchCmd::Checks {
-            database,
-            people,
-            requests,
-            concurrency,
-        } => bench_checks(&database, people, requests, concurrency).await,
+        BenchCmd::Populate { database, people, results } => populate(&database, people, results).await,
+        BenchCmd::Import { database, rows, people, seed } => bench_import(&database, rows, people, seed).await,
+        BenchCmd::Checks { database, people, requests, concurrency } => {
+            bench_checks(&database, people, requests, concurrency).await
+        }
     }
 }
 
@@ -106,16 +94,8 @@ fn facts_mix(n: usize, rng: &mut Rng, at: chrono::DateTime<Utc>) -> Vec<Facts> {
                     lab: "BJ-LAB-017".into(),
                     sample_id: format!("S{i}-{k}"),
                     sampled_at: at - Duration::minutes(rng.below(20 * 24 * 60) as i64),
-                    site: if rng.chance(20) {
-                        "SA-JINGHA-XIANGHE".into()
-                    } else {
-                        "H-CHAOYANG".into()
-                    },
-                    site_kind: if rng.chance(20) {
-                        SiteKind::ServiceArea
-                    } else {
-                        SiteKind::Hospital
-                    },
+                    site: if rng.chance(20) { "SA-JINGHA-XIANGHE".into() } else { "H-CHAOYANG".into() },
+                    site_kind: if rng.chance(20) { SiteKind::ServiceArea } else { SiteKind::Hospital },
                     result: match rng.below(20) {
                         0 => TestResult::Pending,
                         1 => TestResult::Invalid,
@@ -124,11 +104,7 @@ fn facts_mix(n: usize, rng: &mut Rng, at: chrono::DateTime<Utc>) -> Vec<Facts> {
                 })
                 .collect();
             let commuter = rng.chance(30).then(|| CommuterFacts {
-                status: if rng.chance(90) {
-                    CommuterStatus::Approved
-                } else {
-                    CommuterStatus::Suspended
-                },
+                status: if rng.chance(90) { CommuterStatus::Approved } else { CommuterStatus::Suspended },
                 valid_until: Some(at + Duration::days(100)),
                 first_checked_at: rng.chance(80).then(|| at - Duration::days(3)),
             });
@@ -138,17 +114,8 @@ fn facts_mix(n: usize, rng: &mut Rng, at: chrono::DateTime<Utc>) -> Vec<Facts> {
                 expires_at: None,
             });
             Facts {
-                person: PersonFacts {
-                    known: true,
-                    code,
-                    commuter,
-                    samples,
-                    commitment_letter: rng.chance(10),
-                },
-                checkpoint: CheckpointFacts {
-                    id: "CP-JINGHA".into(),
-                    road: Some("京哈高速".into()),
-                },
+                person: PersonFacts { known: true, code, commuter, samples, commitment_letter: rng.chance(10) },
+                checkpoint: CheckpointFacts { id: "CP-JINGHA".into(), road: Some("京哈高速".into()) },
             }
         })
         .collect()
@@ -175,33 +142,23 @@ fn bench_decide(iterations: u64) -> Result<()> {
 
 /// The i-th generated person's document: unique for i below 160 million, stable across runs.
 fn person_doc(i: u64) -> String {
-    const REGIONS: [&str; 8] = [
-        "110105", "110108", "131082", "131028", "131024", "120104", "130102", "110101",
-    ];
+    const REGIONS: [&str; 8] = ["110105", "110108", "131082", "131028", "131024", "120104", "130102", "110101"];
     let region = REGIONS[(i % 8) as usize];
     let j = i / 8;
-    let birth = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).expect("date")
-        + Duration::days(((j / 1000) % 20000) as i64);
+    let birth =
+        chrono::NaiveDate::from_ymd_opt(1950, 1, 1).expect("date") + Duration::days(((j / 1000) % 20000) as i64);
     let first17 = format!("{region}{}{:03}", birth.format("%Y%m%d"), j % 1000);
     let check = tongxing_domain::ids::id_check_char(first17.as_bytes());
     format!("{first17}{check}")
 }
 
 async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
-    let store = Store::connect(database)
-        .await
-        .with_context(|| format!("opening {database}"))?;
+    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
     let now = Utc::now();
     let today = now.with_timezone(&tongxing_domain::shanghai()).date_naive();
     let policy = Policy::beijing_2021_11_17();
     for tp in &policy.designated_test_points {
-        let short = tp
-            .id
-            .trim_start_matches("SA-")
-            .split('-')
-            .next()
-            .unwrap_or("X")
-            .to_string();
+        let short = tp.id.trim_start_matches("SA-").split('-').next().unwrap_or("X").to_string();
         store
             .upsert_checkpoint(
                 &Checkpoint {
@@ -232,11 +189,7 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
                 sampled_at: now - Duration::minutes(rng.below(30 * 24 * 60) as i64),
                 site: "H-CHAOYANG".into(),
                 site_kind: SiteKind::Hospital,
-                result: if rng.chance(3) {
-                    TestResult::Pending
-                } else {
-                    TestResult::Negative
-                },
+                result: if rng.chance(3) { TestResult::Pending } else { TestResult::Negative },
             });
         }
         if batch.len() >= 10_000 {
@@ -244,10 +197,7 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
             written += batch.len() as u64;
             batch.clear();
             if written % 1_000_000 < 10_000 {
-                eprintln!(
-                    "populate: {written} results, {:.0} rows/s",
-                    written as f64 / start.elapsed().as_secs_f64()
-                );
+                eprintln!("populate: {written} results, {:.0} rows/s", written as f64 / start.elapsed().as_secs_f64());
             }
         }
     }
@@ -259,12 +209,7 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
         let doc = Document::parse(DocumentKind::ResidentId, &person_doc(i), today)?;
         let home = tongxing_domain::ids::RegionCode::parse("131082")?;
         commuters.push((
-            PersonInput {
-                document: doc,
-                name: None,
-                phone: None,
-                residence_region: Some(home),
-            },
+            PersonInput { document: doc, name: None, phone: None, residence_region: Some(home) },
             CommuterApplication {
                 kind: tongxing_domain::facts::CommuterKind::Worker,
                 residence_region: home,
@@ -275,20 +220,13 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
             },
         ));
         if commuters.len() >= 5000 {
-            store
-                .import_commuters(&commuters, now + Duration::days(180), "bench", now)
-                .await?;
+            store.import_commuters(&commuters, now + Duration::days(180), "bench", now).await?;
             commuters.clear();
         }
     }
-    store
-        .import_commuters(&commuters, now + Duration::days(180), "bench", now)
-        .await?;
+    store.import_commuters(&commuters, now + Duration::days(180), "bench", now).await?;
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "populate: {people} people, {written} results in {secs:.1} s ({:.0} results/s)",
-        written as f64 / secs
-    );
+    println!("populate: {people} people, {written} results in {secs:.1} s ({:.0} results/s)", written as f64 / secs);
     println!("{:?}", store.counts().await?);
     store.close().await;
     Ok(())
@@ -301,14 +239,10 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Resu
     {
         use std::io::Write;
         let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
-        writeln!(
-            w,
-            "lab,sample_id,document_number,sampled_at,site,site_kind,result"
-        )?;
+        writeln!(w, "lab,sample_id,document_number,sampled_at,site,site_kind,result")?;
         let mut rng = Rng::new(seed);
         // A fixed day, so that importing the same rows twice is a re-import (unchanged).
-        let base =
-            chrono::DateTime::parse_from_rfc3339("2021-11-17T06:00:00+08:00").expect("valid time");
+        let base = chrono::DateTime::parse_from_rfc3339("2021-11-17T06:00:00+08:00").expect("valid time");
         for r in 0..rows {
             let p = rng.below(people.max(1));
             let t = base + Duration::seconds(rng.below(24 * 3600) as i64);
@@ -323,11 +257,10 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Resu
             )?;
         }
     }
-    let store = Store::connect(database)
-        .await
-        .with_context(|| format!("opening {database}"))?;
+    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
     let start = Instant::now();
-    let report = crate::import::import_results(&store, &file, 20_000, "bench").await?;
+    let parallel = crate::import::default_parallel(&store);
+    let report = crate::import::import_results(&store, &file, 20_000, "bench", parallel).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "import: {rows} rows in {secs:.2} s = {:.0} rows/s ({} accepted, {} unchanged, {} corrected, {} rejected)",
@@ -343,9 +276,7 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Resu
 }
 
 async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64) -> Result<()> {
-    let store = Store::connect(database)
-        .await
-        .with_context(|| format!("opening {database}"))?;
+    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
     let state = tongxing_http::AppState::new(store.clone(), crate::load_policies(&[])?);
     let app = tongxing_http::router(state);

@@ -37,24 +37,20 @@ impl Rng {
 }
 
 const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
-    "何", "高", "林", "罗",
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林",
+    "罗",
 ];
 const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
-    "超", "秀英", "霞", "平", "刚", "桂英", "建华", "志强",
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞",
+    "平", "刚", "桂英", "建华", "志强",
 ];
 /// 北三县 (Sanhe, Dachang, Xianghe) carry 43% of commuters; the rest from Tianjin and other prefectures.
 const COMMUTER_HOMES: &[&str] = &[
-    "131082", "131082", "131028", "131024", "131082", "131024", "120113", "120114", "120104",
-    "130684", "131002", "130705", "130821",
+    "131082", "131082", "131028", "131024", "131082", "131024", "120113", "120114", "120104", "130684", "131002",
+    "130705", "130821",
 ];
-const CITY: &[&str] = &[
-    "110101", "110102", "110105", "110106", "110108", "110112", "110113", "110114", "110115",
-];
-const ELSEWHERE: &[&str] = &[
-    "130102", "140105", "370102", "310104", "440106", "210102", "410105", "110105", "110108",
-];
+const CITY: &[&str] = &["110101", "110102", "110105", "110106", "110108", "110112", "110113", "110114", "110115"];
+const ELSEWHERE: &[&str] = &["130102", "140105", "370102", "310104", "440106", "210102", "410105", "110105", "110108"];
 
 /// A valid resident ID number born in `region`, unique by `serial`.
 pub fn id_number(rng: &mut Rng, region: &str, serial: u64) -> String {
@@ -82,13 +78,7 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
     // Checkpoints: one on each expressway with a test point, the Tantai checkpoint, villages.
     let mut checkpoints = Vec::new();
     for tp in &policy.designated_test_points {
-        let short = tp
-            .id
-            .trim_start_matches("SA-")
-            .split('-')
-            .next()
-            .unwrap_or("X")
-            .to_string();
+        let short = tp.id.trim_start_matches("SA-").split('-').next().unwrap_or("X").to_string();
         checkpoints.push(Checkpoint {
             id: format!("CP-{short}"),
             name: format!("{}进京检查站", tp.road),
@@ -116,12 +106,7 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
 
     let labs = ["BJ-LAB-001", "BJ-LAB-017", "HB-LAB-003", "TJ-LAB-008"];
     let hospitals = ["H-CHAOYANG", "H-TONGZHOU", "H-SANHE", "H-XIANGHE"];
-    let communities = [
-        "C-YANJIAO-01",
-        "C-YANJIAO-02",
-        "C-DACHANG-01",
-        "C-WUQING-01",
-    ];
+    let communities = ["C-YANJIAO-01", "C-YANJIAO-02", "C-DACHANG-01", "C-WUQING-01"];
     let mut samples = Vec::new();
     let mut serial = 0u64;
     let people = 5000u64;
@@ -130,11 +115,7 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
     for i in 0..people {
         serial += 1;
         let is_commuter = i < 1500;
-        let home = if is_commuter {
-            *rng.pick(COMMUTER_HOMES)
-        } else {
-            *rng.pick(ELSEWHERE)
-        };
+        let home = if is_commuter { *rng.pick(COMMUTER_HOMES) } else { *rng.pick(ELSEWHERE) };
         let number = id_number(&mut rng, home, serial);
         let document = Document::parse(DocumentKind::ResidentId, &number, today)?;
         let person = PersonInput {
@@ -144,26 +125,14 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
             residence_region: RegionCode::parse(home).ok(),
         };
         // Samples: commuters test every week or two, visitors now and then.
-        let n = if is_commuter {
-            1 + rng.below(3)
-        } else {
-            rng.below(3)
-        };
+        let n = if is_commuter { 1 + rng.below(3) } else { rng.below(3) };
         for k in 0..n {
-            let age_hours = if is_commuter {
-                rng.below(20 * 24)
-            } else {
-                rng.below(5 * 24)
-            };
-            let sampled_at =
-                now - Duration::hours(age_hours as i64) - Duration::minutes(rng.below(60) as i64);
+            let age_hours = if is_commuter { rng.below(20 * 24) } else { rng.below(5 * 24) };
+            let sampled_at = now - Duration::hours(age_hours as i64) - Duration::minutes(rng.below(60) as i64);
             let (site, kind) = match rng.below(10) {
                 0..=3 => (rng.pick(&hospitals).to_string(), SiteKind::Hospital),
                 4..=7 => (rng.pick(&communities).to_string(), SiteKind::Community),
-                _ => (
-                    rng.pick(&policy.designated_test_points).id.clone(),
-                    SiteKind::ServiceArea,
-                ),
+                _ => (rng.pick(&policy.designated_test_points).id.clone(), SiteKind::ServiceArea),
             };
             let result = if age_hours < 12 && rng.chance(40) {
                 TestResult::Pending
@@ -185,12 +154,9 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
             });
         }
         if is_commuter {
-            let uscc = tongxing_domain::uscc::complete(&format!(
-                "9111010{}MA0{:07}",
-                rng.below(10),
-                rng.below(10_000_000)
-            ))
-            .unwrap_or_else(|| "91350100M000100Y43".into());
+            let uscc =
+                tongxing_domain::uscc::complete(&format!("9111010{}MA0{:07}", rng.below(10), rng.below(10_000_000)))
+                    .unwrap_or_else(|| "91350100M000100Y43".into());
             let kind = match rng.below(20) {
                 0 => CommuterKind::Student,
                 1 => CommuterKind::EscortingParent,
@@ -200,17 +166,9 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
                 kind,
                 residence_region: RegionCode::parse(home)?,
                 residence_proof: rng
-                    .pick(&[
-                        "household_register",
-                        "property_deed",
-                        "lease",
-                        "residents_committee_letter",
-                    ])
+                    .pick(&["household_register", "property_deed", "lease", "residents_committee_letter"])
                     .to_string(),
-                employer_name: format!(
-                    "北京{}科技有限公司",
-                    rng.pick(&["星河", "远航", "华通", "京东方", "启明"])
-                ),
+                employer_name: format!("北京{}科技有限公司", rng.pick(&["星河", "远航", "华通", "京东方", "启明"])),
                 employer_uscc: uscc,
                 work_region: RegionCode::parse(rng.pick::<&str>(CITY))?,
             };
@@ -218,23 +176,14 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
         } else {
             store.upsert_person(&person, now).await?;
             if rng.chance(3) {
-                codes.push((
-                    document,
-                    if rng.chance(20) {
-                        CodeColour::Red
-                    } else {
-                        CodeColour::Yellow
-                    },
-                ));
+                codes.push((document, if rng.chance(20) { CodeColour::Red } else { CodeColour::Yellow }));
             }
         }
     }
     // Commuters: most approved (the database built from past entries), a few in review.
     let valid_until = now + Duration::days(policy.commuter_validity_days);
     let (approved, rest) = commuters.split_at(1400);
-    store
-        .import_commuters(approved, valid_until, "demo", now)
-        .await?;
+    store.import_commuters(approved, valid_until, "demo", now).await?;
     for (p, a) in rest {
         let id = store.upsert_person(p, now).await?;
         store.apply_commuter(id, a, "demo", now).await?;
@@ -242,9 +191,7 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
     // Some approved commuters have had their first check already.
     for (_, (p, _)) in approved.iter().enumerate().filter(|(k, _)| k % 3 != 0) {
         if let Some(rec) = store.person(&p.document.key()).await? {
-            store
-                .record_commuter_first_check(rec.id, now - Duration::days(3))
-                .await?;
+            store.record_commuter_first_check(rec.id, now - Duration::days(3)).await?;
         }
     }
     if let Some((p, _)) = approved.get(5)
@@ -264,51 +211,26 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
     for chunk in samples.chunks(5000) {
         store.submit_samples(chunk, "demo", now).await?;
     }
-    let popups = [
-        "14天内到过有本土病例的县（市、区、旗）",
-        "与病例或风险区域时空关联",
-        "未按要求完成核酸检测",
-    ];
+    let popups = ["14天内到过有本土病例的县（市、区、旗）", "与病例或风险区域时空关联", "未按要求完成核酸检测"];
     for (d, colour) in codes {
         let rec = store.person(&d.key()).await?.expect("just registered");
-        let reason = if colour == CodeColour::Red {
-            "密切接触者".to_string()
-        } else {
-            rng.pick(&popups).to_string()
-        };
-        store
-            .set_code(rec.id, colour, Some(&reason), None, "demo", now)
-            .await?;
+        let reason =
+            if colour == CodeColour::Red { "密切接触者".to_string() } else { rng.pick(&popups).to_string() };
+        store.set_code(rec.id, colour, Some(&reason), None, "demo", now).await?;
     }
 
     // The demo shows the rules of 17 November 2021 (commuters, conditional entry), re-issued
     // from today; the later built-in policies would otherwise be the ones in force.
     let (_, original) = tongxing_rules::BUILTIN_FILES[0];
-    let reissued =
-        tongxing_rules::reissue(original, "2021-11-17-demo", now - Duration::minutes(1))?;
+    let reissued = tongxing_rules::reissue(original, "2021-11-17-demo", now - Duration::minutes(1))?;
     let rs = tongxing_rules::RuleSet::from_json(&reissued)?;
-    store
-        .publish_policy(rs.id(), rs.version(), &reissued, "demo", now)
-        .await?;
-    store
-        .activate_policy(rs.id(), rs.version(), "demo", now)
-        .await?;
+    store.publish_policy(rs.id(), rs.version(), &reissued, "demo", now).await?;
+    store.activate_policy(rs.id(), rs.version(), "demo", now).await?;
 
     // One token per role.
     let mut tokens = BTreeMap::new();
-    for role in [
-        "admin",
-        "lab",
-        "test_point",
-        "officer",
-        "registry",
-        "health",
-        "analyst",
-    ] {
-        tokens.insert(
-            role,
-            crate::create_token(store, role, "", Some("demo")).await?,
-        );
+    for role in ["admin", "lab", "test_point", "officer", "registry", "health", "analyst"] {
+        tokens.insert(role, crate::create_token(store, role, "", Some("demo")).await?);
     }
     let path = tokens_path(database);
     std::fs::write(&path, serde_json::to_string_pretty(&tokens)? + "\n")?;
@@ -322,24 +244,18 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
         println!("  {role:<10} {t}");
     }
     if let Some((p, _)) = approved.get(1) {
-        println!(
-            "a commuter to check: {} at checkpoint CP-JINGHA",
-            p.document.number()
-        );
+        println!("a commuter to check: {} at checkpoint CP-JINGHA", p.document.number());
     }
     Ok(())
 }
 
 /// `demo-tokens.json` beside the SQLite file, or in the working directory for PostgreSQL.
 pub fn tokens_path(database: &str) -> PathBuf {
-    let file = database
-        .strip_prefix("sqlite://")
-        .or_else(|| database.strip_prefix("sqlite:"));
+    let file = database.strip_prefix("sqlite://").or_else(|| database.strip_prefix("sqlite:"));
     match file.map(|f| f.split('?').next().unwrap_or(f)) {
-        Some(f) if !f.is_empty() && !f.starts_with(':') => PathBuf::from(f)
-            .parent()
-            .map(|p| p.join("demo-tokens.json"))
-            .unwrap_or_else(|| "demo-tokens.json".into()),
+        Some(f) if !f.is_empty() && !f.starts_with(':') => {
+            PathBuf::from(f).parent().map(|p| p.join("demo-tokens.json")).unwrap_or_else(|| "demo-tokens.json".into())
+        }
         _ => PathBuf::from("demo-tokens.json"),
     }
 }

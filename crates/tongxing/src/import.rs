@@ -15,9 +15,7 @@ use clap::Subcommand;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tongxing_http::error::ApiError;
-use tongxing_http::{
-    Application, DocumentRef, ResultInput, parse_application, parse_document, parse_sample,
-};
+use tongxing_http::{Application, DocumentRef, ResultInput, parse_application, parse_document, parse_sample};
 use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
 
 #[derive(Subcommand)]
@@ -33,6 +31,9 @@ pub enum ImportCmd {
         /// Who is importing, for the history (e.g. the lab's name).
         #[arg(long, default_value = "import")]
         by: String,
+        /// Batches written at once (default: 1 on SQLite, which has one writer; 4 on PostgreSQL).
+        #[arg(long)]
+        parallel: Option<usize>,
     },
     /// The initial commuter database: [document_kind,]document_number,name,phone,kind,
     /// residence_region,residence_proof,employer_name,employer_uscc,work_region
@@ -78,24 +79,16 @@ impl ImportReport {
 
 pub async fn run(cmd: ImportCmd) -> Result<()> {
     match cmd {
-        ImportCmd::Results {
-            file,
-            database,
-            batch,
-            by,
-        } => {
-            let store = Store::connect(&database)
-                .await
-                .with_context(|| format!("opening {database}"))?;
+        ImportCmd::Results { file, database, batch, by, parallel } => {
+            let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let start = Instant::now();
-            let report = import_results(&store, &file, batch.max(1), &by).await?;
+            let parallel = parallel.unwrap_or_else(|| default_parallel(&store)).max(1);
+            let report = import_results(&store, &file, batch.max(1), &by, parallel).await?;
             report.print(start.elapsed());
             store.close().await;
         }
         ImportCmd::Commuters { file, database, by } => {
-            let store = Store::connect(&database)
-                .await
-                .with_context(|| format!("opening {database}"))?;
+            let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let start = Instant::now();
             let policies = crate::load_policies(&[])?;
             let report = import_commuters(&store, &file, &policies[0], &by).await?;
@@ -110,14 +103,9 @@ pub async fn run(cmd: ImportCmd) -> Result<()> {
 pub fn parse_lab_time(v: &str) -> Option<DateTime<Utc>> {
     let v = v.trim();
     if let Ok(t) = NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S") {
-        return tongxing_domain::shanghai()
-            .from_local_datetime(&t)
-            .single()
-            .map(|t| t.with_timezone(&Utc));
+        return tongxing_domain::shanghai().from_local_datetime(&t).single().map(|t| t.with_timezone(&Utc));
     }
-    DateTime::parse_from_rfc3339(v)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[derive(Deserialize)]
@@ -142,18 +130,12 @@ fn reason(e: ApiError) -> String {
 
 fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, String> {
     let sampled_at = parse_lab_time(&row.sampled_at).ok_or_else(|| {
-        format!(
-            "sampled_at: '{}' is not a time like 2021-11-17 08:30:00 (Beijing time) or RFC 3339",
-            row.sampled_at
-        )
+        format!("sampled_at: '{}' is not a time like 2021-11-17 08:30:00 (Beijing time) or RFC 3339", row.sampled_at)
     })?;
     let input = ResultInput {
         lab: row.lab,
         sample_id: row.sample_id,
-        document: DocumentRef {
-            document_kind: row.document_kind,
-            document_number: row.document_number,
-        },
+        document: DocumentRef { document_kind: row.document_kind, document_number: row.document_number },
         sampled_at: row.sampled_at,
         site: row.site,
         site_kind: row.site_kind,
@@ -163,24 +145,28 @@ fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, Stri
 }
 
 enum Parsed {
-    Batch {
-        rows: Vec<SampleInput>,
-        rejected: Vec<(u64, String)>,
-        bytes: u64,
-    },
+    Batch { rows: Vec<SampleInput>, rejected: Vec<(u64, String)>, bytes: u64 },
     Failed(String),
 }
 
-/// Streams the file: a blocking thread parses and validates, this task writes batches.
+/// How many batches to write at once: SQLite has one writer; PostgreSQL takes several.
+pub fn default_parallel(store: &Store) -> usize {
+    match store.kind() {
+        tongxing_store::Kind::Sqlite => 1,
+        tongxing_store::Kind::Postgres => 4,
+    }
+}
+
+/// Streams the file: a blocking thread parses and validates; up to `parallel` batches are
+/// written at once, each in its own transaction.
 pub async fn import_results(
     store: &Store,
     file: &Path,
     batch: usize,
     by: &str,
+    parallel: usize,
 ) -> Result<ImportReport> {
-    let total_bytes = std::fs::metadata(file)
-        .with_context(|| format!("reading {}", file.display()))?
-        .len();
+    let total_bytes = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
     let reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(file)
@@ -192,24 +178,12 @@ pub async fn import_results(
         let headers = match reader.headers() {
             Ok(h) => h.clone(),
             Err(e) => {
-                let _ =
-                    tx.blocking_send(Parsed::Failed(format!("cannot read the header line: {e}")));
+                let _ = tx.blocking_send(Parsed::Failed(format!("cannot read the header line: {e}")));
                 return;
             }
         };
-        let required = [
-            "lab",
-            "sample_id",
-            "document_number",
-            "sampled_at",
-            "site",
-            "site_kind",
-            "result",
-        ];
-        let missing: Vec<_> = required
-            .iter()
-            .filter(|c| !headers.iter().any(|h| h == **c))
-            .collect();
+        let required = ["lab", "sample_id", "document_number", "sampled_at", "site", "site_kind", "result"];
+        let missing: Vec<_> = required.iter().filter(|c| !headers.iter().any(|h| h == **c)).collect();
         if !missing.is_empty() {
             let _ = tx.blocking_send(Parsed::Failed(format!(
                 "the header line lacks the column(s) {missing:?}; expected: lab,sample_id,document_kind (optional),document_number,sampled_at,site,site_kind,result"
@@ -248,41 +222,45 @@ pub async fn import_results(
             }
         }
         let bytes = reader.position().byte();
-        let _ = tx.blocking_send(Parsed::Batch {
-            rows,
-            rejected,
-            bytes,
-        });
+        let _ = tx.blocking_send(Parsed::Batch { rows, rejected, bytes });
     });
 
     let mut report = ImportReport::default();
     let mut progress = Progress::new(total_bytes);
+    let mut writing = tokio::task::JoinSet::new();
+    let mut bytes_seen = 0;
+    let count = |report: &mut ImportReport, outcomes: Vec<SampleOutcome>| {
+        for o in outcomes {
+            match o {
+                SampleOutcome::Accepted => report.accepted += 1,
+                SampleOutcome::Unchanged => report.unchanged += 1,
+                SampleOutcome::Corrected => report.corrected += 1,
+            }
+        }
+    };
     while let Some(msg) = rx.recv().await {
         match msg {
             Parsed::Failed(e) => anyhow::bail!("{}: {e}", file.display()),
-            Parsed::Batch {
-                rows,
-                rejected,
-                bytes,
-            } => {
-                let outcomes = store
-                    .submit_samples(&rows, by, Utc::now())
-                    .await
-                    .context("writing a batch")?;
-                for o in outcomes {
-                    match o {
-                        SampleOutcome::Accepted => report.accepted += 1,
-                        SampleOutcome::Unchanged => report.unchanged += 1,
-                        SampleOutcome::Corrected => report.corrected += 1,
-                    }
+            Parsed::Batch { rows, rejected, bytes } => {
+                while writing.len() >= parallel {
+                    let outcomes =
+                        writing.join_next().await.expect("a batch in flight").context("a writer failed")??;
+                    count(&mut report, outcomes);
                 }
-                report.rejected.extend(rejected);
-                progress.update(
-                    bytes,
-                    report.accepted + report.unchanged + report.corrected + report.rejected.len(),
+                let (store, by) = (store.clone(), by.to_string());
+                writing.spawn(
+                    async move { store.submit_samples(&rows, &by, Utc::now()).await.context("writing a batch") },
                 );
+                report.rejected.extend(rejected);
+                bytes_seen = bytes;
+                progress
+                    .update(bytes_seen, report.accepted + report.unchanged + report.corrected + report.rejected.len());
             }
         }
+    }
+    while let Some(done) = writing.join_next().await {
+        count(&mut report, done.context("a writer failed")??);
+        progress.update(bytes_seen, report.accepted + report.unchanged + report.corrected + report.rejected.len());
     }
     parser.await.context("the CSV parser failed")?;
     progress.finish();
@@ -330,10 +308,7 @@ pub async fn import_commuters(
             }
         };
         let app = Application {
-            document: DocumentRef {
-                document_kind: row.document_kind,
-                document_number: row.document_number,
-            },
+            document: DocumentRef { document_kind: row.document_kind, document_number: row.document_number },
             name: row.name,
             phone: row.phone,
             kind: row.kind,
@@ -343,18 +318,12 @@ pub async fn import_commuters(
             employer_uscc: row.employer_uscc,
             work_region: row.work_region,
         };
-        let parsed = parse_document(&app.document, "", now)
-            .and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
+        let parsed =
+            parse_document(&app.document, "", now).and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
         match parsed {
-            Ok((document, (name, phone, a))) => rows.push((
-                PersonInput {
-                    document,
-                    name,
-                    phone,
-                    residence_region: Some(a.residence_region),
-                },
-                a,
-            )),
+            Ok((document, (name, phone, a))) => {
+                rows.push((PersonInput { document, name, phone, residence_region: Some(a.residence_region) }, a))
+            }
             Err(e) => report.rejected.push((line, reason(e))),
         }
     }

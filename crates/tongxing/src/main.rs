@@ -20,11 +20,7 @@ use tongxing_store::Store;
 pub const DEFAULT_DATABASE: &str = "sqlite://tongxing.db";
 
 #[derive(Parser)]
-#[command(
-    name = "tongxing",
-    version,
-    about = "Tongxing (通行): entry control for a city in an epidemic"
-)]
+#[command(name = "tongxing", version, about = "Tongxing (通行): entry control for a city in an epidemic")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -69,8 +65,7 @@ enum TokenCmd {
 pub fn load_policies(files: &[PathBuf]) -> Result<Vec<Policy>> {
     let mut policies = vec![Policy::beijing_2021_11_17()];
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading policy {}", f.display()))?;
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading policy {}", f.display()))?;
         let p = Policy::from_json(&text).with_context(|| format!("policy {}", f.display()))?;
         policies.retain(|q| !(q.id == p.id && q.version == p.version));
         policies.push(p);
@@ -78,30 +73,11 @@ pub fn load_policies(files: &[PathBuf]) -> Result<Vec<Policy>> {
     Ok(policies)
 }
 
-pub async fn create_token(
-    store: &Store,
-    role: &str,
-    scope: &str,
-    label: Option<&str>,
-) -> Result<String> {
+pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<&str>) -> Result<String> {
     let role = Role::parse(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
-    let scope: Vec<String> = scope
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
+    let scope: Vec<String> = scope.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     let t = tongxing_http::auth::new_token();
-    store
-        .create_token(
-            &t.id,
-            &t.hash,
-            role.as_str(),
-            &scope,
-            label,
-            chrono::Utc::now(),
-        )
-        .await?;
+    store.create_token(&t.id, &t.hash, role.as_str(), &scope, label, chrono::Utc::now()).await?;
     Ok(t.secret)
 }
 
@@ -113,11 +89,7 @@ fn init_logging() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| "info,sqlx=warn".parse().expect("valid default filter"));
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_target(false),
-        )
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
         .with(filter)
         .init();
 }
@@ -133,20 +105,11 @@ async fn run_other(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Serve(args) => serve::run(args).await,
         Cmd::Import(cmd) => import::run(cmd).await,
-        Cmd::Token(TokenCmd::Create {
-            role,
-            scope,
-            label,
-            database,
-        }) => {
-            let store = Store::connect(&database)
-                .await
-                .with_context(|| format!("opening {database}"))?;
+        Cmd::Token(TokenCmd::Create { role, scope, label, database }) => {
+            let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let secret = create_token(&store, &role, &scope, label.as_deref()).await?;
             println!("{secret}");
-            eprintln!(
-                "This token is shown once; store it safely. Use it as: Authorization: Bearer <token>"
-            );
+            eprintln!("This token is shown once; store it safely. Use it as: Authorization: Bearer <token>");
             store.close().await;
             Ok(())
         }
@@ -158,10 +121,7 @@ async fn run_other(cli: Cli) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -51,8 +51,7 @@ fn refuse(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn read_json(path: &Path, what: &str) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{what} {} is not JSON: {e}", path.display()))
 }
 
@@ -106,9 +105,7 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
                         rs.version(),
                         rs.rules().len(),
                         rs.valid_from().to_rfc3339(),
-                        rs.valid_to()
-                            .map(|t| format!(" to {}", t.to_rfc3339()))
-                            .unwrap_or_default()
+                        rs.valid_to().map(|t| format!(" to {}", t.to_rfc3339())).unwrap_or_default()
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -116,8 +113,8 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
             }
         }
         RulesCmd::Test { dir } => {
-            let report = tongxing_certlogic::rule_tests::run(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?;
+            let report =
+                tongxing_certlogic::rule_tests::run(&dir).with_context(|| format!("reading {}", dir.display()))?;
             for f in &report.failed {
                 println!("FAILED {} / {}: {}", f.rule, f.test, f.reason);
             }
@@ -129,17 +126,9 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
                 report.evaluations as f64 / secs
             );
             println!("{} passed, {} failed", report.passed, report.failed.len());
-            Ok(if report.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        RulesCmd::Reissue {
-            policy,
-            version,
-            from,
-        } => {
+        RulesCmd::Reissue { policy, version, from } => {
             let from = if from == "now" {
                 Utc::now()
             } else {
@@ -164,16 +153,9 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
                 Err(e) => Ok(refuse(format!("{}: {e}", policy.display()))),
             }
         }
-        RulesCmd::DryRun {
-            policy,
-            since,
-            sample,
-            database,
-        } => {
+        RulesCmd::DryRun { policy, since, sample, database } => {
             let Some(span) = parse_span(&since) else {
-                return Ok(refuse(format!(
-                    "--since: '{since}' is not a span like 7d, 24h or 90m"
-                )));
+                return Ok(refuse(format!("--since: '{since}' is not a span like 7d, 24h or 90m")));
             };
             let text = match std::fs::read_to_string(&policy) {
                 Ok(t) => t,
@@ -183,12 +165,9 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
                 Ok(rs) => rs,
                 Err(e) => return Ok(refuse(format!("{}: {e}", policy.display()))),
             };
-            let store = Store::connect(&database)
-                .await
-                .with_context(|| format!("opening {database}"))?;
+            let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let until = Utc::now();
-            let report =
-                tongxing_http::dryrun::dry_run(&store, &rs, until - span, until, sample).await?;
+            let report = tongxing_http::dryrun::dry_run(&store, &rs, until - span, until, sample).await?;
             store
                 .audit_policy(
                     until,
@@ -196,10 +175,7 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
                     "dry-run",
                     rs.id(),
                     rs.version(),
-                    Some(&format!(
-                        "{} events, {} changed",
-                        report.events, report.changed
-                    )),
+                    Some(&format!("{} events, {} changed", report.events, report.changed)),
                 )
                 .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -26,17 +26,13 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let policies = crate::load_policies(&args.policy)?;
-    let store = Store::connect(&args.database)
-        .await
-        .with_context(|| format!("opening the database {}", args.database))?;
+    let store =
+        Store::connect(&args.database).await.with_context(|| format!("opening the database {}", args.database))?;
     if args.demo {
         crate::demo::fill_if_empty(&store, &policies[0], &args.database).await?;
     }
     let state = AppState::new(store.clone(), policies);
-    let rule_sets = state
-        .reload_rules()
-        .await
-        .map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
+    let rule_sets = state.reload_rules().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
     tracing::info!(rule_sets, "entry policies loaded");
     // Other servers may activate a policy: pick it up within half a minute.
     let reloader = state.clone();
@@ -51,16 +47,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     });
     let app = tongxing_http::router(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("tongxing listening on http://{addr}");
     tracing::info!(%addr, database = ?store.kind(), "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped accepting requests; closing the database");
     store.close().await;
     Ok(())
@@ -72,8 +65,7 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -21,42 +21,20 @@ fn sample(id: &str, age: Duration, kind: SiteKind, site: &str, result: TestResul
     }
 }
 fn negative(age: Duration) -> SampleFact {
-    sample(
-        &format!("n{}", age.num_minutes()),
-        age,
-        SiteKind::Hospital,
-        "H1",
-        TestResult::Negative,
-    )
+    sample(&format!("n{}", age.num_minutes()), age, SiteKind::Hospital, "H1", TestResult::Negative)
 }
 
 fn person(samples: Vec<SampleFact>) -> Facts {
     Facts {
-        person: PersonFacts {
-            known: true,
-            code: None,
-            commuter: None,
-            samples,
-            commitment_letter: false,
-        },
-        checkpoint: CheckpointFacts {
-            id: "CP1".into(),
-            road: Some("京哈高速".into()),
-        },
+        person: PersonFacts { known: true, code: None, commuter: None, samples, commitment_letter: false },
+        checkpoint: CheckpointFacts { id: "CP1".into(), road: Some("京哈高速".into()) },
     }
 }
 
-fn commuter(
-    status: CommuterStatus,
-    first: Option<DateTime<Utc>>,
-    samples: Vec<SampleFact>,
-) -> Facts {
+fn commuter(status: CommuterStatus, first: Option<DateTime<Utc>>, samples: Vec<SampleFact>) -> Facts {
     let mut f = person(samples);
-    f.person.commuter = Some(CommuterFacts {
-        status,
-        valid_until: Some(t() + Duration::days(100)),
-        first_checked_at: first,
-    });
+    f.person.commuter =
+        Some(CommuterFacts { status, valid_until: Some(t() + Duration::days(100)), first_checked_at: first });
     f
 }
 
@@ -79,40 +57,19 @@ fn green_negative_47h_passes() {
 
 #[test]
 fn window_is_inclusive_at_48h() {
-    assert_eq!(
-        verdict(&person(vec![negative(Duration::hours(48))])).0,
-        Verdict::Pass
-    );
-    assert_eq!(
-        verdict(&person(vec![negative(
-            Duration::hours(48) + Duration::seconds(1)
-        )]))
-        .0,
-        Verdict::Deny
-    );
+    assert_eq!(verdict(&person(vec![negative(Duration::hours(48))])).0, Verdict::Pass);
+    assert_eq!(verdict(&person(vec![negative(Duration::hours(48) + Duration::seconds(1))])).0, Verdict::Deny);
 }
 
 #[test]
 fn negative_49h_is_too_old() {
-    assert_eq!(
-        verdict(&person(vec![negative(Duration::hours(49))])),
-        (Verdict::Deny, ReasonCode::TestTooOld)
-    );
+    assert_eq!(verdict(&person(vec![negative(Duration::hours(49))])), (Verdict::Deny, ReasonCode::TestTooOld));
 }
 
 #[test]
 fn no_test_or_only_pending_ordinary_sites() {
-    assert_eq!(
-        verdict(&person(vec![])),
-        (Verdict::Deny, ReasonCode::NoValidTest)
-    );
-    let pending = sample(
-        "p",
-        Duration::hours(2),
-        SiteKind::Community,
-        "C1",
-        TestResult::Pending,
-    );
+    assert_eq!(verdict(&person(vec![])), (Verdict::Deny, ReasonCode::NoValidTest));
+    let pending = sample("p", Duration::hours(2), SiteKind::Community, "C1", TestResult::Pending);
     let mut f = person(vec![pending]);
     f.person.commitment_letter = true;
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::NoValidTest));
@@ -120,16 +77,9 @@ fn no_test_or_only_pending_ordinary_sites() {
 
 #[test]
 fn yellow_or_red_denies_whatever_the_tests() {
-    for (colour, code) in [
-        (CodeColour::Yellow, ReasonCode::CodeYellow),
-        (CodeColour::Red, ReasonCode::CodeRed),
-    ] {
+    for (colour, code) in [(CodeColour::Yellow, ReasonCode::CodeYellow), (CodeColour::Red, ReasonCode::CodeRed)] {
         let mut f = person(vec![negative(Duration::hours(1))]);
-        f.person.code = Some(CodeFacts {
-            colour,
-            reason: Some("弹窗".into()),
-            expires_at: None,
-        });
+        f.person.code = Some(CodeFacts { colour, reason: Some("弹窗".into()), expires_at: None });
         assert_eq!(verdict(&f), (Verdict::Deny, code));
     }
 }
@@ -137,31 +87,20 @@ fn yellow_or_red_denies_whatever_the_tests() {
 #[test]
 fn lapsed_yellow_counts_as_green() {
     let mut f = person(vec![negative(Duration::hours(1))]);
-    f.person.code = Some(CodeFacts {
-        colour: CodeColour::Yellow,
-        reason: None,
-        expires_at: Some(t() - Duration::hours(1)),
-    });
+    f.person.code =
+        Some(CodeFacts { colour: CodeColour::Yellow, reason: None, expires_at: Some(t() - Duration::hours(1)) });
     assert_eq!(verdict(&f).0, Verdict::Pass);
 }
 
 #[test]
 fn commuter_first_check_needs_48h() {
-    let f = commuter(
-        CommuterStatus::Approved,
-        None,
-        vec![negative(Duration::days(3))],
-    );
+    let f = commuter(CommuterStatus::Approved, None, vec![negative(Duration::days(3))]);
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::FirstCheckNeeds48h));
 }
 
 #[test]
 fn commuter_first_check_with_20h_passes_and_is_recorded() {
-    let f = commuter(
-        CommuterStatus::Approved,
-        None,
-        vec![negative(Duration::hours(20))],
-    );
+    let f = commuter(CommuterStatus::Approved, None, vec![negative(Duration::hours(20))]);
     let d = decide(&f, &policy(), t());
     assert_eq!(d.verdict, Verdict::Pass);
     assert_eq!(d.reasons[0].code, ReasonCode::CommuterFirstCheck);
@@ -170,26 +109,15 @@ fn commuter_first_check_with_20h_passes_and_is_recorded() {
 
 #[test]
 fn commuter_later_days_13_days_passes() {
-    let f = commuter(
-        CommuterStatus::Approved,
-        Some(t() - Duration::days(5)),
-        vec![negative(Duration::days(13))],
-    );
+    let f = commuter(CommuterStatus::Approved, Some(t() - Duration::days(5)), vec![negative(Duration::days(13))]);
     let d = decide(&f, &policy(), t());
-    assert_eq!(
-        (d.verdict, d.reasons[0].code),
-        (Verdict::Pass, ReasonCode::CommuterNegativeWithinWindow)
-    );
+    assert_eq!((d.verdict, d.reasons[0].code), (Verdict::Pass, ReasonCode::CommuterNegativeWithinWindow));
     assert!(!d.records_commuter_first_check);
 }
 
 #[test]
 fn commuter_15_days_is_too_old() {
-    let f = commuter(
-        CommuterStatus::Approved,
-        Some(t() - Duration::days(5)),
-        vec![negative(Duration::days(15))],
-    );
+    let f = commuter(CommuterStatus::Approved, Some(t() - Duration::days(5)), vec![negative(Duration::days(15))]);
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::CommuterTestTooOld));
 }
 
@@ -202,107 +130,44 @@ fn inactive_certifications_are_visitors() {
         CommuterStatus::Revoked,
         CommuterStatus::Expired,
     ] {
-        let f = commuter(
-            status,
-            Some(t() - Duration::days(5)),
-            vec![negative(Duration::days(13))],
-        );
+        let f = commuter(status, Some(t() - Duration::days(5)), vec![negative(Duration::days(13))]);
         let d = decide(&f, &policy(), t());
-        assert_eq!(
-            (d.verdict, d.reasons[0].code),
-            (Verdict::Deny, ReasonCode::TestTooOld),
-            "{status}"
-        );
-        assert!(
-            d.reasons
-                .iter()
-                .any(|r| r.code == ReasonCode::CommuterNotActive)
-        );
-        let f = commuter(
-            status,
-            Some(t() - Duration::days(5)),
-            vec![negative(Duration::hours(20))],
-        );
-        assert_eq!(
-            verdict(&f),
-            (Verdict::Pass, ReasonCode::NegativeWithinWindow),
-            "{status}"
-        );
+        assert_eq!((d.verdict, d.reasons[0].code), (Verdict::Deny, ReasonCode::TestTooOld), "{status}");
+        assert!(d.reasons.iter().any(|r| r.code == ReasonCode::CommuterNotActive));
+        let f = commuter(status, Some(t() - Duration::days(5)), vec![negative(Duration::hours(20))]);
+        assert_eq!(verdict(&f), (Verdict::Pass, ReasonCode::NegativeWithinWindow), "{status}");
     }
     // Approved but past its validity.
-    let mut f = commuter(
-        CommuterStatus::Approved,
-        Some(t() - Duration::days(5)),
-        vec![negative(Duration::days(13))],
-    );
+    let mut f = commuter(CommuterStatus::Approved, Some(t() - Duration::days(5)), vec![negative(Duration::days(13))]);
     f.person.commuter.as_mut().unwrap().valid_until = Some(t());
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::TestTooOld));
 }
 
 #[test]
 fn latest_positive_wins_over_older_negative() {
-    let pos = sample(
-        "p",
-        Duration::hours(10),
-        SiteKind::Hospital,
-        "H1",
-        TestResult::Positive,
-    );
+    let pos = sample("p", Duration::hours(10), SiteKind::Hospital, "H1", TestResult::Positive);
     let f = person(vec![negative(Duration::hours(20)), pos]);
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::PositiveResult));
     // A newer negative after an older positive decides on its own.
-    let pos = sample(
-        "p",
-        Duration::hours(30),
-        SiteKind::Hospital,
-        "H1",
-        TestResult::Positive,
-    );
-    assert_eq!(
-        verdict(&person(vec![negative(Duration::hours(20)), pos])).0,
-        Verdict::Pass
-    );
+    let pos = sample("p", Duration::hours(30), SiteKind::Hospital, "H1", TestResult::Positive);
+    assert_eq!(verdict(&person(vec![negative(Duration::hours(20)), pos])).0, Verdict::Pass);
 }
 
 #[test]
 fn pending_service_area_sample_with_letter_is_conditional() {
-    let sa = sample(
-        "sa",
-        Duration::hours(3),
-        SiteKind::ServiceArea,
-        "SA-JINGHA-XIANGHE",
-        TestResult::Pending,
-    );
+    let sa = sample("sa", Duration::hours(3), SiteKind::ServiceArea, "SA-JINGHA-XIANGHE", TestResult::Pending);
     let mut f = person(vec![negative(Duration::hours(60)), sa.clone()]);
     f.person.commitment_letter = true;
-    assert_eq!(
-        verdict(&f),
-        (Verdict::Conditional, ReasonCode::PendingWithCommitment)
-    );
+    assert_eq!(verdict(&f), (Verdict::Conditional, ReasonCode::PendingWithCommitment));
     f.person.commitment_letter = false;
-    assert_eq!(
-        verdict(&f),
-        (Verdict::Deny, ReasonCode::CommitmentLetterRequired)
-    );
+    assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::CommitmentLetterRequired));
     // Older than 24 h: no longer conditional.
-    let old = sample(
-        "sa",
-        Duration::hours(25),
-        SiteKind::ServiceArea,
-        "SA-JINGHA-XIANGHE",
-        TestResult::Pending,
-    );
+    let old = sample("sa", Duration::hours(25), SiteKind::ServiceArea, "SA-JINGHA-XIANGHE", TestResult::Pending);
     let mut f = person(vec![old]);
     f.person.commitment_letter = true;
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::NoValidTest));
     // Not a designated test point.
-    let other = sample(
-        "sa",
-        Duration::hours(3),
-        SiteKind::ServiceArea,
-        "SOMEWHERE",
-        TestResult::Pending,
-    );
+    let other = sample("sa", Duration::hours(3), SiteKind::ServiceArea, "SOMEWHERE", TestResult::Pending);
     let mut f = person(vec![other]);
     f.person.commitment_letter = true;
     assert_eq!(verdict(&f), (Verdict::Deny, ReasonCode::NoValidTest));
@@ -329,10 +194,7 @@ fn messages_name_the_nearest_test_point() {
     let en = d.reasons[0].message(Lang::En, &policy(), Some("京哈高速"), None);
     assert!(en.contains("Xianghe"), "{en}");
     for code in ReasonCode::ALL {
-        let r = Reason {
-            code: *code,
-            sample: None,
-        };
+        let r = Reason { code: *code, sample: None };
         assert!(!r.message(Lang::Zh, &policy(), None, None).is_empty());
         assert!(!r.message(Lang::En, &policy(), None, None).is_empty());
     }
@@ -346,18 +208,8 @@ fn arb_sample() -> impl Strategy<Value = SampleFact> {
         any::<bool>(),
     )
         .prop_map(|(mins, kind, result, designated)| {
-            let site = if designated {
-                "SA-JINGHA-XIANGHE"
-            } else {
-                "H1"
-            };
-            sample(
-                &format!("s{mins}"),
-                Duration::minutes(mins - 60),
-                kind,
-                site,
-                result,
-            )
+            let site = if designated { "SA-JINGHA-XIANGHE" } else { "H1" };
+            sample(&format!("s{mins}"), Duration::minutes(mins - 60), kind, site, result)
         })
 }
 

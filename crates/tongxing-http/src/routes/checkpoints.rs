@@ -37,61 +37,27 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, Json<CheckpointBody>)> {
     caller.require(Action::ManageCheckpoints)?;
     let id = required("id", Some(&b.id), 64)?;
-    if !id
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    {
+    if !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
         return Err(ApiError::invalid("id", "letters, digits, '-' and '_' only"));
     }
     let name = required("name", Some(&b.name), 100)?;
     let road = text("road", b.road.as_deref(), 64)?;
     let kind = b.kind.trim().to_string();
     if !KINDS.contains(&kind.as_str()) {
-        return Err(ApiError::invalid(
-            "kind",
-            format!("'{kind}' is not one of: {}", KINDS.join(", ")),
-        ));
+        return Err(ApiError::invalid("kind", format!("'{kind}' is not one of: {}", KINDS.join(", "))));
     }
-    let cp = Checkpoint {
-        id,
-        name,
-        road,
-        kind,
-    };
+    let cp = Checkpoint { id, name, road, kind };
     s.store.upsert_checkpoint(&cp, Utc::now()).await?;
-    s.checkpoints
-        .write()
-        .expect("checkpoint cache")
-        .insert(cp.id.clone(), cp.clone());
-    Ok((
-        StatusCode::CREATED,
-        Json(CheckpointBody {
-            id: cp.id,
-            name: cp.name,
-            road: cp.road,
-            kind: cp.kind,
-        }),
-    ))
+    s.checkpoints.write().expect("checkpoint cache").insert(cp.id.clone(), cp.clone());
+    Ok((StatusCode::CREATED, Json(CheckpointBody { id: cp.id, name: cp.name, road: cp.road, kind: cp.kind })))
 }
 
 /// Lists the checkpoints.
 #[utoipa::path(get, path = "/api/v1/checkpoints", tag = "checkpoints", responses((status = 200, body = Vec<CheckpointBody>)))]
-pub async fn list(
-    State(s): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<Vec<CheckpointBody>>> {
+pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CheckpointBody>>> {
     caller.require(Action::ListCheckpoints)?;
     let all = s.store.checkpoints().await?;
-    Ok(Json(
-        all.into_iter()
-            .map(|c| CheckpointBody {
-                id: c.id,
-                name: c.name,
-                road: c.road,
-                kind: c.kind,
-            })
-            .collect(),
-    ))
+    Ok(Json(all.into_iter().map(|c| CheckpointBody { id: c.id, name: c.name, road: c.road, kind: c.kind }).collect()))
 }
 
 /// The checkpoint with this id, from the cache or the store.
@@ -104,8 +70,5 @@ pub async fn find(s: &AppState, id: &str, field: &str) -> ApiResult<Checkpoint> 
     for cp in all {
         cache.insert(cp.id.clone(), cp);
     }
-    cache
-        .get(id)
-        .cloned()
-        .ok_or_else(|| ApiError::invalid(field, format!("no checkpoint '{id}' is registered")))
+    cache.get(id).cloned().ok_or_else(|| ApiError::invalid(field, format!("no checkpoint '{id}' is registered")))
 }

@@ -77,19 +77,11 @@ pub async fn decide_and_record(
     let rule_set = tongxing_rules::select(&rules, now)
         .ok_or_else(|| ApiError::Unavailable(format!("no entry rule set is in force at {now}")))?;
     let doc_key = document.key();
-    let loaded = s
-        .store
-        .load_facts(&doc_key, now - policy.lookback())
-        .await?;
+    let loaded = s.store.load_facts(&doc_key, now - policy.lookback()).await?;
     let (person_id, mut person) = (loaded.person_id, loaded.facts);
     person.commitment_letter = commitment_letter;
-    let facts = Facts {
-        person,
-        checkpoint: CheckpointFacts {
-            id: checkpoint.id.clone(),
-            road: checkpoint.road.clone(),
-        },
-    };
+    let facts =
+        Facts { person, checkpoint: CheckpointFacts { id: checkpoint.id.clone(), road: checkpoint.road.clone() } };
     let decision = rule_set.decide(&facts, now);
 
     let colour_in_force = facts
@@ -100,25 +92,15 @@ pub async fn decide_and_record(
         .map(|c| c.colour)
         .unwrap_or(CodeColour::Green);
     let colour_reason = facts.person.code.as_ref().and_then(|c| c.reason.as_deref());
-    let test_point = checkpoint
-        .road
-        .as_deref()
-        .and_then(|r| rule_set.test_point_on_road(r));
-    let tp_name = |key: &str| {
-        test_point
-            .and_then(|(_, d)| d.get(key))
-            .and_then(|v| v.as_str())
-    };
+    let test_point = checkpoint.road.as_deref().and_then(|r| rule_set.test_point_on_road(r));
+    let tp_name = |key: &str| test_point.and_then(|(_, d)| d.get(key)).and_then(|v| v.as_str());
     let reasons = decision
         .reasons
         .iter()
         .map(|r| {
             // A failing rule is what was not met; a passing one is what allowed entry.
-            let (not_met_zh, not_met_en) = if r.rule_passed || r.rule.is_none() {
-                ("", "")
-            } else {
-                ("未满足：", "Not met: ")
-            };
+            let (not_met_zh, not_met_en) =
+                if r.rule_passed || r.rule.is_none() { ("", "") } else { ("未满足：", "Not met: ") };
             ReasonView {
                 code: r.code.as_str().into(),
                 message_zh: format!(
@@ -136,15 +118,13 @@ pub async fn decide_and_record(
             }
         })
         .collect();
-    let commuter = facts.person.commuter.as_ref().is_some_and(|c| {
-        c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| now < u)
-    });
+    let commuter = facts
+        .person
+        .commuter
+        .as_ref()
+        .is_some_and(|c| c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| now < u));
 
-    let first = decision
-        .reasons
-        .first()
-        .map(|r| r.code.as_str())
-        .unwrap_or("");
+    let first = decision.reasons.first().map(|r| r.code.as_str()).unwrap_or("");
     s.metrics.verdict(decision.verdict.as_str(), first);
     let outcome = CheckOutcome {
         verdict: decision.verdict.as_str().into(),
@@ -163,14 +143,7 @@ pub async fn decide_and_record(
         doc_key,
         person_id,
         verdict: decision.verdict,
-        reasons: decision
-            .reasons
-            .iter()
-            .map(|r| Reason {
-                code: r.code,
-                sample: r.sample.clone(),
-            })
-            .collect(),
+        reasons: decision.reasons.iter().map(|r| Reason { code: r.code, sample: r.sample.clone() }).collect(),
         policy_id: rule_set.id().to_string(),
         policy_version: rule_set.version().to_string(),
         rule_versions: decision.rule_versions.to_vec(),
@@ -188,10 +161,7 @@ fn parse_plate(v: Option<&str>, field: &str) -> Result<Option<String>, ApiError>
     if let Some(p) = &plate
         && p.chars().count() < 5
     {
-        return Err(ApiError::invalid(
-            field,
-            "a plate has at least 5 characters, e.g. 冀R12345",
-        ));
+        return Err(ApiError::invalid(field, "a plate has at least 5 characters, e.g. 冀R12345"));
     }
     Ok(plate)
 }
@@ -210,18 +180,7 @@ pub async fn check(
     let document = parse_document(&req.document, "", now)?;
     let plate = parse_plate(req.plate.as_deref(), "plate")?;
     let cp = super::checkpoints::find(&s, &req.checkpoint_id, "checkpoint_id").await?;
-    Ok(Json(
-        decide_and_record(
-            &s,
-            &document,
-            &cp,
-            plate,
-            req.commitment_letter,
-            &caller.token_id,
-            now,
-        )
-        .await?,
-    ))
+    Ok(Json(decide_and_record(&s, &document, &cp, plate, req.commitment_letter, &caller.token_id, now).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -259,8 +218,7 @@ pub async fn check_vehicle(
     caller.require(Action::Check)?;
     caller.require_scope("checkpoint", &req.checkpoint_id)?;
     let now = Utc::now();
-    let plate = parse_plate(Some(&req.plate), "plate")?
-        .ok_or_else(|| ApiError::invalid("plate", "is required"))?;
+    let plate = parse_plate(Some(&req.plate), "plate")?.ok_or_else(|| ApiError::invalid("plate", "is required"))?;
     if req.occupants.is_empty() || req.occupants.len() > 80 {
         return Err(ApiError::invalid("occupants", "1 to 80 occupants"));
     }
@@ -274,16 +232,7 @@ pub async fn check_vehicle(
     let mut occupants = Vec::with_capacity(docs.len());
     for (doc, o) in docs.iter().zip(&req.occupants) {
         occupants.push(
-            decide_and_record(
-                &s,
-                doc,
-                &cp,
-                Some(plate.clone()),
-                o.commitment_letter,
-                &caller.token_id,
-                now,
-            )
-            .await?,
+            decide_and_record(&s, doc, &cp, Some(plate.clone()), o.commitment_letter, &caller.token_id, now).await?,
         );
     }
     Ok(Json(VehicleOutcome { plate, occupants }))
@@ -341,9 +290,7 @@ pub async fn entries(
                 id: e.id,
                 checkpoint_id: e.checkpoint_id,
                 checked_at: e.checked_at,
-                document: Document::from_key(&e.doc_key)
-                    .map(|d| mask::document_number(d.number()))
-                    .unwrap_or_default(),
+                document: Document::from_key(&e.doc_key).map(|d| mask::document_number(d.number())).unwrap_or_default(),
                 verdict: e.verdict,
                 reasons: e.reasons,
                 policy_id: e.policy_id,

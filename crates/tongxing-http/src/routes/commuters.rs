@@ -21,12 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::{AppState, JsonBody};
 
 /// Proofs of residence the police accept.
-pub const RESIDENCE_PROOFS: &[&str] = &[
-    "household_register",
-    "property_deed",
-    "lease",
-    "residents_committee_letter",
-];
+pub const RESIDENCE_PROOFS: &[&str] = &["household_register", "property_deed", "lease", "residents_committee_letter"];
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct Application {
@@ -59,11 +54,8 @@ pub fn parse_application(
     let residence_region = parse_region(&f("residence_region"), Some(&a.residence_region))?
         .ok_or_else(|| ApiError::invalid(f("residence_region"), "is required"))?;
     if policy.is_surrounding(residence_region).is_none() {
-        let list: Vec<String> = policy
-            .surrounding_regions
-            .iter()
-            .map(|r| format!("{} ({}xxxx)", r.name, r.prefix))
-            .collect();
+        let list: Vec<String> =
+            policy.surrounding_regions.iter().map(|r| format!("{} ({}xxxx)", r.name, r.prefix)).collect();
         return Err(ApiError::invalid(
             f("residence_region"),
             format!(
@@ -77,16 +69,12 @@ pub fn parse_application(
     if !RESIDENCE_PROOFS.contains(&residence_proof.as_str()) {
         return Err(ApiError::invalid(
             f("residence_proof"),
-            format!(
-                "'{residence_proof}' is not one of: {}",
-                RESIDENCE_PROOFS.join(", ")
-            ),
+            format!("'{residence_proof}' is not one of: {}", RESIDENCE_PROOFS.join(", ")),
         ));
     }
     let employer_name = required(&f("employer_name"), Some(&a.employer_name), 100)?;
-    let employer_uscc = Uscc::parse(&a.employer_uscc)
-        .map_err(|e| ApiError::invalid(f("employer_uscc"), e))?
-        .to_string();
+    let employer_uscc =
+        Uscc::parse(&a.employer_uscc).map_err(|e| ApiError::invalid(f("employer_uscc"), e))?.to_string();
     let work_region: RegionCode = parse_region(&f("work_region"), Some(&a.work_region))?
         .ok_or_else(|| ApiError::invalid(f("work_region"), "is required"))?;
     if !policy.is_city(work_region) {
@@ -100,14 +88,7 @@ pub fn parse_application(
     Ok((
         name,
         phone,
-        CommuterApplication {
-            kind,
-            residence_region,
-            residence_proof,
-            employer_name,
-            employer_uscc,
-            work_region,
-        },
+        CommuterApplication { kind, residence_region, residence_proof, employer_name, employer_uscc, work_region },
     ))
 }
 
@@ -131,23 +112,10 @@ pub async fn apply(
     let policy = s.policy_at(now)?;
     let document = parse_document(&a.document, "", now)?;
     let (name, phone, app) = parse_application(&a, policy, "")?;
-    let person = PersonInput {
-        document,
-        name,
-        phone,
-        residence_region: Some(app.residence_region),
-    };
+    let person = PersonInput { document, name, phone, residence_region: Some(app.residence_region) };
     let person_id = s.store.upsert_person(&person, now).await?;
-    s.store
-        .apply_commuter(person_id, &app, &caller.token_id, now)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CommuterState {
-            status: "pending".into(),
-            valid_until: None,
-        }),
-    ))
+    s.store.apply_commuter(person_id, &app, &caller.token_id, now).await?;
+    Ok((StatusCode::CREATED, Json(CommuterState { status: "pending".into(), valid_until: None })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -181,38 +149,21 @@ pub async fn decide(
         other => {
             return Err(ApiError::invalid(
                 "action",
-                format!(
-                    "'{other}' is not one of: approve, reject, suspend, reinstate, revoke, expire"
-                ),
+                format!("'{other}' is not one of: approve, reject, suspend, reinstate, revoke, expire"),
             ));
         }
     };
     let reason = text("reason", d.reason.as_deref(), 200)?;
     if needs_reason && reason.is_none() {
-        return Err(ApiError::invalid(
-            "reason",
-            format!("a reason is required to {}", d.action.trim()),
-        ));
+        return Err(ApiError::invalid("reason", format!("a reason is required to {}", d.action.trim())));
     }
-    let person =
-        s.store.person(&document.key()).await?.ok_or_else(|| {
-            ApiError::NotFound("no person is registered with this document".into())
-        })?;
-    let valid_until =
-        (d.action.trim() == "approve").then(|| now + Duration::days(policy.commuter_validity_days));
-    s.store
-        .change_commuter(
-            person.id,
-            to,
-            reason.as_deref(),
-            valid_until,
-            &caller.token_id,
-            now,
-        )
-        .await?;
+    let person = s
+        .store
+        .person(&document.key())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no person is registered with this document".into()))?;
+    let valid_until = (d.action.trim() == "approve").then(|| now + Duration::days(policy.commuter_validity_days));
+    s.store.change_commuter(person.id, to, reason.as_deref(), valid_until, &caller.token_id, now).await?;
     let rec = s.store.commuter(person.id).await?;
-    Ok(Json(CommuterState {
-        status: to.to_string(),
-        valid_until: rec.and_then(|r| r.valid_until),
-    }))
+    Ok(Json(CommuterState { status: to.to_string(), valid_until: rec.and_then(|r| r.valid_until) }))
 }

@@ -43,14 +43,10 @@ pub fn parse_document(d: &DocumentRef, at: &str, now: DateTime<Utc>) -> Result<D
 pub fn text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > max => Err(ApiError::invalid(
-            field,
-            format!("at most {max} characters"),
-        )),
-        Some(s) if s.chars().any(char::is_control) => Err(ApiError::invalid(
-            field,
-            "control characters are not allowed",
-        )),
+        Some(s) if s.chars().count() > max => Err(ApiError::invalid(field, format!("at most {max} characters"))),
+        Some(s) if s.chars().any(char::is_control) => {
+            Err(ApiError::invalid(field, "control characters are not allowed"))
+        }
         Some(s) => Ok(Some(s.to_string())),
     }
 }

@@ -9,9 +9,7 @@ use tongxing_domain::auth::Action;
 use tongxing_domain::facts::CodeColour;
 use tongxing_domain::ids::RegionCode;
 use tongxing_domain::mask;
-use tongxing_store::{
-    AccessLogEntry, CodeRecord, CommuterRecord, PersonInput, PersonRecord, SampleRecord,
-};
+use tongxing_store::{AccessLogEntry, CodeRecord, CommuterRecord, PersonInput, PersonRecord, SampleRecord};
 use utoipa::ToSchema;
 
 use super::{DocumentRef, parse_document, required, text};
@@ -38,22 +36,15 @@ pub struct Registered {
 pub(crate) fn parse_phone(field: &str, v: Option<&str>) -> Result<Option<String>, ApiError> {
     match text(field, v, 20)? {
         None => Ok(None),
-        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok(Some(p))
-        }
-        Some(_) => Err(ApiError::invalid(
-            field,
-            "a mainland mobile number: 11 digits starting with 1",
-        )),
+        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(p)),
+        Some(_) => Err(ApiError::invalid(field, "a mainland mobile number: 11 digits starting with 1")),
     }
 }
 
 pub(crate) fn parse_region(field: &str, v: Option<&str>) -> Result<Option<RegionCode>, ApiError> {
     match text(field, v, 6)? {
         None => Ok(None),
-        Some(r) => RegionCode::parse(&r)
-            .map(Some)
-            .map_err(|e| ApiError::invalid(field, e)),
+        Some(r) => RegionCode::parse(&r).map(Some).map_err(|e| ApiError::invalid(field, e)),
     }
 }
 
@@ -118,10 +109,11 @@ async fn find(
     let now = Utc::now();
     let document = parse_document(doc, "", now)?;
     let purpose = required("purpose", purpose, 200)?;
-    let person =
-        s.store.person(&document.key()).await?.ok_or_else(|| {
-            ApiError::NotFound("no person is registered with this document".into())
-        })?;
+    let person = s
+        .store
+        .person(&document.key())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no person is registered with this document".into()))?;
     s.store
         .log_access(&AccessLogEntry {
             at: now,
@@ -147,30 +139,16 @@ pub async fn lookup(
     if req.reveal {
         caller.require(Action::RevealPerson)?;
     }
-    let (p, _) = find(
-        &s,
-        &caller,
-        &req.document,
-        req.purpose.as_deref(),
-        if req.reveal { "reveal" } else { "read" },
-    )
-    .await?;
+    let (p, _) =
+        find(&s, &caller, &req.document, req.purpose.as_deref(), if req.reveal { "reveal" } else { "read" }).await?;
     let code_history = s.store.code_history(p.id).await?;
-    let code_colour = code_history
-        .last()
-        .map(|c| c.colour)
-        .unwrap_or(CodeColour::Green)
-        .to_string();
+    let code_colour = code_history.last().map(|c| c.colour).unwrap_or(CodeColour::Green).to_string();
     let commuter = s.store.commuter(p.id).await?;
     let samples = s.store.samples_of(p.id, 20).await?;
     let r = req.reveal;
     Ok(Json(PersonView {
         document_kind: p.doc_kind,
-        document_number: if r {
-            p.doc_number
-        } else {
-            mask::document_number(&p.doc_number)
-        },
+        document_number: if r { p.doc_number } else { mask::document_number(&p.doc_number) },
         name: p.name.map(|n| if r { n } else { mask::name(&n) }),
         phone: p.phone.map(|n| if r { n } else { mask::phone(&n) }),
         residence_region: p.residence_region,
@@ -191,14 +169,7 @@ pub async fn access_log(
     JsonBody(req): JsonBody<LookupRequest>,
 ) -> ApiResult<Json<Vec<AccessLogEntry>>> {
     caller.require(Action::RevealPerson)?;
-    let (p, _) = find(
-        &s,
-        &caller,
-        &req.document,
-        req.purpose.as_deref(),
-        "read-access-log",
-    )
-    .await?;
+    let (p, _) = find(&s, &caller, &req.document, req.purpose.as_deref(), "read-access-log").await?;
     Ok(Json(s.store.access_log(p.id).await?))
 }
 
@@ -255,10 +226,7 @@ pub async fn set_code(
         (Some(r), _) => Some(r),
         (None, Some((_, text))) => Some((*text).to_string()),
         (None, None) if colour != CodeColour::Green => {
-            return Err(ApiError::invalid(
-                "reason",
-                "a yellow or red code needs a reason (or a popup code)",
-            ));
+            return Err(ApiError::invalid("reason", "a yellow or red code needs a reason (or a popup code)"));
         }
         (None, None) => None,
     };
@@ -267,30 +235,8 @@ pub async fn set_code(
     {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
-    let person_id = s
-        .store
-        .upsert_person(
-            &PersonInput {
-                document,
-                name: None,
-                phone: None,
-                residence_region: None,
-            },
-            now,
-        )
-        .await?;
-    s.store
-        .set_code(
-            person_id,
-            colour,
-            reason.as_deref(),
-            req.expires_at,
-            &caller.token_id,
-            now,
-        )
-        .await?;
-    Ok(Json(CodeSet {
-        colour: colour.to_string(),
-        reason,
-    }))
+    let person_id =
+        s.store.upsert_person(&PersonInput { document, name: None, phone: None, residence_region: None }, now).await?;
+    s.store.set_code(person_id, colour, reason.as_deref(), req.expires_at, &caller.token_id, now).await?;
+    Ok(Json(CodeSet { colour: colour.to_string(), reason }))
 }

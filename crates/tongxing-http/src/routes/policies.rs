@@ -47,34 +47,18 @@ fn summary(rs: &RuleSet, in_force: bool, source: &str) -> PolicySummary {
 
 /// The rule sets: built-in, published and activated, and which one decides checks now.
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, body = Vec<PolicySummary>)))]
-pub async fn list(
-    State(s): State<AppState>,
-    _caller: Caller,
-) -> ApiResult<Json<Vec<PolicySummary>>> {
+pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<PolicySummary>>> {
     let now = Utc::now();
     let rules = s.rules();
-    let current =
-        tongxing_rules::select(&rules, now).map(|r| (r.id().to_string(), r.version().to_string()));
-    let is_current = |rs: &RuleSet| {
-        current
-            .as_ref()
-            .is_some_and(|(i, v)| i == rs.id() && v == rs.version())
-    };
-    let builtin: Vec<(String, String)> = tongxing_rules::builtin()
-        .iter()
-        .map(|r| (r.id().into(), r.version().into()))
-        .collect();
+    let current = tongxing_rules::select(&rules, now).map(|r| (r.id().to_string(), r.version().to_string()));
+    let is_current = |rs: &RuleSet| current.as_ref().is_some_and(|(i, v)| i == rs.id() && v == rs.version());
+    let builtin: Vec<(String, String)> =
+        tongxing_rules::builtin().iter().map(|r| (r.id().into(), r.version().into())).collect();
     let mut out: Vec<PolicySummary> = rules
         .iter()
         .map(|rs| {
-            let src = if builtin
-                .iter()
-                .any(|(i, v)| i == rs.id() && v == rs.version())
-            {
-                "builtin"
-            } else {
-                "activated"
-            };
+            let src =
+                if builtin.iter().any(|(i, v)| i == rs.id() && v == rs.version()) { "builtin" } else { "activated" };
             summary(rs, is_current(rs), src)
         })
         .collect();
@@ -120,28 +104,17 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     caller.require(Action::PublishPolicy)?;
     let (rs, text) = parse_rule_set(&body)?;
-    if tongxing_rules::builtin()
-        .iter()
-        .any(|b| b.id() == rs.id() && b.version() == rs.version())
-    {
+    if tongxing_rules::builtin().iter().any(|b| b.id() == rs.id() && b.version() == rs.version()) {
         return Err(ApiError::Conflict(format!(
             "{} version {} is built in; publish a new version",
             rs.id(),
             rs.version()
         )));
     }
-    let new = s
-        .store
-        .publish_policy(rs.id(), rs.version(), &text, &caller.token_id, Utc::now())
-        .await?;
+    let new = s.store.publish_policy(rs.id(), rs.version(), &text, &caller.token_id, Utc::now()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(Published {
-            id: rs.id().into(),
-            version: rs.version().into(),
-            new,
-            activated: false,
-        }),
+        Json(Published { id: rs.id().into(), version: rs.version().into(), new, activated: false }),
     ))
 }
 
@@ -160,21 +133,9 @@ pub async fn activate(
     JsonBody(req): JsonBody<ActivateRequest>,
 ) -> ApiResult<Json<Published>> {
     caller.require(Action::PublishPolicy)?;
-    s.store
-        .activate_policy(
-            req.id.trim(),
-            req.version.trim(),
-            &caller.token_id,
-            Utc::now(),
-        )
-        .await?;
+    s.store.activate_policy(req.id.trim(), req.version.trim(), &caller.token_id, Utc::now()).await?;
     s.reload_rules().await?;
-    Ok(Json(Published {
-        id: req.id,
-        version: req.version,
-        new: false,
-        activated: true,
-    }))
+    Ok(Json(Published { id: req.id, version: req.version, new: false, activated: true }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -201,10 +162,7 @@ pub async fn dry_run(
 ) -> ApiResult<Json<DryRunReport>> {
     caller.require(Action::PublishPolicy)?;
     let (rs, _) = parse_rule_set(&req.policy).map_err(|e| match e {
-        ApiError::Invalid { field, reason } => ApiError::Invalid {
-            field: format!("policy.{field}"),
-            reason,
-        },
+        ApiError::Invalid { field, reason } => ApiError::Invalid { field: format!("policy.{field}"), reason },
         other => other,
     })?;
     let now = Utc::now();
@@ -222,25 +180,13 @@ pub async fn dry_run(
         "{} events from {since} to {until}: {} changed ({} stricter, {} looser)",
         report.events, report.changed, report.stricter, report.looser
     );
-    s.store
-        .audit_policy(
-            now,
-            &caller.token_id,
-            "dry-run",
-            rs.id(),
-            rs.version(),
-            Some(&detail),
-        )
-        .await?;
+    s.store.audit_policy(now, &caller.token_id, "dry-run", rs.id(), rs.version(), Some(&detail)).await?;
     Ok(Json(report))
 }
 
 /// Publications, activations and dry runs, oldest first.
 #[utoipa::path(get, path = "/api/v1/policies/audit", tag = "policies", responses((status = 200, body = Vec<Object>)))]
-pub async fn audit(
-    State(s): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<Vec<HistoryEntry>>> {
+pub async fn audit(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<HistoryEntry>>> {
     caller.require(Action::PublishPolicy)?;
     Ok(Json(s.store.policy_audit_log().await?))
 }

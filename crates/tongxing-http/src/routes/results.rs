@@ -43,15 +43,8 @@ fn code(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
     if v.is_empty() {
         return Err(ApiError::invalid(field, "is required"));
     }
-    if v.len() > max
-        || !v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-    {
-        return Err(ApiError::invalid(
-            field,
-            format!("1 to {max} letters, digits, '-', '_', '.' or '/'"),
-        ));
+    if v.len() > max || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b)) {
+        return Err(ApiError::invalid(field, format!("1 to {max} letters, digits, '-', '_', '.' or '/'")));
     }
     Ok(v.to_string())
 }
@@ -68,44 +61,21 @@ pub fn parse_sample(
     let sample_id = code(&format!("{at}sample_id"), &r.sample_id, 64)?;
     let document = parse_document(&r.document, at, now)?;
     if sampled_at > now + CLOCK_SKEW {
-        return Err(ApiError::invalid(
-            format!("{at}sampled_at"),
-            format!("{sampled_at} is in the future"),
-        ));
+        return Err(ApiError::invalid(format!("{at}sampled_at"), format!("{sampled_at} is in the future")));
     }
     let site = code(&format!("{at}site"), &r.site, 64)?;
-    let site_kind = SiteKind::parse(&r.site_kind)
-        .map_err(|e| ApiError::invalid(format!("{at}site_kind"), e))?;
-    let result =
-        TestResult::parse(&r.result).map_err(|e| ApiError::invalid(format!("{at}result"), e))?;
-    Ok(SampleInput {
-        lab,
-        sample_id,
-        document,
-        sampled_at,
-        site,
-        site_kind,
-        result,
-    })
+    let site_kind = SiteKind::parse(&r.site_kind).map_err(|e| ApiError::invalid(format!("{at}site_kind"), e))?;
+    let result = TestResult::parse(&r.result).map_err(|e| ApiError::invalid(format!("{at}result"), e))?;
+    Ok(SampleInput { lab, sample_id, document, sampled_at, site, site_kind, result })
 }
 
 fn parse_rfc3339(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(v.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::invalid(
-                field,
-                format!("'{v}' is not RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00"),
-            )
-        })
+    DateTime::parse_from_rfc3339(v.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        ApiError::invalid(field, format!("'{v}' is not RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00"))
+    })
 }
 
-fn validate(
-    caller: &Caller,
-    r: &ResultInput,
-    at: &str,
-    now: DateTime<Utc>,
-) -> Result<SampleInput, ApiError> {
+fn validate(caller: &Caller, r: &ResultInput, at: &str, now: DateTime<Utc>) -> Result<SampleInput, ApiError> {
     let sampled_at = parse_rfc3339(&format!("{at}sampled_at"), &r.sampled_at)?;
     let s = parse_sample(r, sampled_at, at, now)?;
     caller.require_scope("lab", &s.lab)?;
@@ -137,14 +107,9 @@ pub async fn submit_one(
     caller.require(Action::SubmitResults)?;
     let now = Utc::now();
     let input = validate(&caller, &r, "", now)?;
-    let outcome = s
-        .store
-        .submit_samples(std::slice::from_ref(&input), &caller.token_id, now)
-        .await?[0];
+    let outcome = s.store.submit_samples(std::slice::from_ref(&input), &caller.token_id, now).await?[0];
     s.metrics.sample(outcome_str(outcome), 1);
-    Ok(Json(Submitted {
-        outcome: outcome_str(outcome).into(),
-    }))
+    Ok(Json(Submitted { outcome: outcome_str(outcome).into() }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -183,10 +148,7 @@ pub async fn submit_batch(
     if b.results.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "results",
-            format!(
-                "at most {MAX_BATCH} rows per request, got {}",
-                b.results.len()
-            ),
+            format!("at most {MAX_BATCH} rows per request, got {}", b.results.len()),
         ));
     }
     let now = Utc::now();
@@ -205,25 +167,13 @@ pub async fn submit_batch(
                     ApiError::Invalid { field, reason } => (Some(field), reason),
                     other => (None, other.to_string()),
                 };
-                rejected.push(Rejected {
-                    index: i,
-                    field,
-                    reason,
-                });
+                rejected.push(Rejected { index: i, field, reason });
             }
         }
     }
-    let outcomes = s
-        .store
-        .submit_samples(&inputs, &caller.token_id, now)
-        .await?;
-    let mut report = BatchReport {
-        accepted: 0,
-        unchanged: 0,
-        corrected: 0,
-        rejected,
-        outcomes: Vec::with_capacity(slots.len()),
-    };
+    let outcomes = s.store.submit_samples(&inputs, &caller.token_id, now).await?;
+    let mut report =
+        BatchReport { accepted: 0, unchanged: 0, corrected: 0, rejected, outcomes: Vec::with_capacity(slots.len()) };
     for slot in slots {
         let o = match slot {
             Some(j) => {
@@ -269,9 +219,7 @@ pub async fn history(
     }
     let h = s.store.sample_history(&lab, &sample_id).await?;
     if h.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no sample {sample_id} from lab {lab}"
-        )));
+        return Err(ApiError::NotFound(format!("no sample {sample_id} from lab {lab}")));
     }
     Ok(Json(h))
 }

@@ -10,15 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tongxing");
-pub const ROLES: &[&str] = &[
-    "admin",
-    "lab",
-    "test_point",
-    "officer",
-    "registry",
-    "health",
-    "analyst",
-];
+pub const ROLES: &[&str] = &["admin", "lab", "test_point", "officer", "registry", "health", "analyst"];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Backend {
@@ -45,10 +37,7 @@ macro_rules! both {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 pub fn pg_admin_url() -> String {
@@ -74,36 +63,21 @@ impl TestDb {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         match backend {
-            Backend::Sqlite => TestDb {
-                url: format!("sqlite://{}", dir.join("tx.db").display()),
-                dir,
-                pg_name: None,
-            },
+            Backend::Sqlite => TestDb { url: format!("sqlite://{}", dir.join("tx.db").display()), dir, pg_name: None },
             Backend::Postgres => {
                 let admin = pg_admin_url();
                 let name = format!("tx_it_{}_{n}", std::process::id());
                 runtime().block_on(async {
-                    let pool = sqlx::PgPool::connect(&admin)
-                        .await
-                        .expect("connect to PostgreSQL (TONGXING_TEST_PG)");
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name}"
-                    )))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL (TONGXING_TEST_PG)");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
                         .execute(&pool)
                         .await
                         .unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
                     pool.close().await;
                 });
                 let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    dir,
-                    pg_name: Some(name),
-                }
+                TestDb { url: format!("{base}/{name}"), dir, pg_name: Some(name) }
             }
         }
     }
@@ -116,10 +90,7 @@ impl TestDb {
             let mut tokens = HashMap::new();
             for role in ROLES {
                 let t = tongxing_http::auth::new_token();
-                store
-                    .create_token(&t.id, &t.hash, role, &[], Some("test"), Utc::now())
-                    .await
-                    .unwrap();
+                store.create_token(&t.id, &t.hash, role, &[], Some("test"), Utc::now()).await.unwrap();
                 tokens.insert(role.to_string(), t.secret);
             }
             store.close().await;
@@ -135,10 +106,7 @@ impl TestDb {
         runtime().block_on(async move {
             let store = tongxing_store::Store::connect(&url).await.unwrap();
             let t = tongxing_http::auth::new_token();
-            store
-                .create_token(&t.id, &t.hash, &role, &scope, None, Utc::now())
-                .await
-                .unwrap();
+            store.create_token(&t.id, &t.hash, &role, &scope, None, Utc::now()).await.unwrap();
             store.close().await;
             t.secret
         })
@@ -154,11 +122,10 @@ impl Drop for TestDb {
             let _ = std::thread::spawn(move || {
                 runtime().block_on(async {
                     if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(&pool)
-                        .await;
+                        let _ =
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                                .execute(&pool)
+                                .await;
                         pool.close().await;
                     }
                 })
@@ -178,16 +145,9 @@ impl Server {
     pub fn start(db: &TestDb) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url])
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .expect("start tongxing serve");
         let stdout = child.stdout.take().unwrap();
@@ -258,9 +218,7 @@ impl App {
     /// Publishes and activates the 2021-11-17 policy re-issued from a minute ago.
     pub fn use_2021_rules(&self) {
         let (_, text) = tongxing_rules::BUILTIN_FILES[0];
-        let reissued =
-            tongxing_rules::reissue(text, "2021-11-17-test", Utc::now() - Duration::minutes(1))
-                .unwrap();
+        let reissued = tongxing_rules::reissue(text, "2021-11-17-test", Utc::now() - Duration::minutes(1)).unwrap();
         let body: Value = serde_json::from_str(&reissued).unwrap();
         let r = self.post("health", "/api/v1/policies", body);
         assert_eq!(r.status, 201, "{r:?}");
@@ -294,11 +252,7 @@ impl App {
         let content_type = resp.header("content-type").unwrap_or("").to_string();
         let text = resp.into_string().unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Resp {
-            status,
-            body,
-            content_type,
-        }
+        Resp { status, body, content_type }
     }
 
     /// As `role`.
@@ -343,43 +297,25 @@ impl App {
     /// A negative hospital test sampled `age` ago.
     pub fn negative(&self, doc: &str, age: Duration) {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let r = self.result(
-            "LAB1",
-            &format!("N{n}"),
-            doc,
-            Utc::now() - age,
-            "H1",
-            "hospital",
-            "negative",
-        );
+        let r = self.result("LAB1", &format!("N{n}"), doc, Utc::now() - age, "H1", "hospital", "negative");
         assert_eq!(r.status, 200, "{r:?}");
     }
 
     pub fn check(&self, checkpoint: &str, doc: &str) -> Resp {
-        self.post(
-            "officer",
-            "/api/v1/checks",
-            json!({"checkpoint_id": checkpoint, "document_number": doc}),
-        )
+        self.post("officer", "/api/v1/checks", json!({"checkpoint_id": checkpoint, "document_number": doc}))
     }
 
     /// (verdict, first reason code) of a check that must succeed.
     pub fn verdict(&self, checkpoint: &str, doc: &str) -> (String, String) {
         let r = self.check(checkpoint, doc);
         assert_eq!(r.status, 200, "{r:?}");
-        (
-            r.body["verdict"].as_str().unwrap().to_string(),
-            r.body["reasons"][0]["code"].as_str().unwrap().to_string(),
-        )
+        (r.body["verdict"].as_str().unwrap().to_string(), r.body["reasons"][0]["code"].as_str().unwrap().to_string())
     }
 }
 
 /// A valid ID number from 17 digits.
 pub fn id(first17: &str) -> String {
-    format!(
-        "{first17}{}",
-        tongxing_domain::ids::id_check_char(first17.as_bytes())
-    )
+    format!("{first17}{}", tongxing_domain::ids::id_check_char(first17.as_bytes()))
 }
 
 /// The n-th distinct valid ID number born in `region`.

@@ -8,16 +8,8 @@ use crate::both;
 use crate::helpers::*;
 
 fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(BIN).args(args).env("RUST_LOG", "error").output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 

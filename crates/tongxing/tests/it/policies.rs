@@ -10,15 +10,15 @@ use crate::both;
 use crate::helpers::*;
 
 fn commuter(app: &App, doc: &str) {
-    let r = app.post("registry", "/api/v1/commuters", json!({
-        "document_number": doc, "kind": "worker", "residence_region": "131082", "residence_proof": "lease",
-        "employer_name": "北京星河", "employer_uscc": "91350100M000100Y43", "work_region": "110105"}));
-    assert_eq!(r.status, 201, "{r:?}");
     let r = app.post(
         "registry",
-        "/api/v1/commuters/decision",
-        json!({"document_number": doc, "action": "approve"}),
+        "/api/v1/commuters",
+        json!({
+        "document_number": doc, "kind": "worker", "residence_region": "131082", "residence_proof": "lease",
+        "employer_name": "北京星河", "employer_uscc": "91350100M000100Y43", "work_region": "110105"}),
     );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = app.post("registry", "/api/v1/commuters/decision", json!({"document_number": doc, "action": "approve"}));
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -136,11 +136,7 @@ both!(fn dry_run_reports_what_would_change(b) {
 });
 
 fn tongxing(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(args).env("RUST_LOG", "error").output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -166,14 +162,8 @@ fn rules_cli() {
         "data.json",
         json!({"payload": {"t": "2021-11-17T08:00:00+08:00"}, "external": {"now": "2021-11-19T07:59:00+08:00"}}),
     );
-    assert_eq!(
-        tongxing(&["rules", "eval", &rule, &data]),
-        (0, "true\n".into(), String::new())
-    );
-    let bad = p(
-        "bad.json",
-        json!({"plusTime": [{"var": "x"}, 1, "fortnight"]}),
-    );
+    assert_eq!(tongxing(&["rules", "eval", &rule, &data]), (0, "true\n".into(), String::new()));
+    let bad = p("bad.json", json!({"plusTime": [{"var": "x"}, 1, "fortnight"]}));
     let (code, _, err) = tongxing(&["rules", "eval", &bad, &data]);
     assert_eq!(code, 2);
     assert!(err.contains("invalid CertLogic expression"), "{err}");
@@ -191,10 +181,7 @@ fn rules_cli() {
     assert_eq!(code, 2);
     assert!(err.contains("BJ-CODE-0001"), "{err}");
     // test: our own policies' rule folders all pass; a wrong expectation fails.
-    let folder = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tongxing-rules/policies/tests/beijing-2021-11-17"
-    );
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../tongxing-rules/policies/tests/beijing-2021-11-17");
     let (code, out, _) = tongxing(&["rules", "test", folder]);
     assert_eq!(code, 0, "{out}");
     let last = out.lines().last().unwrap();
@@ -210,22 +197,17 @@ fn rules_cli() {
     .unwrap();
     std::fs::write(
         rdir.join("a.json"),
-        json!({"name": "ok", "payload": {"ok": true}, "external": {}, "expected": true})
-            .to_string(),
+        json!({"name": "ok", "payload": {"ok": true}, "external": {}, "expected": true}).to_string(),
     )
     .unwrap();
     std::fs::write(
         rdir.join("b.json"),
-        json!({"name": "wrong", "payload": {"ok": true}, "external": {}, "expected": false})
-            .to_string(),
+        json!({"name": "wrong", "payload": {"ok": true}, "external": {}, "expected": false}).to_string(),
     )
     .unwrap();
     let (code, out, _) = tongxing(&["rules", "test", dir.join("R").to_str().unwrap()]);
     assert_ne!(code, 0);
-    assert!(
-        out.contains("FAILED BJ-T-1 / ") && out.contains("wrong"),
-        "{out}"
-    );
+    assert!(out.contains("FAILED BJ-T-1 / ") && out.contains("wrong"), "{out}");
     assert!(out.trim_end().ends_with("1 passed, 1 failed"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
