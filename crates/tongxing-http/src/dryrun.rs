@@ -108,15 +108,20 @@ pub async fn dry_run(
         unreadable: 0,
         elapsed_ms: 0,
     };
-    let mut after = 0;
+    // The next page is read while this one is replayed (two cores: the database's and ours).
+    let fetch = |after: i64| {
+        let store = store.clone();
+        tokio::spawn(async move { store.replay_page(since, until, after, PAGE).await })
+    };
+    let mut next = fetch(0);
     loop {
-        let page = store.entries(since, until, after, PAGE).await?;
+        let page = next.await.map_err(|e| StoreError::Corrupt(format!("replay reader: {e}")))??;
         let Some(last) = page.last() else { break };
-        after = last.id;
+        next = fetch(last.id);
         for e in page {
             r.events += 1;
             let recorded = Verdict::parse(&e.verdict);
-            let facts = serde_json::from_value::<Facts>(e.facts);
+            let facts = serde_json::from_str::<Facts>(&e.facts);
             let (Some(recorded), Ok(facts)) = (recorded, facts) else {
                 r.unreadable += 1;
                 continue;
@@ -137,8 +142,7 @@ pub async fn dry_run(
                 cp.looser += 1;
             }
             *r.directions.entry(format!("{}→{}", recorded.as_str(), d.verdict.as_str())).or_default() += 1;
-            let old_reason =
-                e.reasons.get(0).and_then(|x| x.get("code")).and_then(|c| c.as_str()).unwrap_or("").to_string();
+            let old_reason = first_code(&e.reasons);
             let new_reason = d.reasons.first().map(|x| x.code.as_str()).unwrap_or("").to_string();
             *r.by_reason.entry(format!("{old_reason}→{new_reason}")).or_default() += 1;
             if r.sample.len() < sample_size {
@@ -155,4 +159,13 @@ pub async fn dry_run(
     }
     r.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(r)
+}
+
+/// The code of the first recorded reason (`[{"code": ...}, ...]`).
+fn first_code(reasons: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct R {
+        code: String,
+    }
+    serde_json::from_str::<Vec<R>>(reasons).ok().and_then(|v| v.into_iter().next()).map(|r| r.code).unwrap_or_default()
 }

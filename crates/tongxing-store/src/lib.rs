@@ -329,6 +329,16 @@ impl Store {
     ) -> Result<Vec<EntryRecord>, StoreError> {
         dispatch!(self, b => b.entries(since, until, after, limit).await)
     }
+    /// Entry events for a replay: like `entries`, with the facts snapshot left as JSON text.
+    pub async fn replay_page(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ReplayRow>, StoreError> {
+        dispatch!(self, b => b.replay_page(since, until, after, limit).await)
+    }
     /// Stores a rule set (audited); `Ok(false)` when exactly this was published already.
     pub async fn publish_policy(
         &self,

@@ -207,3 +207,16 @@ pub struct PolicyRecord {
     pub activated_at: Option<DateTime<Utc>>,
     pub activated_by: Option<String>,
 }
+
+/// An entry event as a replay needs it: the facts snapshot still as JSON text.
+#[derive(Debug, Clone)]
+pub struct ReplayRow {
+    pub id: i64,
+    pub checkpoint_id: String,
+    pub checked_at: DateTime<Utc>,
+    pub doc_key: String,
+    pub verdict: String,
+    /// JSON array of the recorded reasons.
+    pub reasons: String,
+    pub facts: String,
+}

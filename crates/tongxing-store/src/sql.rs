@@ -762,6 +762,39 @@ macro_rules! sql_impl {
                     .collect()
             }
 
+            /// Entry events for a replay, page by page (see `entries`), facts left as text.
+            pub(crate) async fn replay_page(
+                &self,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<ReplayRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, facts
+                     FROM entry_events WHERE id > $1 AND checked_at >= $2 AND checked_at < $3
+                     ORDER BY id LIMIT $4",
+                )
+                .bind(after)
+                .bind(ms(since))
+                .bind(ms(until))
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| ReplayRow {
+                        id: r.get(0),
+                        checkpoint_id: r.get(1),
+                        checked_at: from_ms(r.get(2)),
+                        doc_key: r.get(3),
+                        verdict: r.get(4),
+                        reasons: r.get(5),
+                        facts: r.get(6),
+                    })
+                    .collect())
+            }
+
             /// Stores a rule set; publishing the same (id, version) again with the same body
             /// changes nothing, with another body is a conflict.
             pub(crate) async fn publish_policy(&self, id: &str, version: &str, body: &str, by: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
