@@ -85,13 +85,26 @@ pub(crate) struct Pools<DB: sqlx::Database> {
 
 mod sqlite_impl {
     use super::*;
-    sql::sql_impl!(Sqlite, rows = "jsonb_each($1) AS j", agg = "json_group_array", arr = "json_array");
+    sql::sql_impl!(
+        Sqlite,
+        samples = "(SELECT j.value ->> 'k' AS k, j.value ->> 'dk' AS dk, j.value ->> 'dn' AS dn, j.value ->> 'l' AS l,
+                    j.value ->> 's' AS s, j.value ->> 't' AS t, j.value ->> 'si' AS si, j.value ->> 'sk' AS sk,
+                    j.value ->> 'r' AS r FROM jsonb_each($1) AS j) AS j",
+        entries = "(SELECT j.value ->> 'c' AS c, j.value ->> 't' AS t, j.value ->> 'k' AS k, j.value ->> 'p' AS p,
+                    j.value ->> 'v' AS v, j.value ->> 'r' AS r, j.value ->> 'pi' AS pi, j.value ->> 'pv' AS pv,
+                    j.value ->> 'rv' AS rv, j.value ->> 'f' AS f, j.value ->> 'pl' AS pl, j.value ->> 'o' AS o
+                    FROM jsonb_each($1) AS j) AS j",
+        agg = "json_group_array",
+        arr = "json_array"
+    );
 }
 mod postgres_impl {
     use super::*;
     sql::sql_impl!(
         Postgres,
-        rows = "jsonb_array_elements($1::jsonb) AS j(value)",
+        samples = "jsonb_to_recordset($1::jsonb) AS j(k text, dk text, dn text, l text, s text, t bigint, si text, sk text, r text)",
+        entries = "jsonb_to_recordset($1::jsonb) AS j(c text, t bigint, k text, p bigint, v text, r text, pi text, pv text,
+                   rv text, f text, pl text, o text)",
         agg = "json_agg",
         arr = "json_build_array"
     );

@@ -143,13 +143,14 @@ pub(crate) struct EntryRow<'a> {
     pub o: &'a str,
 }
 
-/// Batches travel as one JSON array parameter and are unpacked by the database (`rows` is
-/// `jsonb_each($1) AS j` on SQLite, `jsonb_array_elements($1::jsonb) AS j(value)` on
-/// PostgreSQL): one prepared statement and one round trip per batch, whatever its size.
-/// Results of many rows come back the same way, aggregated into one JSON text (`agg`, `arr`:
-/// `json_group_array`/`json_array` on SQLite, `json_agg`/`json_build_array` on PostgreSQL).
+/// Batches travel as one JSON array parameter, unpacked by the database into rows with named
+/// columns (`samples` for [`SampleRow`], `entries` for [`EntryRow`]): on SQLite a subquery over
+/// `jsonb_each($1)`, on PostgreSQL `jsonb_to_recordset($1::jsonb)` with typed columns. One
+/// prepared statement and one round trip per batch, whatever its size. Results of many rows come
+/// back the same way, aggregated into one JSON text (`agg`, `arr`: `json_group_array`/
+/// `json_array` on SQLite, `json_agg`/`json_build_array` on PostgreSQL).
 macro_rules! sql_impl {
-    ($db:ty, rows = $rows:literal, agg = $agg:literal, arr = $arr:literal) => {
+    ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal) => {
         impl crate::Pools<$db> {
             pub(crate) async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -281,7 +282,7 @@ macro_rules! sql_impl {
                 let found: Option<String> = sqlx::query_scalar(concat!(
                     "SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.person_id, s.sampled_at, s.site, s.site_kind, s.result,
                             s.revision, s.updated_at, s.updated_by)) AS TEXT)
-                     FROM ", $rows, " JOIN samples s ON s.lab = j.value ->> 'l' AND s.sample_id = j.value ->> 's'"
+                     FROM ", $samples, " JOIN samples s ON s.lab = j.l AND s.sample_id = j.s"
                 ))
                 .bind(&json)
                 .fetch_one(&mut *tx)
@@ -291,7 +292,7 @@ macro_rules! sql_impl {
                 // People never seen are created (results often arrive first).
                 sqlx::query(concat!(
                     "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
-                     SELECT j.value ->> 'k', j.value ->> 'dk', j.value ->> 'dn', $2, $2 FROM ", $rows, " WHERE true
+                     SELECT j.k, j.dk, j.dn, $2, $2 FROM ", $samples, " WHERE true
                      ON CONFLICT (doc_key) DO NOTHING"
                 ))
                 .bind(&json)
@@ -305,7 +306,7 @@ macro_rules! sql_impl {
                     let all: Vec<SampleRow> = inputs.iter().map(SampleRow::new).collect();
                     let ids: Option<String> = sqlx::query_scalar(concat!(
                         "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
-                         FROM (SELECT DISTINCT j.value ->> 'k' AS k FROM ", $rows, ") d JOIN people p ON p.doc_key = d.k"
+                         FROM (SELECT DISTINCT j.k AS k FROM ", $samples, ") d JOIN people p ON p.doc_key = d.k"
                     ))
                     .bind(to_json(&all)?)
                     .fetch_one(&mut *tx)
@@ -319,9 +320,8 @@ macro_rules! sql_impl {
                 if !new_rows.is_empty() {
                     let done = sqlx::query(concat!(
                         "INSERT INTO samples (lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by)
-                         SELECT j.value ->> 'l', j.value ->> 's', p.id, CAST(j.value ->> 't' AS BIGINT), j.value ->> 'si',
-                                j.value ->> 'sk', j.value ->> 'r', 1, $2, $3
-                         FROM ", $rows, " JOIN people p ON p.doc_key = j.value ->> 'k'
+                         SELECT j.l, j.s, p.id, CAST(j.t AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
+                         FROM ", $samples, " JOIN people p ON p.doc_key = j.k
                          WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
                     ))
                     .bind(to_json(&new_rows)?)
@@ -702,9 +702,8 @@ macro_rules! sql_impl {
                 let mut tx = self.write.begin().await?;
                 sqlx::query(concat!(
                     "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer)
-                     SELECT j.value ->> 'c', CAST(j.value ->> 't' AS BIGINT), j.value ->> 'k', CAST(j.value ->> 'p' AS BIGINT), j.value ->> 'v',
-                            j.value ->> 'r', j.value ->> 'pi', j.value ->> 'pv', j.value ->> 'rv', j.value ->> 'f', j.value ->> 'pl', j.value ->> 'o'
-                     FROM ", $rows
+                     SELECT j.c, CAST(j.t AS BIGINT), j.k, CAST(j.p AS BIGINT), j.v, j.r, j.pi, j.pv, j.rv, j.f, j.pl, j.o
+                     FROM ", $entries
                 ))
                 .bind(&json)
                 .execute(&mut *tx)
