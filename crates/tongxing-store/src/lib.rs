@@ -103,7 +103,8 @@ mod postgres_impl {
     sql::sql_impl!(
         Postgres,
         samples = "jsonb_to_recordset($1::jsonb) AS j(k text, dk text, dn text, l text, s text, t bigint, si text, sk text, r text)",
-        entries = "jsonb_to_recordset($1::jsonb) AS j(c text, t bigint, k text, p bigint, v text, r text, pi text, pv text,
+        entries =
+            "jsonb_to_recordset($1::jsonb) AS j(c text, t bigint, k text, p bigint, v text, r text, pi text, pv text,
                    rv text, f text, pl text, o text)",
         agg = "json_agg",
         arr = "json_build_array"

@@ -210,19 +210,7 @@ macro_rules! sql_impl {
                 .bind(limit)
                 .fetch_all(&self.read)
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| SampleRecord {
-                        lab: r.get(0),
-                        sample_id: r.get(1),
-                        sampled_at: from_ms(r.get(2)),
-                        site: r.get(3),
-                        site_kind: r.get(4),
-                        result: r.get(5),
-                        revision: r.get(6),
-                        updated_at: from_ms(r.get(7)),
-                    })
-                    .collect())
+                Ok(rows.iter().map(sample_record).collect())
             }
 
             /// Every version of a sample, oldest first: the replaced ones, then the current one.
@@ -239,19 +227,7 @@ macro_rules! sql_impl {
                 .bind(sample_id)
                 .fetch_all(&self.read)
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| SampleRecord {
-                        lab: r.get(0),
-                        sample_id: r.get(1),
-                        sampled_at: from_ms(r.get(2)),
-                        site: r.get(3),
-                        site_kind: r.get(4),
-                        result: r.get(5),
-                        revision: r.get(6),
-                        updated_at: from_ms(r.get(7)),
-                    })
-                    .collect())
+                Ok(rows.iter().map(sample_record).collect())
             }
 
             /// Writes a batch of samples in one transaction: all or nothing.
@@ -981,6 +957,20 @@ macro_rules! sql_impl {
                 .fetch_one(&self.read)
                 .await?;
                 Ok(Counts { people: r.get(0), samples: r.get(1), commuters: r.get(2), checkpoints: r.get(3), entry_events: r.get(4) })
+            }
+        }
+
+        /// A sample row selected as (lab, sample_id, sampled_at, site, site_kind, result, revision, time).
+        fn sample_record(r: &<$db as sqlx::Database>::Row) -> SampleRecord {
+            SampleRecord {
+                lab: r.get(0),
+                sample_id: r.get(1),
+                sampled_at: from_ms(r.get(2)),
+                site: r.get(3),
+                site_kind: r.get(4),
+                result: r.get(5),
+                revision: r.get(6),
+                updated_at: from_ms(r.get(7)),
             }
         }
 
