@@ -245,13 +245,21 @@ macro_rules! sql_impl {
                 // batch are compared with it, as if sent one by one.
                 let mut firsts = HashSet::with_capacity(inputs.len());
                 let mut rows = Vec::with_capacity(inputs.len());
+                // Every person of the batch, once (a repeated sample may name another person).
+                let mut persons = HashSet::with_capacity(inputs.len());
+                let mut person_rows = Vec::with_capacity(inputs.len());
                 for i in inputs {
                     if firsts.insert((i.lab.as_str(), i.sample_id.as_str())) {
                         rows.push(SampleRow::new(i));
                     }
+                    let row = SampleRow::new(i);
+                    if persons.insert(row.k.clone()) {
+                        person_rows.push(row);
+                    }
                 }
                 let repeats = rows.len() < inputs.len();
                 let json = to_json(&rows)?;
+                let people_json = if repeats { to_json(&person_rows)? } else { json.clone() };
                 let mut tx = self.write.begin().await?;
 
                 // What is stored already, as one aggregated row (rows cost a round trip each).
@@ -271,7 +279,7 @@ macro_rules! sql_impl {
                      SELECT j.k, j.dk, j.dn, $2, $2 FROM ", $samples, " WHERE true
                      ON CONFLICT (doc_key) DO NOTHING"
                 ))
-                .bind(&json)
+                .bind(&people_json)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -279,12 +287,11 @@ macro_rules! sql_impl {
                 // Comparing a resend with what is stored needs the people's ids.
                 let mut people = HashMap::new();
                 if repeats || !stored.is_empty() {
-                    let all: Vec<SampleRow> = inputs.iter().map(SampleRow::new).collect();
                     let ids: Option<String> = sqlx::query_scalar(concat!(
                         "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
-                         FROM (SELECT DISTINCT j.k AS k FROM ", $samples, ") d JOIN people p ON p.doc_key = d.k"
+                         FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
                     ))
-                    .bind(to_json(&all)?)
+                    .bind(&people_json)
                     .fetch_one(&mut *tx)
                     .await?;
                     people = parse_people(ids.as_deref())?;

@@ -79,3 +79,24 @@ both!(fn batch_rejects_rows_not_the_batch(b) {
     assert_eq!(r.body["unchanged"], 1);
     assert_eq!(app.get("admin", "/api/v1/stats/overview").body["samples"], 2);
 });
+
+both!(fn a_batch_behaves_like_its_rows_sent_one_by_one(b) {
+    let app = App::spawn(b);
+    let t = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    let row = |doc: &str, result: &str| json!({"lab": "LAB1", "sample_id": "S1", "document_number": doc,
+        "sampled_at": t, "site": "H1", "site_kind": "hospital", "result": result});
+    let (a, c) = (nth_id("110105", 1), nth_id("110105", 2));
+    // New, resent, corrected, resent, then moved to another person: all in one batch.
+    let rows = vec![row(&a, "pending"), row(&a, "pending"), row(&a, "negative"), row(&a, "negative"), row(&c, "negative")];
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows}));
+    assert_eq!(r.body["outcomes"], json!(["accepted", "unchanged", "corrected", "unchanged", "corrected"]), "{r:?}");
+    let h = app.get("lab", "/api/v1/results/LAB1/S1/history");
+    let h = h.body.as_array().unwrap();
+    assert_eq!(h.iter().map(|v| v["revision"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(h[2]["result"], "negative");
+    // The latest version wins: the sample now belongs to the second person.
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": c, "purpose": "x"}));
+    assert_eq!(r.body["samples"][0]["sample_id"], "S1");
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": a, "purpose": "x"}));
+    assert_eq!(r.body["samples"].as_array().unwrap().len(), 0);
+});
