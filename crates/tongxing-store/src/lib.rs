@@ -274,14 +274,15 @@ impl Store {
     pub async fn code_history(&self, person_id: PersonId) -> Result<Vec<CodeRecord>, StoreError> {
         dispatch!(self, b => b.code_history(person_id).await)
     }
+    /// Registers (or updates) the person and files a commuter application, atomically.
     pub async fn apply_commuter(
         &self,
-        person_id: PersonId,
+        person: &PersonInput,
         a: &CommuterApplication,
         by: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, b => b.apply_commuter(person_id, a, by, at).await)
+    ) -> Result<PersonId, StoreError> {
+        dispatch!(self, b => b.apply_commuter(person, a, by, at).await)
     }
     /// Changes a certification's state; returns the state it had.
     pub async fn change_commuter(

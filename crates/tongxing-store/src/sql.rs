@@ -149,6 +149,18 @@ pub(crate) struct EntryRow<'a> {
 /// prepared statement and one round trip per batch, whatever its size. Results of many rows come
 /// back the same way, aggregated into one JSON text (`agg`, `arr`: `json_group_array`/
 /// `json_array` on SQLite, `json_agg`/`json_build_array` on PostgreSQL).
+/// Registers a person or updates the fields given (`None` keeps what is stored); returns the id.
+/// Binds: doc_key, doc_kind, doc_number, name, phone, residence_region, time.
+pub(crate) const UPSERT_PERSON: &str =
+    "INSERT INTO people (doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                     ON CONFLICT (doc_key) DO UPDATE SET
+                        name = COALESCE(excluded.name, people.name),
+                        phone = COALESCE(excluded.phone, people.phone),
+                        residence_region = COALESCE(excluded.residence_region, people.residence_region),
+                        updated_at = excluded.updated_at
+                     RETURNING id";
+
 macro_rules! sql_impl {
     ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal) => {
         impl crate::Pools<$db> {
@@ -159,14 +171,7 @@ macro_rules! sql_impl {
 
             pub(crate) async fn upsert_person(&self, p: &PersonInput, at: DateTime<Utc>) -> Result<PersonId, StoreError> {
                 let row = sqlx::query(
-                    "INSERT INTO people (doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                     ON CONFLICT (doc_key) DO UPDATE SET
-                        name = COALESCE(excluded.name, people.name),
-                        phone = COALESCE(excluded.phone, people.phone),
-                        residence_region = COALESCE(excluded.residence_region, people.residence_region),
-                        updated_at = excluded.updated_at
-                     RETURNING id",
+                    crate::sql::UPSERT_PERSON,
                 )
                 .bind(p.document.key())
                 .bind(p.document.kind().as_str())
@@ -408,14 +413,27 @@ macro_rules! sql_impl {
                 rows.into_iter().map(|r| code_record(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
             }
 
+            /// Registers (or updates) the person and files the application, in one transaction:
+            /// a refused application changes nothing, not even the person's details.
             pub(crate) async fn apply_commuter(
                 &self,
-                person_id: PersonId,
+                person: &PersonInput,
                 a: &CommuterApplication,
                 by: &str,
                 at: DateTime<Utc>,
-            ) -> Result<(), StoreError> {
+            ) -> Result<PersonId, StoreError> {
                 let mut tx = self.write.begin().await?;
+                let person_id: i64 = sqlx::query(crate::sql::UPSERT_PERSON)
+                    .bind(person.document.key())
+                    .bind(person.document.kind().as_str())
+                    .bind(person.document.number())
+                    .bind(person.name.as_deref())
+                    .bind(person.phone.as_deref())
+                    .bind(person.residence_region.map(|r| r.to_string()))
+                    .bind(ms(at))
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
                 let existing: Option<String> = sqlx::query("SELECT status FROM commuters WHERE person_id = $1")
                     .bind(person_id)
                     .fetch_optional(&mut *tx)
@@ -448,7 +466,7 @@ macro_rules! sql_impl {
                 .await?;
                 insert_commuter_history(&mut tx, person_id, "pending", None, by, at).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(person_id)
             }
 
             /// Moves a certification to `to` if the current state allows it (checked by `allowed`).

@@ -113,8 +113,7 @@ pub async fn apply(
     let document = parse_document(&a.document, "", now)?;
     let (name, phone, app) = parse_application(&a, policy, "")?;
     let person = PersonInput { document, name, phone, residence_region: Some(app.residence_region) };
-    let person_id = s.store.upsert_person(&person, now).await?;
-    s.store.apply_commuter(person_id, &app, &caller.token_id, now).await?;
+    s.store.apply_commuter(&person, &app, &caller.token_id, now).await?;
     Ok((StatusCode::CREATED, Json(CommuterState { status: "pending".into(), valid_until: None })))
 }
 

@@ -32,8 +32,12 @@ both!(fn applications_are_checked_against_the_policy(b) {
     assert_eq!(app.get("admin", "/api/v1/stats/overview").body["commuters"], 0);
     let r = app.post("registry", "/api/v1/commuters", application(&doc));
     assert_eq!(r.status, 201, "{r:?}");
-    // A second application while pending is a conflict.
-    assert_eq!(app.post("registry", "/api/v1/commuters", application(&doc)).status, 409);
+    // A second application while pending is a conflict, and changes nothing (not even the name).
+    let mut again = application(&doc);
+    again["name"] = json!("王五");
+    assert_eq!(app.post("registry", "/api/v1/commuters", again).status, 409);
+    let r = app.post("registry", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "review", "reveal": true}));
+    assert_eq!(r.body["name"], "李娜");
     // Reject needs a reason; approve sets the validity; revoke is final until a new application.
     let r = app.post("registry", "/api/v1/commuters/decision", json!({"document_number": doc, "action": "reject"}));
     assert_eq!(r.body["field"], "reason");
