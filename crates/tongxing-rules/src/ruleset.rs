@@ -807,14 +807,11 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
-    [Verdict::Pass, Verdict::Conditional, Verdict::Deny]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or_else(|| format!("'{s}' is not one of pass, conditional, deny"))
+    Verdict::parse(s).ok_or_else(|| format!("'{s}' is not one of pass, conditional, deny"))
 }
 
 fn parse_reason(s: &str) -> Result<ReasonCode, String> {
-    ReasonCode::ALL.iter().copied().find(|c| c.as_str() == s).ok_or_else(|| {
+    ReasonCode::parse(s).ok_or_else(|| {
         let all: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         format!("'{s}' is not a reason code; the codes are: {}", all.join(", "))
     })

@@ -187,16 +187,19 @@ fn future_samples_are_ignored() {
 }
 
 #[test]
-fn messages_name_the_nearest_test_point() {
+fn advice_names_the_nearest_test_point_and_the_colour_reason() {
     let d = decide(&person(vec![]), &policy(), t());
-    let zh = d.reasons[0].message(Lang::Zh, &policy(), Some("京哈高速"), None);
+    let tp = policy().test_point_on_road("京哈高速").cloned().unwrap();
+    let zh = d.reasons[0].code.advice(Lang::Zh, Some(&tp.name_zh), None);
     assert!(zh.contains("香河"), "{zh}");
-    let en = d.reasons[0].message(Lang::En, &policy(), Some("京哈高速"), None);
+    let en = d.reasons[0].code.advice(Lang::En, Some(&tp.name_en), None);
     assert!(en.contains("Xianghe"), "{en}");
+    let y = ReasonCode::CodeYellow.advice(Lang::Zh, None, Some("弹窗"));
+    assert!(y.contains("弹窗"), "{y}");
     for code in ReasonCode::ALL {
-        let r = Reason { code: *code, sample: None };
-        assert!(!r.message(Lang::Zh, &policy(), None, None).is_empty());
-        assert!(!r.message(Lang::En, &policy(), None, None).is_empty());
+        assert!(!code.advice(Lang::Zh, None, None).is_empty());
+        assert!(!code.advice(Lang::En, None, None).is_empty());
+        assert_eq!(ReasonCode::parse(code.as_str()), Some(*code));
     }
 }
 
