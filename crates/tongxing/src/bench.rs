@@ -184,7 +184,7 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
             }
             batch.push(SampleInput {
                 lab: format!("LAB-{:02}", i % 40),
-                sample_id: format!("P{i}-{k}"),
+                sample_id: format!("P{i:010}{k:02}"),
                 document: doc.clone(),
                 sampled_at: now - Duration::minutes(rng.below(30 * 24 * 60) as i64),
                 site: "H-CHAOYANG".into(),
@@ -249,7 +249,7 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Resu
             let result = if rng.chance(5) { "pending" } else { "negative" };
             writeln!(
                 w,
-                "LAB-{:02},S{seed}-{r},{},{},C-{},community,{result}",
+                "LAB-{:02},S{seed:02}{r:010},{},{},C-{},community,{result}",
                 r % 40,
                 person_doc(p),
                 t.format("%Y-%m-%d %H:%M:%S"),
