@@ -161,7 +161,13 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     s.metrics.request(&method, &route, status, elapsed);
-    tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    let micros = elapsed.as_micros() as u64;
+    // Refusals are worth an operator's eye; the thousands of good checks a minute are not.
+    match status {
+        500.. => tracing::error!(%method, %route, status, micros, "request failed"),
+        400..=499 => tracing::info!(%method, %route, status, micros, "request refused"),
+        _ => tracing::debug!(%method, %route, status, micros, "request"),
+    }
     resp
 }
 
