@@ -82,3 +82,31 @@ both!(fn kill_during_bulk_import(b) {
     assert_eq!(accepted + unchanged, BATCHES * ROWS);
     assert_eq!(app.get("admin", "/api/v1/stats/overview").body["samples"].as_u64().unwrap() as usize, BATCHES * ROWS);
 });
+
+both!(fn acknowledged_checks_survive_kill(b) {
+    let mut app = App::spawn(b);
+    app.checkpoint("CP1", "京哈高速");
+    // Concurrent checks share group commits; every answered one must be on disk.
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (url, token, answered) = (app.url("/api/v1/checks"), app.tokens["officer"].clone(), answered.clone());
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let body = json!({"checkpoint_id": "CP1", "document_number": nth_id("110105", t * 50 + i)});
+                    let r = ureq::post(&url).set("Authorization", &format!("Bearer {token}")).send_json(body);
+                    assert_eq!(r.unwrap().status(), 200);
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    app.server.kill9();
+    app.server = Server::start(&app.db);
+    let stored = app.get("admin", "/api/v1/stats/overview").body["entry_events"].as_u64().unwrap() as usize;
+    assert_eq!(stored, answered.load(Ordering::SeqCst));
+    assert_eq!(stored, 200);
+});
