@@ -11,8 +11,7 @@ CREATE TABLE people (
     updated_at BIGINT NOT NULL
 );
 
--- Keyed by (lab, sample_id): on SQLite a WITHOUT ROWID table, so the key is the only B-tree
--- besides the person index, and a lab's increasing sample ids are appended in order.
+-- One sample per (lab, sample_id), the primary key.
 CREATE TABLE samples (
     lab TEXT NOT NULL,
     sample_id TEXT NOT NULL,

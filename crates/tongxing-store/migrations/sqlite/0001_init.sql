@@ -11,9 +11,10 @@ CREATE TABLE people (
     updated_at INTEGER NOT NULL
 );
 
--- Keyed by (lab, sample_id): on SQLite a WITHOUT ROWID table, so the key is the only B-tree
--- besides the person index, and a lab's increasing sample ids are appended in order.
+-- One sample per (lab, sample_id). An integer row id keeps the per-person index narrow (its
+-- entries carry the row id, not the text key), which is what a large import pays for most.
 CREATE TABLE samples (
+    id INTEGER PRIMARY KEY,
     lab TEXT NOT NULL,
     sample_id TEXT NOT NULL,
     person_id INTEGER NOT NULL REFERENCES people(id),
@@ -24,8 +25,8 @@ CREATE TABLE samples (
     revision INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     updated_by TEXT NOT NULL,
-    PRIMARY KEY (lab, sample_id)
-) WITHOUT ROWID;
+    UNIQUE (lab, sample_id)
+);
 CREATE INDEX samples_person ON samples (person_id, sampled_at);
 
 -- The versions of a sample that corrections replaced; the current one is in samples.
