@@ -155,6 +155,13 @@ pub fn builtin() -> Vec<RuleSet> {
         .collect()
 }
 
+/// Whether (id, version) is one of the built-in rule sets (computed once).
+pub fn is_builtin(id: &str, version: &str) -> bool {
+    static IDS: std::sync::LazyLock<Vec<(String, String)>> =
+        std::sync::LazyLock::new(|| builtin().iter().map(|r| (r.id().to_string(), r.version().to_string())).collect());
+    IDS.iter().any(|(i, v)| i == id && v == version)
+}
+
 /// The rule set in force at `at`: of those whose validity contains `at`, the one that started last.
 pub fn select(sets: &[RuleSet], at: DateTime<Utc>) -> Option<&RuleSet> {
     sets.iter().filter(|s| s.in_force_at(at)).max_by_key(|s| s.valid_from())

@@ -161,6 +161,15 @@ pub(crate) const UPSERT_PERSON: &str =
                         updated_at = excluded.updated_at
                      RETURNING id";
 
+/// Like [`UPSERT_PERSON`], but what is stored wins over the input (an imported list never
+/// overwrites details the person gave themselves).
+pub(crate) const UPSERT_PERSON_KEEP: &str =
+    "INSERT INTO people (doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                         ON CONFLICT (doc_key) DO UPDATE SET name = COALESCE(people.name, excluded.name),
+                            phone = COALESCE(people.phone, excluded.phone), residence_region = COALESCE(people.residence_region, excluded.residence_region)
+                         RETURNING id";
+
 macro_rules! sql_impl {
     ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal) => {
         impl crate::Pools<$db> {
@@ -170,16 +179,7 @@ macro_rules! sql_impl {
             }
 
             pub(crate) async fn upsert_person(&self, p: &PersonInput, at: DateTime<Utc>) -> Result<PersonId, StoreError> {
-                let row = sqlx::query(
-                    crate::sql::UPSERT_PERSON,
-                )
-                .bind(p.document.key())
-                .bind(p.document.kind().as_str())
-                .bind(p.document.number())
-                .bind(p.name.as_deref())
-                .bind(p.phone.as_deref())
-                .bind(p.residence_region.map(|r| r.to_string()))
-                .bind(ms(at))
+                let row = person_query(crate::sql::UPSERT_PERSON, p, at)
                 .fetch_one(&self.write)
                 .await?;
                 Ok(row.get::<i64, _>(0))
@@ -423,14 +423,7 @@ macro_rules! sql_impl {
                 at: DateTime<Utc>,
             ) -> Result<PersonId, StoreError> {
                 let mut tx = self.write.begin().await?;
-                let person_id: i64 = sqlx::query(crate::sql::UPSERT_PERSON)
-                    .bind(person.document.key())
-                    .bind(person.document.kind().as_str())
-                    .bind(person.document.number())
-                    .bind(person.name.as_deref())
-                    .bind(person.phone.as_deref())
-                    .bind(person.residence_region.map(|r| r.to_string()))
-                    .bind(ms(at))
+                let person_id: i64 = person_query(crate::sql::UPSERT_PERSON, person, at)
                     .fetch_one(&mut *tx)
                     .await?
                     .get(0);
@@ -563,23 +556,7 @@ macro_rules! sql_impl {
                 let mut tx = self.write.begin().await?;
                 let mut created = Vec::with_capacity(rows.len());
                 for (p, a) in rows {
-                    let id: i64 = sqlx::query(
-                        "INSERT INTO people (doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                         ON CONFLICT (doc_key) DO UPDATE SET name = COALESCE(people.name, excluded.name),
-                            phone = COALESCE(people.phone, excluded.phone), residence_region = COALESCE(people.residence_region, excluded.residence_region)
-                         RETURNING id",
-                    )
-                    .bind(p.document.key())
-                    .bind(p.document.kind().as_str())
-                    .bind(p.document.number())
-                    .bind(p.name.as_deref())
-                    .bind(p.phone.as_deref())
-                    .bind(p.residence_region.map(|r| r.to_string()))
-                    .bind(ms(at))
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .get(0);
+                    let id: i64 = person_query(crate::sql::UPSERT_PERSON_KEEP, p, at).fetch_one(&mut *tx).await?.get(0);
                     let res = sqlx::query(
                         "INSERT INTO commuters (person_id, status, kind, residence_region, residence_proof, employer_name, employer_uscc, work_region,
                             applied_at, decided_at, decided_by, decision_reason, valid_until, updated_at)
@@ -983,6 +960,22 @@ macro_rules! sql_impl {
                 .await?;
                 Ok(Counts { people: r.get(0), samples: r.get(1), commuters: r.get(2), checkpoints: r.get(3), entry_events: r.get(4) })
             }
+        }
+
+        /// One of the person upserts with its seven parameters bound.
+        fn person_query<'q>(
+            sql: &'static str,
+            p: &'q PersonInput,
+            at: DateTime<Utc>,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            sqlx::query(sql)
+                .bind(p.document.key())
+                .bind(p.document.kind().as_str())
+                .bind(p.document.number())
+                .bind(p.name.as_deref())
+                .bind(p.phone.as_deref())
+                .bind(p.residence_region.map(|r| r.to_string()))
+                .bind(ms(at))
         }
 
         /// A sample row selected as (lab, sample_id, sampled_at, site, site_kind, result, revision, time).

@@ -52,13 +52,10 @@ pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<
     let rules = s.rules();
     let current = tongxing_rules::select(&rules, now).map(|r| (r.id().to_string(), r.version().to_string()));
     let is_current = |rs: &RuleSet| current.as_ref().is_some_and(|(i, v)| i == rs.id() && v == rs.version());
-    let builtin: Vec<(String, String)> =
-        tongxing_rules::builtin().iter().map(|r| (r.id().into(), r.version().into())).collect();
     let mut out: Vec<PolicySummary> = rules
         .iter()
         .map(|rs| {
-            let src =
-                if builtin.iter().any(|(i, v)| i == rs.id() && v == rs.version()) { "builtin" } else { "activated" };
+            let src = if tongxing_rules::is_builtin(rs.id(), rs.version()) { "builtin" } else { "activated" };
             summary(rs, is_current(rs), src)
         })
         .collect();
@@ -104,7 +101,7 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     caller.require(Action::PublishPolicy)?;
     let (rs, text) = parse_rule_set(&body)?;
-    if tongxing_rules::builtin().iter().any(|b| b.id() == rs.id() && b.version() == rs.version()) {
+    if tongxing_rules::is_builtin(rs.id(), rs.version()) {
         return Err(ApiError::Conflict(format!(
             "{} version {} is built in; publish a new version",
             rs.id(),
