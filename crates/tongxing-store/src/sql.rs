@@ -105,9 +105,14 @@ pub(crate) struct SampleRow<'a> {
     pub l: &'a str,
     pub s: &'a str,
     pub t: i64,
+    /// The sampling day, `crate::model::day(t)`.
+    pub d: i64,
     pub si: &'a str,
     pub sk: &'static str,
     pub r: &'static str,
+    /// The person's id, when known before the write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p: Option<i64>,
 }
 
 impl<'a> SampleRow<'a> {
@@ -119,9 +124,11 @@ impl<'a> SampleRow<'a> {
             l: &i.lab,
             s: &i.sample_id,
             t: crate::model::ms(i.sampled_at),
+            d: crate::model::day(crate::model::ms(i.sampled_at)),
             si: &i.site,
             sk: site_kind_str(i.site_kind),
             r: result_str(i.result),
+            p: None,
         }
     }
 }
@@ -171,7 +178,7 @@ pub(crate) const UPSERT_PERSON_KEEP: &str =
                          RETURNING id";
 
 macro_rules! sql_impl {
-    ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal) => {
+    ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal, days = $days:literal) => {
         impl crate::Pools<$db> {
             pub(crate) async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -206,13 +213,25 @@ macro_rules! sql_impl {
                 }))
             }
 
-            pub(crate) async fn samples_of(&self, person_id: PersonId, limit: i64) -> Result<Vec<SampleRecord>, StoreError> {
-                let rows = sqlx::query(
+            /// The person's samples taken from `since` to `until`, newest first, at most `limit`.
+            pub(crate) async fn samples_of(
+                &self,
+                person_id: PersonId,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<SampleRecord>, StoreError> {
+                let rows = sqlx::query(concat!(
                     "SELECT lab, sample_id, sampled_at, site, site_kind, result, revision, updated_at
-                     FROM samples WHERE person_id = $1 ORDER BY sampled_at DESC LIMIT $2",
-                )
+                     FROM samples WHERE sampled_day ", $days, " AND person_id = $1 AND sampled_at >= $5 AND sampled_at <= $6
+                     ORDER BY sampled_at DESC LIMIT $2"
+                ))
                 .bind(person_id)
                 .bind(limit)
+                .bind(crate::model::day(ms(since)))
+                .bind(crate::model::day(ms(until)))
+                .bind(ms(since))
+                .bind(ms(until))
                 .fetch_all(&self.read)
                 .await?;
                 Ok(rows.iter().map(sample_record).collect())
@@ -233,6 +252,85 @@ macro_rules! sql_impl {
                 .fetch_all(&self.read)
                 .await?;
                 Ok(rows.iter().map(sample_record).collect())
+            }
+
+            /// Writes a batch whose samples are all new, in one transaction; `None` (and nothing
+            /// written) if one of them is stored already or the batch repeats a sample.
+            ///
+            /// The people's ids are read first, outside the write transaction (people are never
+            /// deleted and a document's id never changes, so what a snapshot says stays true):
+            /// the single writer then only inserts, without looking anyone up.
+            pub(crate) async fn submit_new_samples(
+                &self,
+                inputs: &[SampleInput],
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<Vec<SampleOutcome>>, StoreError> {
+                let mut keys = HashSet::with_capacity(inputs.len());
+                if !inputs.iter().all(|i| keys.insert((i.lab.as_str(), i.sample_id.as_str()))) {
+                    return Ok(None);
+                }
+                let now = ms(at);
+                let mut rows: Vec<SampleRow> = inputs.iter().map(SampleRow::new).collect();
+                let mut seen = HashSet::with_capacity(rows.len());
+                let persons: Vec<&SampleRow> = rows.iter().filter(|r| seen.insert(r.k.as_str())).collect();
+                let known: Option<String> = sqlx::query_scalar(concat!(
+                    "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
+                     FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
+                ))
+                .bind(to_json(&persons)?)
+                .fetch_one(&self.read)
+                .await?;
+                let mut ids = parse_people(known.as_deref())?;
+                let missing: Vec<&SampleRow> = persons.into_iter().filter(|r| !ids.contains_key(&r.k)).collect();
+                let missing = if missing.is_empty() { None } else { Some(to_json(&missing)?) };
+                let mut json = None;
+                if missing.is_none() {
+                    rows.iter_mut().for_each(|r| r.p = ids.get(&r.k).copied());
+                    json = Some(to_json(&rows)?);
+                }
+
+                let mut tx = self.write.begin().await?;
+                if let Some(missing) = missing {
+                    // People never seen are created (results often arrive first).
+                    sqlx::query(concat!(
+                        "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
+                         SELECT j.k, j.dk, j.dn, $2, $2 FROM ", $samples, " WHERE true
+                         ON CONFLICT (doc_key) DO NOTHING"
+                    ))
+                    .bind(&missing)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let created: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
+                         FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
+                    ))
+                    .bind(&missing)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    ids.extend(parse_people(created.as_deref())?);
+                    rows.iter_mut().for_each(|r| r.p = ids.get(&r.k).copied());
+                    json = Some(to_json(&rows)?);
+                }
+                if rows.iter().any(|r| r.p.is_none()) {
+                    return Err(StoreError::Corrupt("a person created for a sample cannot be found".into()));
+                }
+                let done = sqlx::query(concat!(
+                    "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_day, site, site_kind, result, revision, updated_at, updated_by)
+                     SELECT j.l, j.s, CAST(j.p AS BIGINT), CAST(j.t AS BIGINT), CAST(j.d AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
+                     FROM ", $samples, " WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
+                ))
+                .bind(json.unwrap_or_default())
+                .bind(now)
+                .bind(by)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != inputs.len() as u64 {
+                    return Ok(None); // dropped: rolled back
+                }
+                tx.commit().await?;
+                Ok(Some(vec![SampleOutcome::Accepted; inputs.len()]))
             }
 
             /// Writes a batch of samples in one transaction: all or nothing.
@@ -307,8 +405,8 @@ macro_rules! sql_impl {
                 let new_rows: Vec<&SampleRow> = rows.iter().filter(|r| !stored.contains_key(&(r.l.to_string(), r.s.to_string()))).collect();
                 if !new_rows.is_empty() {
                     let done = sqlx::query(concat!(
-                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, site, site_kind, result, revision, updated_at, updated_by)
-                         SELECT j.l, j.s, p.id, CAST(j.t AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
+                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_day, site, site_kind, result, revision, updated_at, updated_by)
+                         SELECT j.l, j.s, p.id, CAST(j.t AS BIGINT), CAST(j.d AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
                          FROM ", $samples, " JOIN people p ON p.doc_key = j.k
                          WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
                     ))
@@ -345,7 +443,7 @@ macro_rules! sql_impl {
                 for (i, pid, rev) in &plan.updates {
                     sqlx::query(
                         "UPDATE samples SET person_id = $1, sampled_at = $2, site = $3, site_kind = $4, result = $5, revision = $6,
-                            updated_at = $7, updated_by = $8
+                            updated_at = $7, updated_by = $8, sampled_day = $11
                          WHERE lab = $9 AND sample_id = $10",
                     )
                     .bind(*pid)
@@ -358,6 +456,7 @@ macro_rules! sql_impl {
                     .bind(by)
                     .bind(&i.lab)
                     .bind(&i.sample_id)
+                    .bind(crate::model::day(ms(i.sampled_at)))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -605,13 +704,19 @@ macro_rules! sql_impl {
                 Ok(rows.into_iter().map(|r| Checkpoint { id: r.get(0), name: r.get(1), road: r.get(2), kind: r.get(3) }).collect())
             }
 
-            /// Everything a decision needs about one person, sampled since `since`: one
-            /// statement, one row (the samples aggregated), since checks are the hot path.
-            pub(crate) async fn load_facts(&self, doc_key: &str, since: DateTime<Utc>) -> Result<LoadedFacts, StoreError> {
+            /// Everything a decision needs about one person, with the samples taken from `since`
+            /// to `until`: one statement, one row (the samples aggregated), since checks are the
+            /// hot path. The samples are read day by day (one index seek each).
+            pub(crate) async fn load_facts(
+                &self,
+                doc_key: &str,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<LoadedFacts, StoreError> {
                 let row = sqlx::query(concat!(
                     "SELECT p.id, p.name, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at,
                         (SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.sampled_at, s.site, s.site_kind, s.result)) AS TEXT)
-                         FROM samples s WHERE s.person_id = p.id AND s.sampled_at >= $2)
+                         FROM samples s WHERE s.sampled_day ", $days, " AND s.person_id = p.id AND s.sampled_at >= $2)
                      FROM people p
                      LEFT JOIN health_codes h ON h.person_id = p.id
                      LEFT JOIN commuters c ON c.person_id = p.id
@@ -619,6 +724,8 @@ macro_rules! sql_impl {
                 ))
                 .bind(doc_key)
                 .bind(ms(since))
+                .bind(crate::model::day(ms(since)))
+                .bind(crate::model::day(ms(until)))
                 .fetch_optional(&self.read)
                 .await?;
                 let Some(r) = row else {

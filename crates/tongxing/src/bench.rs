@@ -58,6 +58,9 @@ enum BenchCmd {
         /// Seed of the generated rows: a different seed gives new samples.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Rows per transaction (as `import results --batch`).
+        #[arg(long, default_value_t = crate::import::DEFAULT_BATCH)]
+        batch: usize,
     },
     /// Checkpoint decisions over HTTP against a populated database.
     Checks {
@@ -78,7 +81,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchCmd::Decide { iterations } => bench_decide(iterations),
         BenchCmd::Populate { database, people, results } => populate(&database, people, results).await,
-        BenchCmd::Import { database, rows, people, seed } => bench_import(&database, rows, people, seed).await,
+        BenchCmd::Import { database, rows, people, seed, batch } => {
+            bench_import(&database, rows, people, seed, batch).await
+        }
         BenchCmd::Checks { database, people, requests, concurrency } => {
             bench_checks(&database, people, requests, concurrency).await
         }
@@ -232,7 +237,7 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
     Ok(())
 }
 
-async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Result<()> {
+async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: usize) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tongxing-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file: PathBuf = dir.join("results.csv");
@@ -241,8 +246,16 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Resu
         let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
         writeln!(w, "lab,sample_id,document_number,sampled_at,site,site_kind,result")?;
         let mut rng = Rng::new(seed);
-        // A fixed day, so that importing the same rows twice is a re-import (unchanged).
-        let base = chrono::DateTime::parse_from_rfc3339("2021-11-17T06:00:00+08:00").expect("valid time");
+        // Yesterday (Beijing time), as a round's results arrive: the day is the same all day
+        // long, so that importing the same rows twice that day is a re-import (unchanged).
+        let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+        let yesterday = Utc::now().with_timezone(&beijing).date_naive() - Duration::days(1);
+        let base = yesterday
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_local_timezone(beijing)
+            .single()
+            .expect("fixed offset");
         for r in 0..rows {
             let p = rng.below(people.max(1));
             let t = base + Duration::seconds(rng.below(24 * 3600) as i64);
@@ -260,7 +273,7 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64) -> Resu
     let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
     let start = Instant::now();
     let parallel = crate::import::default_parallel(&store);
-    let report = crate::import::import_results(&store, &file, 20_000, "bench", parallel).await?;
+    let report = crate::import::import_results(&store, &file, batch, "bench", parallel).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "import: {rows} rows in {secs:.2} s = {:.0} rows/s ({} accepted, {} unchanged, {} corrected, {} rejected)",

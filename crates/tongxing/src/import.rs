@@ -18,6 +18,9 @@ use tongxing_http::error::ApiError;
 use tongxing_http::{Application, DocumentRef, ResultInput, parse_application, parse_document, parse_sample};
 use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
 
+/// Rows per transaction unless told otherwise.
+pub const DEFAULT_BATCH: usize = 50_000;
+
 #[derive(Subcommand)]
 pub enum ImportCmd {
     /// A lab's results: lab,sample_id,[document_kind,]document_number,sampled_at,site,site_kind,result
@@ -26,7 +29,7 @@ pub enum ImportCmd {
         #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
         database: String,
         /// Rows per transaction.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = DEFAULT_BATCH)]
         batch: usize,
         /// Who is importing, for the history (e.g. the lab's name).
         #[arg(long, default_value = "import")]
@@ -152,7 +155,7 @@ enum Parsed {
 /// How many batches to write at once: SQLite has one writer; PostgreSQL takes several.
 pub fn default_parallel(store: &Store) -> usize {
     match store.kind() {
-        tongxing_store::Kind::Sqlite => 1,
+        tongxing_store::Kind::Sqlite => 2,
         tongxing_store::Kind::Postgres => 4,
     }
 }

@@ -77,7 +77,7 @@ pub async fn decide_and_record(
     let rule_set = tongxing_rules::select(&rules, now)
         .ok_or_else(|| ApiError::Unavailable(format!("no entry rule set is in force at {now}")))?;
     let doc_key = document.key();
-    let loaded = s.store.load_facts(&doc_key, now - policy.lookback()).await?;
+    let loaded = s.store.load_facts(&doc_key, now - policy.lookback(), now).await?;
     let (person_id, mut person) = (loaded.person_id, loaded.facts);
     person.commitment_letter = commitment_letter;
     let facts =

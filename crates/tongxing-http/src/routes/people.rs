@@ -10,6 +10,9 @@ use tongxing_domain::facts::CodeColour;
 use tongxing_domain::ids::RegionCode;
 use tongxing_domain::mask;
 use tongxing_store::{AccessLogEntry, CodeRecord, CommuterRecord, PersonInput, PersonRecord, SampleRecord};
+
+/// How far back a person's record shows their samples, in days.
+const RECENT_DAYS: i64 = 90;
 use utoipa::ToSchema;
 
 use super::{DocumentRef, parse_document, required, text};
@@ -94,7 +97,7 @@ pub struct PersonView {
     pub code_history: Vec<CodeRecord>,
     #[schema(value_type = Option<Object>)]
     pub commuter: Option<CommuterRecord>,
-    /// The 20 latest samples, newest first.
+    /// The person's latest samples (at most 20, taken in the last 90 days), newest first.
     #[schema(value_type = Vec<Object>)]
     pub samples: Vec<SampleRecord>,
 }
@@ -144,7 +147,8 @@ pub async fn lookup(
     let code_history = s.store.code_history(p.id).await?;
     let code_colour = code_history.last().map(|c| c.colour).unwrap_or(CodeColour::Green).to_string();
     let commuter = s.store.commuter(p.id).await?;
-    let samples = s.store.samples_of(p.id, 20).await?;
+    let now = Utc::now();
+    let samples = s.store.samples_of(p.id, now - chrono::Duration::days(RECENT_DAYS), now, 20).await?;
     let r = req.reveal;
     Ok(Json(PersonView {
         document_kind: p.doc_kind,

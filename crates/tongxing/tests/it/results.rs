@@ -100,3 +100,55 @@ both!(fn a_batch_behaves_like_its_rows_sent_one_by_one(b) {
     let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": a, "purpose": "x"}));
     assert_eq!(r.body["samples"].as_array().unwrap().len(), 0);
 });
+
+both!(fn new_and_mixed_batches_are_counted_right(b) {
+    let app = App::spawn(b);
+    let t = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    let row = |sid: &str, n: u32, result: &str| json!({"lab": "LAB1", "sample_id": sid,
+        "document_number": nth_id("110105", n), "sampled_at": t, "site": "H1", "site_kind": "hospital", "result": result});
+    // A batch of new samples (written without looking anything up first).
+    let rows: Vec<_> = (0..5).map(|i| row(&format!("M{i}"), 10 + i, "negative")).collect();
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows}));
+    assert_eq!(r.body["accepted"], 5, "{r:?}");
+    // Known, corrected and new in one batch: the first attempt finds M0 stored and is dropped
+    // whole; the rows are then compared one by one.
+    let rows = vec![row("M0", 10, "negative"), row("M1", 11, "positive"), row("M5", 15, "negative")];
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows}));
+    assert_eq!(r.body["outcomes"], json!(["unchanged", "corrected", "accepted"]), "{r:?}");
+    // New again, and a new one repeated inside its batch.
+    let rows = vec![row("M6", 16, "negative"), row("M7", 17, "pending"), row("M7", 17, "negative")];
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows}));
+    assert_eq!(r.body["outcomes"], json!(["accepted", "accepted", "corrected"]), "{r:?}");
+    let rows = vec![row("M8", 18, "negative"), row("M9", 19, "negative")];
+    let r = app.post("lab", "/api/v1/results/batch", json!({"results": rows}));
+    assert_eq!(r.body["accepted"], 2, "{r:?}");
+    assert_eq!(app.get("admin", "/api/v1/stats/overview").body["samples"], 10);
+    let h = app.get("lab", "/api/v1/results/LAB1/M1/history");
+    let h = h.body.as_array().unwrap();
+    assert_eq!((h.len(), h[1]["result"].as_str()), (2, Some("positive")));
+    // Each sample belongs to its person.
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": nth_id("110105", 18), "purpose": "x"}));
+    assert_eq!(r.body["samples"][0]["sample_id"], "M8", "{r:?}");
+});
+
+both!(fn a_corrected_sampling_day_moves_the_sample(b) {
+    let app = App::spawn(b);
+    app.checkpoint("CP1", "G1");
+    let doc = nth_id("110105", 7);
+    // Entered with a wrong date, 40 days ago: outside every window.
+    let r = app.result("LAB1", "S7", &doc, Utc::now() - Duration::days(40), "H1", "hospital", "negative");
+    assert_eq!(r.body["outcome"], "accepted", "{r:?}");
+    assert_eq!(app.verdict("CP1", &doc).0, "deny");
+    // The lab corrects it to 20 hours ago: the check finds it on its new day.
+    let r = app.result("LAB1", "S7", &doc, Utc::now() - Duration::hours(20), "H1", "hospital", "negative");
+    assert_eq!(r.body["outcome"], "corrected", "{r:?}");
+    assert_eq!(app.verdict("CP1", &doc), ("pass".to_string(), "NEGATIVE_WITHIN_WINDOW".to_string()));
+    // The record shows the last 90 days, newest first.
+    let r = app.result("LAB1", "S8", &doc, Utc::now() - Duration::days(100), "H1", "hospital", "negative");
+    assert_eq!(r.body["outcome"], "accepted", "{r:?}");
+    let r = app.result("LAB1", "S9", &doc, Utc::now() - Duration::days(60), "H1", "hospital", "positive");
+    assert_eq!(r.body["outcome"], "accepted", "{r:?}");
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "x"}));
+    let ids: Vec<_> = r.body["samples"].as_array().unwrap().iter().map(|s| s["sample_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["S7", "S9"], "{r:?}");
+});
