@@ -88,7 +88,7 @@ mod sqlite_impl {
     sql::sql_impl!(
         Sqlite,
         samples = "(SELECT j.value ->> 'k' AS k, j.value ->> 'dk' AS dk, j.value ->> 'dn' AS dn, j.value ->> 'l' AS l,
-                    j.value ->> 's' AS s, j.value ->> 't' AS t, j.value ->> 'd' AS d, j.value ->> 'si' AS si, j.value ->> 'sk' AS sk,
+                    j.value ->> 's' AS s, j.value ->> 't' AS t, j.value ->> 'w' AS w, j.value ->> 'si' AS si, j.value ->> 'sk' AS sk,
                     j.value ->> 'r' AS r, j.value ->> 'p' AS p FROM jsonb_each($1) AS j) AS j",
         entries = "(SELECT j.value ->> 'c' AS c, j.value ->> 't' AS t, j.value ->> 'k' AS k, j.value ->> 'p' AS p,
                     j.value ->> 'v' AS v, j.value ->> 'r' AS r, j.value ->> 'pi' AS pi, j.value ->> 'pv' AS pv,
@@ -96,21 +96,21 @@ mod sqlite_impl {
                     FROM jsonb_each($1) AS j) AS j",
         agg = "json_group_array",
         arr = "json_array",
-        // The days $3 to $4, one index seek each.
-        days = "IN (WITH RECURSIVE d(x) AS (SELECT $3 UNION ALL SELECT x + 1 FROM d WHERE x < $4) SELECT x FROM d)"
+        // The weeks $3 to $4, one index seek each.
+        weeks = "IN (WITH RECURSIVE d(x) AS (SELECT $3 UNION ALL SELECT x + 1 FROM d WHERE x < $4) SELECT x FROM d)"
     );
 }
 mod postgres_impl {
     use super::*;
     sql::sql_impl!(
         Postgres,
-        samples = "jsonb_to_recordset($1::jsonb) AS j(k text, dk text, dn text, l text, s text, t bigint, d bigint, si text, sk text, r text, p bigint)",
+        samples = "jsonb_to_recordset($1::jsonb) AS j(k text, dk text, dn text, l text, s text, t bigint, w bigint, si text, sk text, r text, p bigint)",
         entries =
             "jsonb_to_recordset($1::jsonb) AS j(c text, t bigint, k text, p bigint, v text, r text, pi text, pv text,
                    rv text, f text, pl text, o text)",
         agg = "json_agg",
         arr = "json_build_array",
-        days = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"
+        weeks = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"
     );
 }
 
@@ -198,6 +198,7 @@ impl Store {
                 .foreign_keys(false)
                 .pragma("cache_size", "-262144")
                 .pragma("temp_store", "memory")
+                .pragma("mmap_size", std::env::var("TX_MMAP").unwrap_or("0".into()))
                 .pragma("journal_size_limit", "67108864")
                 // Checkpoints run on their own connection (below), not in the writer's commits.
                 .pragma("wal_autocheckpoint", "0");

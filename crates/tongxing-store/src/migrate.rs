@@ -10,12 +10,12 @@ use crate::StoreError;
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_policies.sql")),
-    (3, include_str!("../migrations/sqlite/0003_samples_by_day.sql")),
+    (3, include_str!("../migrations/sqlite/0003_samples_by_week.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_policies.sql")),
-    (3, include_str!("../migrations/postgres/0003_samples_by_day.sql")),
+    (3, include_str!("../migrations/postgres/0003_samples_by_week.sql")),
 ];
 
 const CREATE: &str =

@@ -191,12 +191,12 @@ pub struct VerdictCount {
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
-/// Milliseconds in a day.
-pub(crate) const DAY_MS: i64 = 86_400_000;
-/// The UTC day (since 1970-01-01) of a time in milliseconds, as stored in `samples.sampled_day`
-/// (the SQL of migration 3 computes the same: `sampled_at / 86400000`).
-pub(crate) fn day(ms: i64) -> i64 {
-    ms / DAY_MS
+/// Milliseconds in a week.
+pub(crate) const WEEK_MS: i64 = 7 * 86_400_000;
+/// The week (counted from 1970-01-01, UTC) of a time in milliseconds, as stored in
+/// `samples.sampled_week` (migration 3 computes the same: `sampled_at / 604800000`).
+pub(crate) fn week(ms: i64) -> i64 {
+    ms / WEEK_MS
 }
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(v).unwrap_or_default()

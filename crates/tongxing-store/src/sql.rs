@@ -105,8 +105,8 @@ pub(crate) struct SampleRow<'a> {
     pub l: &'a str,
     pub s: &'a str,
     pub t: i64,
-    /// The sampling day, `crate::model::day(t)`.
-    pub d: i64,
+    /// The sampling week, `crate::model::week(t)`.
+    pub w: i64,
     pub si: &'a str,
     pub sk: &'static str,
     pub r: &'static str,
@@ -124,7 +124,7 @@ impl<'a> SampleRow<'a> {
             l: &i.lab,
             s: &i.sample_id,
             t: crate::model::ms(i.sampled_at),
-            d: crate::model::day(crate::model::ms(i.sampled_at)),
+            w: crate::model::week(crate::model::ms(i.sampled_at)),
             si: &i.site,
             sk: site_kind_str(i.site_kind),
             r: result_str(i.result),
@@ -178,7 +178,7 @@ pub(crate) const UPSERT_PERSON_KEEP: &str =
                          RETURNING id";
 
 macro_rules! sql_impl {
-    ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal, days = $days:literal) => {
+    ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal, weeks = $weeks:literal) => {
         impl crate::Pools<$db> {
             pub(crate) async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -223,13 +223,13 @@ macro_rules! sql_impl {
             ) -> Result<Vec<SampleRecord>, StoreError> {
                 let rows = sqlx::query(concat!(
                     "SELECT lab, sample_id, sampled_at, site, site_kind, result, revision, updated_at
-                     FROM samples WHERE sampled_day ", $days, " AND person_id = $1 AND sampled_at >= $5 AND sampled_at <= $6
+                     FROM samples WHERE sampled_week ", $weeks, " AND person_id = $1 AND sampled_at >= $5 AND sampled_at <= $6
                      ORDER BY sampled_at DESC LIMIT $2"
                 ))
                 .bind(person_id)
                 .bind(limit)
-                .bind(crate::model::day(ms(since)))
-                .bind(crate::model::day(ms(until)))
+                .bind(crate::model::week(ms(since)))
+                .bind(crate::model::week(ms(until)))
                 .bind(ms(since))
                 .bind(ms(until))
                 .fetch_all(&self.read)
@@ -317,8 +317,8 @@ macro_rules! sql_impl {
                     return Err(StoreError::Corrupt("a person created for a sample cannot be found".into()));
                 }
                 let done = sqlx::query(concat!(
-                    "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_day, site, site_kind, result, revision, updated_at, updated_by)
-                     SELECT j.l, j.s, CAST(j.p AS BIGINT), CAST(j.t AS BIGINT), CAST(j.d AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
+                    "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_week, site, site_kind, result, revision, updated_at, updated_by)
+                     SELECT j.l, j.s, CAST(j.p AS BIGINT), CAST(j.t AS BIGINT), CAST(j.w AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
                      FROM ", $samples, " WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
                 ))
                 .bind(json.unwrap_or_default())
@@ -405,8 +405,8 @@ macro_rules! sql_impl {
                 let new_rows: Vec<&SampleRow> = rows.iter().filter(|r| !stored.contains_key(&(r.l.to_string(), r.s.to_string()))).collect();
                 if !new_rows.is_empty() {
                     let done = sqlx::query(concat!(
-                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_day, site, site_kind, result, revision, updated_at, updated_by)
-                         SELECT j.l, j.s, p.id, CAST(j.t AS BIGINT), CAST(j.d AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
+                        "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_week, site, site_kind, result, revision, updated_at, updated_by)
+                         SELECT j.l, j.s, p.id, CAST(j.t AS BIGINT), CAST(j.w AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
                          FROM ", $samples, " JOIN people p ON p.doc_key = j.k
                          WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
                     ))
@@ -443,7 +443,7 @@ macro_rules! sql_impl {
                 for (i, pid, rev) in &plan.updates {
                     sqlx::query(
                         "UPDATE samples SET person_id = $1, sampled_at = $2, site = $3, site_kind = $4, result = $5, revision = $6,
-                            updated_at = $7, updated_by = $8, sampled_day = $11
+                            updated_at = $7, updated_by = $8, sampled_week = $11
                          WHERE lab = $9 AND sample_id = $10",
                     )
                     .bind(*pid)
@@ -456,7 +456,7 @@ macro_rules! sql_impl {
                     .bind(by)
                     .bind(&i.lab)
                     .bind(&i.sample_id)
-                    .bind(crate::model::day(ms(i.sampled_at)))
+                    .bind(crate::model::week(ms(i.sampled_at)))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -706,7 +706,7 @@ macro_rules! sql_impl {
 
             /// Everything a decision needs about one person, with the samples taken from `since`
             /// to `until`: one statement, one row (the samples aggregated), since checks are the
-            /// hot path. The samples are read day by day (one index seek each).
+            /// hot path. The samples are read week by week (one index seek each).
             pub(crate) async fn load_facts(
                 &self,
                 doc_key: &str,
@@ -716,7 +716,7 @@ macro_rules! sql_impl {
                 let row = sqlx::query(concat!(
                     "SELECT p.id, p.name, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at,
                         (SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.sampled_at, s.site, s.site_kind, s.result)) AS TEXT)
-                         FROM samples s WHERE s.sampled_day ", $days, " AND s.person_id = p.id AND s.sampled_at >= $2)
+                         FROM samples s WHERE s.sampled_week ", $weeks, " AND s.person_id = p.id AND s.sampled_at >= $2)
                      FROM people p
                      LEFT JOIN health_codes h ON h.person_id = p.id
                      LEFT JOIN commuters c ON c.person_id = p.id
@@ -724,8 +724,8 @@ macro_rules! sql_impl {
                 ))
                 .bind(doc_key)
                 .bind(ms(since))
-                .bind(crate::model::day(ms(since)))
-                .bind(crate::model::day(ms(until)))
+                .bind(crate::model::week(ms(since)))
+                .bind(crate::model::week(ms(until)))
                 .fetch_optional(&self.read)
                 .await?;
                 let Some(r) = row else {

@@ -358,6 +358,7 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
         verdicts[2]
     );
     println!("{:?}", store.counts().await?);
+    store.close().await;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use tongxing_http::{Application, DocumentRef, ResultInput, parse_application, pa
 use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
 
 /// Rows per transaction unless told otherwise.
-pub const DEFAULT_BATCH: usize = 50_000;
+pub const DEFAULT_BATCH: usize = 200_000;
 
 #[derive(Subcommand)]
 pub enum ImportCmd {

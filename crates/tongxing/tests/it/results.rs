@@ -131,7 +131,7 @@ both!(fn new_and_mixed_batches_are_counted_right(b) {
     assert_eq!(r.body["samples"][0]["sample_id"], "M8", "{r:?}");
 });
 
-both!(fn a_corrected_sampling_day_moves_the_sample(b) {
+both!(fn a_corrected_sampling_time_moves_the_sample(b) {
     let app = App::spawn(b);
     app.checkpoint("CP1", "G1");
     let doc = nth_id("110105", 7);
@@ -139,7 +139,7 @@ both!(fn a_corrected_sampling_day_moves_the_sample(b) {
     let r = app.result("LAB1", "S7", &doc, Utc::now() - Duration::days(40), "H1", "hospital", "negative");
     assert_eq!(r.body["outcome"], "accepted", "{r:?}");
     assert_eq!(app.verdict("CP1", &doc).0, "deny");
-    // The lab corrects it to 20 hours ago: the check finds it on its new day.
+    // The lab corrects it to 20 hours ago: the check finds it in its new week.
     let r = app.result("LAB1", "S7", &doc, Utc::now() - Duration::hours(20), "H1", "hospital", "negative");
     assert_eq!(r.body["outcome"], "corrected", "{r:?}");
     assert_eq!(app.verdict("CP1", &doc), ("pass".to_string(), "NEGATIVE_WITHIN_WINDOW".to_string()));
