@@ -58,9 +58,9 @@ enum BenchCmd {
         /// Seed of the generated rows: a different seed gives new samples.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Rows per transaction (as `import results --batch`).
-        #[arg(long, default_value_t = crate::import::DEFAULT_BATCH)]
-        batch: usize,
+        /// Rows per transaction (as `import results --batch`; the same default).
+        #[arg(long)]
+        batch: Option<usize>,
     },
     /// Checkpoint decisions over HTTP against a populated database.
     Checks {
@@ -237,7 +237,7 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
     Ok(())
 }
 
-async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: usize) -> Result<()> {
+async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: Option<usize>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tongxing-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file: PathBuf = dir.join("results.csv");
@@ -273,6 +273,7 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
     let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
     let start = Instant::now();
     let parallel = crate::import::default_parallel(&store);
+    let batch = batch.unwrap_or_else(|| crate::import::default_batch(&store)).max(1);
     let report = crate::import::import_results(&store, &file, batch, "bench", parallel).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(

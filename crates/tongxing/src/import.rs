@@ -18,9 +18,6 @@ use tongxing_http::error::ApiError;
 use tongxing_http::{Application, DocumentRef, ResultInput, parse_application, parse_document, parse_sample};
 use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
 
-/// Rows per transaction unless told otherwise.
-pub const DEFAULT_BATCH: usize = 200_000;
-
 #[derive(Subcommand)]
 pub enum ImportCmd {
     /// A lab's results: lab,sample_id,[document_kind,]document_number,sampled_at,site,site_kind,result
@@ -28,9 +25,9 @@ pub enum ImportCmd {
         file: PathBuf,
         #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
         database: String,
-        /// Rows per transaction.
-        #[arg(long, default_value_t = DEFAULT_BATCH)]
-        batch: usize,
+        /// Rows per transaction (default: 200,000 on SQLite, 50,000 on PostgreSQL).
+        #[arg(long)]
+        batch: Option<usize>,
         /// Who is importing, for the history (e.g. the lab's name).
         #[arg(long, default_value = "import")]
         by: String,
@@ -86,7 +83,8 @@ pub async fn run(cmd: ImportCmd) -> Result<()> {
             let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let start = Instant::now();
             let parallel = parallel.unwrap_or_else(|| default_parallel(&store)).max(1);
-            let report = import_results(&store, &file, batch.max(1), &by, parallel).await?;
+            let batch = batch.unwrap_or_else(|| default_batch(&store)).max(1);
+            let report = import_results(&store, &file, batch, &by, parallel).await?;
             report.print(start.elapsed());
             store.close().await;
         }
@@ -150,6 +148,16 @@ fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, Stri
 enum Parsed {
     Batch { rows: Vec<SampleInput>, rejected: Vec<(u64, String)>, bytes: u64 },
     Failed(String),
+}
+
+/// Rows per transaction. On SQLite a batch's new index entries share pages with each other the
+/// more of them there are (figures in docs/PERFORMANCE.md); PostgreSQL, writing 4 batches at
+/// once, does best with smaller ones.
+pub fn default_batch(store: &Store) -> usize {
+    match store.kind() {
+        tongxing_store::Kind::Sqlite => 200_000,
+        tongxing_store::Kind::Postgres => 50_000,
+    }
 }
 
 /// How many batches to write at once: SQLite has one writer; PostgreSQL takes several.
