@@ -31,7 +31,7 @@ use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatu
 pub use model::*;
 use sql::{
     EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored, plan_samples,
-    result_str, site_kind_str, to_json,
+    result_str, rows_with_ids, site_kind_str, to_json,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -283,15 +283,17 @@ macro_rules! sql_impl {
                 .await?;
                 let mut ids = parse_people(known.as_deref())?;
                 let missing: Vec<&SampleRow> = persons.into_iter().filter(|r| !ids.contains_key(&r.k)).collect();
-                let missing = if missing.is_empty() { None } else { Some(to_json(&missing)?) };
-                let mut json = None;
-                if missing.is_none() {
-                    rows.iter_mut().for_each(|r| r.p = ids.get(&r.k).copied());
-                    json = Some(to_json(&rows)?);
-                }
+                // Prepared before the write transaction when everyone is known (the usual case).
+                let (ready, missing) = if missing.is_empty() {
+                    (Some(rows_with_ids(&mut rows, &ids)?), String::new())
+                } else {
+                    (None, to_json(&missing)?)
+                };
 
                 let mut tx = self.write.begin().await?;
-                if let Some(missing) = missing {
+                let json = if let Some(json) = ready {
+                    json
+                } else {
                     // People never seen are created (results often arrive first).
                     sqlx::query(concat!(
                         "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
@@ -310,18 +312,14 @@ macro_rules! sql_impl {
                     .fetch_one(&mut *tx)
                     .await?;
                     ids.extend(parse_people(created.as_deref())?);
-                    rows.iter_mut().for_each(|r| r.p = ids.get(&r.k).copied());
-                    json = Some(to_json(&rows)?);
-                }
-                if rows.iter().any(|r| r.p.is_none()) {
-                    return Err(StoreError::Corrupt("a person created for a sample cannot be found".into()));
-                }
+                    rows_with_ids(&mut rows, &ids)?
+                };
                 let done = sqlx::query(concat!(
                     "INSERT INTO samples (lab, sample_id, person_id, sampled_at, sampled_week, site, site_kind, result, revision, updated_at, updated_by)
                      SELECT j.l, j.s, CAST(j.p AS BIGINT), CAST(j.t AS BIGINT), CAST(j.w AS BIGINT), j.si, j.sk, j.r, 1, $2, $3
                      FROM ", $samples, " WHERE true ON CONFLICT (lab, sample_id) DO NOTHING"
                 ))
-                .bind(json.unwrap_or_default())
+                .bind(json)
                 .bind(now)
                 .bind(by)
                 .execute(&mut *tx)
@@ -1187,6 +1185,14 @@ pub(crate) fn parse_sample_facts(
             })
         })
         .collect()
+}
+
+/// Gives each row its person's id; the rows as JSON.
+pub(crate) fn rows_with_ids(rows: &mut [SampleRow], ids: &HashMap<String, i64>) -> Result<String, crate::StoreError> {
+    for r in rows.iter_mut() {
+        r.p = Some(*ids.get(&r.k).ok_or_else(|| crate::StoreError::Corrupt(format!("no person for {}", r.k)))?);
+    }
+    to_json(&rows)
 }
 
 /// Parses aggregated [doc_key, id] pairs.
