@@ -274,14 +274,7 @@ macro_rules! sql_impl {
                 let mut rows: Vec<SampleRow> = inputs.iter().map(SampleRow::new).collect();
                 let mut seen = HashSet::with_capacity(rows.len());
                 let persons: Vec<&SampleRow> = rows.iter().filter(|r| seen.insert(r.k.as_str())).collect();
-                let known: Option<String> = sqlx::query_scalar(concat!(
-                    "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
-                     FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
-                ))
-                .bind(to_json(&persons)?)
-                .fetch_one(&self.read)
-                .await?;
-                let mut ids = parse_people(known.as_deref())?;
+                let mut ids = people_ids(&self.read, &to_json(&persons)?).await?;
                 let missing: Vec<&SampleRow> = persons.into_iter().filter(|r| !ids.contains_key(&r.k)).collect();
                 // Prepared before the write transaction when everyone is known (the usual case).
                 let (ready, missing) = if missing.is_empty() {
@@ -294,24 +287,8 @@ macro_rules! sql_impl {
                 let json = if let Some(json) = ready {
                     json
                 } else {
-                    // People never seen are created (results often arrive first).
-                    sqlx::query(concat!(
-                        "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
-                         SELECT j.k, j.dk, j.dn, $2, $2 FROM ", $samples, " WHERE true
-                         ON CONFLICT (doc_key) DO NOTHING"
-                    ))
-                    .bind(&missing)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let created: Option<String> = sqlx::query_scalar(concat!(
-                        "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
-                         FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
-                    ))
-                    .bind(&missing)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    ids.extend(parse_people(created.as_deref())?);
+                    create_people(&mut tx, &missing, now).await?;
+                    ids.extend(people_ids(&mut *tx, &missing).await?);
                     rows_with_ids(&mut rows, &ids)?
                 };
                 let done = sqlx::query(concat!(
@@ -374,28 +351,12 @@ macro_rules! sql_impl {
                 .await?;
                 let stored = parse_stored(found.as_deref())?;
 
-                // People never seen are created (results often arrive first).
-                sqlx::query(concat!(
-                    "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
-                     SELECT j.k, j.dk, j.dn, $2, $2 FROM ", $samples, " WHERE true
-                     ON CONFLICT (doc_key) DO NOTHING"
-                ))
-                .bind(&people_json)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                create_people(&mut tx, &people_json, now).await?;
 
                 // Comparing a resend with what is stored needs the people's ids.
                 let mut people = HashMap::new();
                 if repeats || !stored.is_empty() {
-                    let ids: Option<String> = sqlx::query_scalar(concat!(
-                        "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
-                         FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
-                    ))
-                    .bind(&people_json)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    people = parse_people(ids.as_deref())?;
+                    people = people_ids(&mut *tx, &people_json).await?;
                 }
 
                 let inserted: HashSet<SampleKey> =
@@ -1116,6 +1077,36 @@ macro_rules! sql_impl {
                 .execute(&mut **tx)
                 .await?;
             Ok(())
+        }
+
+        /// Creates the people of a batch (JSON rows as [`SampleRow`]) not seen yet: results
+        /// often arrive before the person ever registers.
+        async fn create_people(tx: &mut sqlx::Transaction<'_, $db>, json: &str, now: i64) -> Result<(), StoreError> {
+            sqlx::query(concat!(
+                "INSERT INTO people (doc_key, doc_kind, doc_number, created_at, updated_at)
+                 SELECT j.k, j.dk, j.dn, $2, $2 FROM ", $samples, " WHERE true
+                 ON CONFLICT (doc_key) DO NOTHING"
+            ))
+            .bind(json)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// The ids of the people of a batch (JSON rows as [`SampleRow`]) that exist, by document key.
+        async fn people_ids<'e, E>(executor: E, json: &str) -> Result<HashMap<String, i64>, StoreError>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            let found: Option<String> = sqlx::query_scalar(concat!(
+                "SELECT CAST(", $agg, "(", $arr, "(p.doc_key, p.id)) AS TEXT)
+                 FROM ", $samples, " JOIN people p ON p.doc_key = j.k"
+            ))
+            .bind(json)
+            .fetch_one(executor)
+            .await?;
+            parse_people(found.as_deref())
         }
 
         async fn insert_commuter_history(
