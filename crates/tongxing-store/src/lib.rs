@@ -198,7 +198,6 @@ impl Store {
                 .foreign_keys(false)
                 .pragma("cache_size", "-262144")
                 .pragma("temp_store", "memory")
-                .pragma("mmap_size", std::env::var("TX_MMAP").unwrap_or("0".into()))
                 .pragma("journal_size_limit", "67108864")
                 // Checkpoints run on their own connection (below), not in the writer's commits.
                 .pragma("wal_autocheckpoint", "0");
@@ -269,8 +268,6 @@ impl Store {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<SampleOutcome>, StoreError> {
-        // Concurrent batches (several importers on PostgreSQL) may race for the same new
-        // sample; the loser's transaction is dropped whole and run again, now seeing it.
         use std::sync::atomic::Ordering::Relaxed;
         // A testing round is mostly new samples: a batch is first written as if it were all
         // new (no look-up of what is stored); if one of its samples is known, that attempt is
@@ -284,6 +281,8 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+        // Concurrent batches (several importers on PostgreSQL) may race for the same new
+        // sample; the loser's transaction is dropped whole and run again, now seeing it.
         let mut attempt = 0;
         loop {
             match dispatch!(self, b => b.submit_samples_once(inputs, by, at).await) {
@@ -355,8 +354,7 @@ impl Store {
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         dispatch!(self, b => b.checkpoints().await)
     }
-    /// Everything a decision needs about one person, with samples taken since `since`.
-    /// What a decision at `until` needs, with the samples taken since `since`.
+    /// Everything a decision at `until` needs about one person, with the samples taken since `since`.
     pub async fn load_facts(
         &self,
         doc_key: &str,

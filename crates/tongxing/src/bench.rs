@@ -248,7 +248,7 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
         let mut rng = Rng::new(seed);
         // Yesterday (Beijing time), as a round's results arrive: the day is the same all day
         // long, so that importing the same rows twice that day is a re-import (unchanged).
-        let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+        let beijing = tongxing_domain::shanghai();
         let yesterday = Utc::now().with_timezone(&beijing).date_naive() - Duration::days(1);
         let base = yesterday
             .and_hms_opt(0, 0, 0)
