@@ -9,6 +9,7 @@
 //! - [`policy`]: the entry policy as versioned data (windows, regions, designated test points).
 //! - [`decision`]: the entry decision, a pure function of (facts, policy, check time).
 //! - [`mask`]: masking of personal data for display.
+//! - [`time`]: how times leave the system (RFC 3339 with +08:00).
 //!
 //! Time is always a value passed in: nothing in this crate reads a clock.
 
@@ -18,6 +19,7 @@ pub mod facts;
 pub mod ids;
 pub mod mask;
 pub mod policy;
+pub mod time;
 pub mod uscc;
 
 pub use decision::{Decision, Reason, ReasonCode, Verdict, decide};
