@@ -40,6 +40,30 @@ pub enum Action {
     PublishPolicy,
 }
 
+impl Action {
+    /// What the action is, in words, for a refusal ("the role 'lab' may not read a person's record").
+    pub fn describe(self) -> &'static str {
+        use Action::*;
+        match self {
+            RegisterPerson => "register people",
+            ReadPerson => "read a person's record",
+            RevealPerson => "see unmasked personal data",
+            SubmitResults => "submit test results",
+            SetCode => "set health-code colours",
+            ApplyCommuter => "file commuter applications",
+            DecideCommuter => "decide on commuter certifications",
+            ImportCommuters => "import commuters",
+            ManageCheckpoints => "register checkpoints",
+            ListCheckpoints => "list checkpoints",
+            Check => "check people at a checkpoint",
+            ReadEntries => "read entry events",
+            ReadStats => "read statistics",
+            ManageTokens => "manage tokens",
+            PublishPolicy => "publish, activate or dry-run entry policies",
+        }
+    }
+}
+
 impl Role {
     pub fn can(self, action: Action) -> bool {
         use Action::*;

@@ -18,7 +18,7 @@ macro_rules! string_enum {
             pub fn parse(s: &str) -> Result<Self, String> {
                 match s.trim() {
                     $($s => Ok($name::$variant),)+
-                    other => Err(format!("'{}' is not one of: {}", other, [$($s),+].join(", "))),
+                    other => Err(format!("{} is not one of: {}", $crate::text::quote(other), [$($s),+].join(", "))),
                 }
             }
         }

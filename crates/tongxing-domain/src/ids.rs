@@ -22,7 +22,7 @@ pub enum IdError {
     FirstGeneration,
     #[error("a resident ID number has 18 characters (17 digits and a digit or X), got {0}")]
     Length(usize),
-    #[error("character {position} ('{found}') is not allowed: the first 17 must be digits, the last a digit or X")]
+    #[error("character {position} ({found:?}) is not allowed: the first 17 must be digits, the last a digit or X")]
     Character { position: usize, found: char },
     #[error(
         "the check character is {found}, but the first 17 digits give {expected}: the number was probably mistyped"
@@ -36,9 +36,9 @@ pub enum IdError {
     AncientBirthDate(NaiveDate),
     #[error("the region code {0} is not a GB/T 2260 division code of any year from 1980 to 2022")]
     UnknownRegion(String),
-    #[error("a {kind} number is {expected}, got '{found}'")]
+    #[error("a {kind} number is {expected}, got {found}")]
     Format { kind: &'static str, expected: &'static str, found: String },
-    #[error("unknown document type '{0}'; accepted: resident_id, passport, hk_macao_permit, taiwan_permit")]
+    #[error("unknown document type {0}; accepted: resident_id, passport, hk_macao_permit, taiwan_permit")]
     UnknownKind(String),
 }
 
@@ -97,7 +97,7 @@ impl RegionCode {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let s = s.trim();
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(IdError::Format { kind: "region code", expected: "6 digits (GB/T 2260)", found: s.into() });
+            return Err(IdError::Format { kind: "region code", expected: "6 digits (GB/T 2260)", found: crate::text::quote(s) });
         }
         let code: u32 = s.parse().expect("six digits");
         match region(code) {
@@ -105,7 +105,7 @@ impl RegionCode {
             Some(_) => Err(IdError::Format {
                 kind: "region code",
                 expected: "a division code in use today (this one was abolished)",
-                found: s.into(),
+                found: crate::text::quote(s),
             }),
             None => Err(IdError::UnknownRegion(s.into())),
         }
@@ -235,7 +235,7 @@ impl DocumentKind {
             "passport" => Ok(Self::Passport),
             "hk_macao_permit" => Ok(Self::HkMacaoPermit),
             "taiwan_permit" => Ok(Self::TaiwanPermit),
-            other => Err(IdError::UnknownKind(other.into())),
+            other => Err(IdError::UnknownKind(crate::text::quote(other))),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -333,7 +333,7 @@ fn check_format(
     if s.is_empty() {
         return Err(IdError::Empty);
     }
-    if s.is_ascii() && ok(&s) { Ok(s) } else { Err(IdError::Format { kind, expected, found: number.trim().into() }) }
+    if s.is_ascii() && ok(&s) { Ok(s) } else { Err(IdError::Format { kind, expected, found: crate::text::quote(number.trim()) }) }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod facts;
 pub mod ids;
 pub mod mask;
 pub mod policy;
+pub mod text;
 pub mod time;
 pub mod uscc;
 

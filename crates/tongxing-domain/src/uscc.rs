@@ -13,7 +13,7 @@ const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 
 pub enum UsccError {
     #[error("a unified social credit code has 18 characters, got {0}")]
     Length(usize),
-    #[error("character {position} ('{found}') is not allowed: use digits and capital letters except I, O, Z, S and V")]
+    #[error("character {position} ({found:?}) is not allowed: use digits and capital letters except I, O, Z, S and V")]
     Character { position: usize, found: char },
     #[error("characters 3 to 8 must be a 6-digit region code, got '{0}'")]
     Region(String),

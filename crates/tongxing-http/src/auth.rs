@@ -30,7 +30,7 @@ impl Caller {
         if self.role.can(action) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!("the role '{}' may not do this ({action:?})", self.role)))
+            Err(ApiError::Forbidden(format!("the role '{}' may not {}", self.role, action.describe())))
         }
     }
     /// Refuses the call unless the token's scope covers `item`.
@@ -39,7 +39,8 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!(
-                "this token is not scoped for {what} '{item}' (its scope: {})",
+                "this token is not scoped for {what} {} (its scope: {})",
+                tongxing_domain::text::quote(item),
                 self.scope.join(", ")
             )))
         }

@@ -39,6 +39,7 @@ pub struct AffectedEntry {
     pub person: String,
     pub entry_id: i64,
     pub checkpoint_id: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub checked_at: DateTime<Utc>,
     pub recorded: VerdictAndReason,
     pub candidate: VerdictAndReason,
@@ -48,7 +49,9 @@ pub struct AffectedEntry {
 pub struct DryRunReport {
     pub candidate_id: String,
     pub candidate_version: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub since: DateTime<Utc>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub until: DateTime<Utc>,
     /// Entry events replayed.
     pub events: u64,

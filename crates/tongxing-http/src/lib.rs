@@ -7,20 +7,23 @@
 pub mod auth;
 pub mod dryrun;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 mod openapi;
 mod routes;
+pub mod schema;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::routing::{MethodFilter, on};
+use axum::Router;
 use chrono::{DateTime, Utc};
 use tongxing_domain::Policy;
 use tongxing_rules::RuleSet;
@@ -28,6 +31,7 @@ use tongxing_store::{Checkpoint, Store};
 
 use crate::error::{ApiError, ApiResult};
 
+pub use extract::JsonBody;
 pub use routes::checks::{CheckOutcome, decide_and_record};
 pub use routes::commuters::{Application, parse_application};
 pub use routes::results::{ResultInput, parse_sample};
@@ -41,7 +45,9 @@ pub struct AppState {
     pub policies: Arc<Vec<Policy>>,
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: Arc<auth::TokenCache>,
-    /// Checkpoints by id, filled on first use and on every registration (checks are hot).
+    /// Checkpoints by id (checks are hot): filled on a miss, updated on every registration
+    /// here, and reloaded whole with the rule sets, so that a change made through another
+    /// server arrives within the reload interval.
     pub checkpoints: Arc<RwLock<HashMap<String, Checkpoint>>>,
     /// The rule sets checks are decided by: the built-in ones and the activated published ones.
     /// Replaced whole on reload; a check holds the `Arc` it started with.
@@ -63,6 +69,21 @@ impl AppState {
     /// The rule sets in use now.
     pub fn rules(&self) -> Arc<Vec<RuleSet>> {
         self.rules.read().expect("rules lock").clone()
+    }
+
+    /// Reloads what other servers may have changed in the shared database: the rule sets and
+    /// the checkpoints. Every server runs this periodically (`serve --reload-every`).
+    pub async fn reload(&self) -> ApiResult<usize> {
+        self.reload_checkpoints().await?;
+        self.reload_rules().await
+    }
+
+    /// Replaces the checkpoint cache with the stored checkpoints.
+    pub async fn reload_checkpoints(&self) -> ApiResult<()> {
+        let all: HashMap<String, Checkpoint> =
+            self.store.checkpoints().await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        *self.checkpoints.write().expect("checkpoint cache") = all;
+        Ok(())
     }
 
     /// Reloads the rule sets: the built-in ones plus every activated published one. A
@@ -90,59 +111,115 @@ impl AppState {
 
     /// The policy in force at `at`: the latest `valid_from` not after it.
     pub fn policy_at(&self, at: DateTime<Utc>) -> ApiResult<&Policy> {
-        self.policies
-            .iter()
-            .filter(|p| p.in_force_at(at))
-            .max_by_key(|p| p.valid_from)
-            .ok_or_else(|| ApiError::Unavailable(format!("no entry policy is in force at {at}")))
+        self.policies.iter().filter(|p| p.in_force_at(at)).max_by_key(|p| p.valid_from).ok_or_else(|| {
+            ApiError::Unavailable(format!("no entry policy is in force at {}", tongxing_domain::time::rfc3339(at)))
+        })
     }
 }
 
+/// The largest body most endpoints take; batches and rule sets have their own limits.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Builds the router and records every (method, path) it serves, so that a test can hold the
+/// OpenAPI document to exactly this list.
+pub struct Routes {
+    router: Router<AppState>,
+    served: Vec<(Method, String)>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes { router: Router::new(), served: Vec::new() }
+    }
+
+    fn add<H, T>(self, method: Method, path: &str, handler: H) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add_limited(method, path, handler, BODY_LIMIT)
+    }
+
+    fn add_limited<H, T>(mut self, method: Method, path: &str, handler: H, limit: usize) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        let route = on(filter, handler)
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
+            .layer::<_, std::convert::Infallible>(axum::Extension(extract::BodyLimit(limit)));
+        self.router = self.router.route(path, route);
+        self.served.push((method, path.to_string()));
+        self
+    }
+
+    /// Every (method, path) served.
+    pub fn served(&self) -> &[(Method, String)] {
+        &self.served
+    }
+}
+
+/// Every route of the service. Routes on the same path are merged by axum.
+pub fn routes() -> Routes {
+    use routes::*;
+    let v1 = |p: &str| format!("/api/v1{p}");
+    Routes::new()
+        .add(Method::POST, &v1("/people"), people::register)
+        .add(Method::POST, &v1("/people/lookup"), people::lookup)
+        .add(Method::POST, &v1("/people/access-log"), people::access_log)
+        .add(Method::PUT, &v1("/people/code"), people::set_code)
+        .add(Method::POST, &v1("/results"), results::submit_one)
+        .add_limited(Method::POST, &v1("/results/batch"), results::submit_batch, 32 * 1024 * 1024)
+        .add(Method::GET, &v1("/results/{lab}/{sample_id}/history"), results::history)
+        .add(Method::POST, &v1("/commuters"), commuters::apply)
+        .add(Method::POST, &v1("/commuters/decision"), commuters::decide)
+        .add(Method::POST, &v1("/checkpoints"), checkpoints::register)
+        .add(Method::GET, &v1("/checkpoints"), checkpoints::list)
+        .add(Method::POST, &v1("/checks"), checks::check)
+        .add(Method::POST, &v1("/checks/vehicle"), checks::check_vehicle)
+        .add(Method::GET, &v1("/entries"), checks::entries)
+        .add(Method::GET, &v1("/stats/overview"), stats::overview)
+        .add(Method::GET, &v1("/stats/verdicts"), stats::verdicts)
+        .add(Method::GET, &v1("/policies"), policies::list)
+        .add_limited(Method::POST, &v1("/policies"), policies::publish, 4 * 1024 * 1024)
+        .add(Method::POST, &v1("/policies/activate"), policies::activate)
+        .add_limited(Method::POST, &v1("/policies/dry-run"), policies::dry_run, 4 * 1024 * 1024)
+        .add(Method::GET, &v1("/policies/audit"), policies::audit)
+        .add(Method::GET, &v1("/openapi.json"), openapi::document)
+        .add(Method::GET, "/healthz", healthz)
+        .add(Method::GET, "/metrics", metrics_text)
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/people", post(routes::people::register))
-        .route("/people/lookup", post(routes::people::lookup))
-        .route("/people/access-log", post(routes::people::access_log))
-        .route("/people/code", put(routes::people::set_code))
-        .route("/results", post(routes::results::submit_one))
-        .route("/results/batch", post(routes::results::submit_batch).layer(DefaultBodyLimit::max(32 * 1024 * 1024)))
-        .route("/results/{lab}/{sample_id}/history", get(routes::results::history))
-        .route("/commuters", post(routes::commuters::apply))
-        .route("/commuters/decision", post(routes::commuters::decide))
-        .route("/checkpoints", post(routes::checkpoints::register).get(routes::checkpoints::list))
-        .route("/checks", post(routes::checks::check))
-        .route("/checks/vehicle", post(routes::checks::check_vehicle))
-        .route("/entries", get(routes::checks::entries))
-        .route("/stats/overview", get(routes::stats::overview))
-        .route("/stats/verdicts", get(routes::stats::verdicts))
-        .route(
-            "/policies",
-            get(routes::policies::list).post(routes::policies::publish).layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
-        )
-        .route("/policies/activate", post(routes::policies::activate))
-        .route("/policies/dry-run", post(routes::policies::dry_run).layer(DefaultBodyLimit::max(4 * 1024 * 1024)))
-        .route("/policies/audit", get(routes::policies::audit))
-        .route("/openapi.json", get(openapi::document));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
+    routes()
+        .router
         .fallback(not_found)
+        .layer(middleware::from_fn(error::problem_layer))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-async fn healthz(State(s): State<AppState>) -> Response {
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::build()
+}
+
+/// Answers when the database does.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", security(()),
+    responses((status = 200, description = "The server and its database answer", body = String, content_type = "text/plain"),
+              (status = 503, description = "The database does not answer", body = crate::error::Problem)))]
+pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
     match s.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
-        }
+        Err(e) => ApiError::Unavailable(format!("health check: {e}")).into_response(),
     }
 }
 
-async fn metrics_text(State(s): State<AppState>) -> Response {
+/// Prometheus text: requests, latencies, verdicts by reason, samples by outcome.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
@@ -169,22 +246,4 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         _ => tracing::debug!(%method, %route, status, micros, "request"),
     }
     resp
-}
-
-/// JSON body extractor whose rejection is a problem+json naming what was wrong.
-pub struct JsonBody<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(rejection) => Err(ApiError::invalid("body", rejection.body_text())),
-        }
-    }
 }

@@ -26,7 +26,9 @@ pub struct PersonRecord {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub residence_region: Option<String>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -58,11 +60,13 @@ pub enum SampleOutcome {
 pub struct SampleRecord {
     pub lab: String,
     pub sample_id: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub sampled_at: DateTime<Utc>,
     pub site: String,
     pub site_kind: String,
     pub result: String,
     pub revision: i64,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -70,7 +74,9 @@ pub struct SampleRecord {
 pub struct CodeRecord {
     pub colour: CodeColour,
     pub reason: Option<String>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub set_at: DateTime<Utc>,
     pub set_by: String,
 }
@@ -95,16 +101,21 @@ pub struct CommuterRecord {
     pub employer_name: String,
     pub employer_uscc: String,
     pub work_region: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub applied_at: DateTime<Utc>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
     pub decided_at: Option<DateTime<Utc>>,
     pub decided_by: Option<String>,
     pub decision_reason: Option<String>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
     pub valid_until: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
     pub first_checked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub at: DateTime<Utc>,
     pub by: String,
     pub state: String,
@@ -143,6 +154,7 @@ pub struct EntryEvent {
 pub struct EntryRecord {
     pub id: i64,
     pub checkpoint_id: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub checked_at: DateTime<Utc>,
     pub doc_key: String,
     pub verdict: String,
@@ -209,8 +221,10 @@ pub struct PolicyRecord {
     pub version: String,
     #[serde(skip)]
     pub body: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize")]
     pub published_at: DateTime<Utc>,
     pub published_by: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
     pub activated_at: Option<DateTime<Utc>>,
     pub activated_by: Option<String>,
 }

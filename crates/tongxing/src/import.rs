@@ -136,7 +136,8 @@ fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, Stri
     let input = ResultInput {
         lab: row.lab,
         sample_id: row.sample_id,
-        document: DocumentRef { document_kind: row.document_kind, document_number: row.document_number },
+        document_kind: row.document_kind,
+        document_number: row.document_number,
         sampled_at: row.sampled_at,
         site: row.site,
         site_kind: row.site_kind,
@@ -319,7 +320,8 @@ pub async fn import_commuters(
             }
         };
         let app = Application {
-            document: DocumentRef { document_kind: row.document_kind, document_number: row.document_number },
+            document_kind: row.document_kind,
+            document_number: row.document_number,
             name: row.name,
             phone: row.phone,
             kind: row.kind,
@@ -330,7 +332,7 @@ pub async fn import_commuters(
             work_region: row.work_region,
         };
         let parsed =
-            parse_document(&app.document, "", now).and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
+            parse_document(&DocumentRef { document_kind: app.document_kind.clone(), document_number: app.document_number.clone() }, "", now).and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
         match parsed {
             Ok((document, (name, phone, a))) => {
                 rows.push((PersonInput { document, name, phone, residence_region: Some(a.residence_region) }, a))

@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// Fill an empty database with a generated population and print one token per role.
     #[arg(long)]
     demo: bool,
+    /// Seconds between reloads of what other servers may change in the shared database
+    /// (activated rule sets, checkpoints).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    reload_every: u64,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -32,17 +36,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         crate::demo::fill_if_empty(&store, &policies[0], &args.database).await?;
     }
     let state = AppState::new(store.clone(), policies);
-    let rule_sets = state.reload_rules().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
+    let rule_sets = state.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
     tracing::info!(rule_sets, "entry policies loaded");
-    // Other servers may activate a policy: pick it up within half a minute.
+    // Other servers may activate a policy or change a checkpoint: pick it up within the interval.
     let reloader = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(args.reload_every));
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = reloader.reload_rules().await {
-                tracing::warn!(error = %e, "reloading policies failed");
+            if let Err(e) = reloader.reload().await {
+                tracing::warn!(error = %e, "reloading policies and checkpoints failed");
             }
         }
     });

@@ -3,28 +3,36 @@
 //! as an entry event before the answer goes out.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
 use tongxing_domain::decision::{Lang, Reason};
 use tongxing_domain::facts::{CheckpointFacts, CodeColour, CommuterStatus, Facts};
 use tongxing_domain::ids::Document;
-use tongxing_domain::mask;
+use tongxing_domain::text::{CheckpointId, Plate};
+use tongxing_domain::{mask, time};
 use tongxing_store::{Checkpoint, EntryEvent, EntryRecord};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{DocumentRef, parse_document, text};
+use super::{document, optional, parse_time_opt};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::{AppState, JsonBody};
+use crate::error::{ApiError, ApiResult, At};
+use crate::extract::{JsonBody, QueryParams};
+use crate::{AppState, schema};
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CheckRequest {
+    #[schema(value_type = schema::CheckpointId)]
     pub checkpoint_id: String,
-    #[serde(flatten)]
-    pub document: DocumentRef,
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
     /// Vehicle plate, if the person is in a vehicle.
+    #[schema(value_type = Option<schema::Plate>)]
     pub plate: Option<String>,
     /// The person signed the entry commitment letter for a pending service-area sample.
     #[serde(default)]
@@ -58,6 +66,7 @@ pub struct CheckOutcome {
     pub commuter: bool,
     pub policy_id: String,
     pub policy_version: String,
+    #[serde(serialize_with = "time::serialize")]
     pub checked_at: DateTime<Utc>,
 }
 
@@ -67,7 +76,7 @@ pub async fn decide_and_record(
     s: &AppState,
     document: &Document,
     checkpoint: &Checkpoint,
-    plate: Option<String>,
+    plate: Option<Plate>,
     commitment_letter: bool,
     officer: &str,
     now: DateTime<Utc>,
@@ -75,7 +84,7 @@ pub async fn decide_and_record(
     let policy = s.policy_at(now)?;
     let rules = s.rules();
     let rule_set = tongxing_rules::select(&rules, now)
-        .ok_or_else(|| ApiError::Unavailable(format!("no entry rule set is in force at {now}")))?;
+        .ok_or_else(|| ApiError::Unavailable(format!("no entry rule set is in force at {}", time::rfc3339(now))))?;
     let doc_key = document.key();
     let loaded = s.store.load_facts(&doc_key, now - policy.lookback(), now).await?;
     let (person_id, mut person) = (loaded.person_id, loaded.facts);
@@ -148,7 +157,7 @@ pub async fn decide_and_record(
         policy_version: rule_set.version().to_string(),
         rule_versions: decision.rule_versions.to_vec(),
         facts,
-        plate,
+        plate: plate.map(Plate::into_string),
         officer: officer.to_string(),
         commuter_first_check: decision.records_commuter_first_check,
     };
@@ -156,46 +165,45 @@ pub async fn decide_and_record(
     Ok(outcome)
 }
 
-fn parse_plate(v: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {
-    let plate = text(field, v, 16)?;
-    if let Some(p) = &plate
-        && p.chars().count() < 5
-    {
-        return Err(ApiError::invalid(field, "a plate has at least 5 characters, e.g. 冀R12345"));
-    }
-    Ok(plate)
-}
-
 /// Checks one person at a checkpoint.
-#[utoipa::path(post, path = "/api/v1/checks", tag = "checks", request_body = CheckRequest,
-    responses((status = 200, body = CheckOutcome), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/checks", tag = "checks", operation_id = "check_person", request_body = CheckRequest,
+    responses((status = 200, body = CheckOutcome)))]
 pub async fn check(
     State(s): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<CheckRequest>,
 ) -> ApiResult<Json<CheckOutcome>> {
     caller.require(Action::Check)?;
-    caller.require_scope("checkpoint", &req.checkpoint_id)?;
+    let checkpoint_id = CheckpointId::parse(&req.checkpoint_id).at("checkpoint_id")?;
+    caller.require_scope("checkpoint", checkpoint_id.as_str())?;
     let now = Utc::now();
-    let document = parse_document(&req.document, "", now)?;
-    let plate = parse_plate(req.plate.as_deref(), "plate")?;
-    let cp = super::checkpoints::find(&s, &req.checkpoint_id, "checkpoint_id").await?;
+    let document = document(req.document_kind.as_deref(), &req.document_number, "", now)?;
+    let plate = optional("plate", req.plate.as_deref(), Plate::parse)?;
+    let cp = super::checkpoints::find(&s, &checkpoint_id, "checkpoint_id").await?;
     Ok(Json(decide_and_record(&s, &document, &cp, plate, req.commitment_letter, &caller.token_id, now).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Occupant {
-    #[serde(flatten)]
-    pub document: DocumentRef,
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
     #[serde(default)]
     pub commitment_letter: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VehicleCheck {
+    #[schema(value_type = schema::CheckpointId)]
     pub checkpoint_id: String,
+    #[schema(value_type = schema::Plate)]
     pub plate: String,
-    /// Up to 80 occupants (a coach).
+    /// 1 to 80 occupants (a coach).
+    #[schema(min_items = 1, max_items = 80)]
     pub occupants: Vec<Occupant>,
 }
 
@@ -208,50 +216,71 @@ pub struct VehicleOutcome {
 
 /// Checks every occupant of a vehicle: one verdict each. If any document number is invalid,
 /// nothing is recorded and the error names the occupant.
-#[utoipa::path(post, path = "/api/v1/checks/vehicle", tag = "checks", request_body = VehicleCheck,
-    responses((status = 200, body = VehicleOutcome), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/checks/vehicle", tag = "checks", operation_id = "check_vehicle", request_body = VehicleCheck,
+    responses((status = 200, body = VehicleOutcome)))]
 pub async fn check_vehicle(
     State(s): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<VehicleCheck>,
 ) -> ApiResult<Json<VehicleOutcome>> {
     caller.require(Action::Check)?;
-    caller.require_scope("checkpoint", &req.checkpoint_id)?;
+    let checkpoint_id = CheckpointId::parse(&req.checkpoint_id).at("checkpoint_id")?;
+    caller.require_scope("checkpoint", checkpoint_id.as_str())?;
     let now = Utc::now();
-    let plate = parse_plate(Some(&req.plate), "plate")?.ok_or_else(|| ApiError::invalid("plate", "is required"))?;
+    let plate = Plate::parse(&req.plate).at("plate")?;
     if req.occupants.is_empty() || req.occupants.len() > 80 {
-        return Err(ApiError::invalid("occupants", "1 to 80 occupants"));
+        return Err(ApiError::invalid("occupants", format!("1 to 80 occupants, got {}", req.occupants.len())));
     }
     let docs = req
         .occupants
         .iter()
         .enumerate()
-        .map(|(i, o)| parse_document(&o.document, &format!("occupants[{i}]."), now))
+        .map(|(i, o)| document(o.document_kind.as_deref(), &o.document_number, &format!("occupants[{i}]."), now))
         .collect::<Result<Vec<_>, _>>()?;
-    let cp = super::checkpoints::find(&s, &req.checkpoint_id, "checkpoint_id").await?;
+    let cp = super::checkpoints::find(&s, &checkpoint_id, "checkpoint_id").await?;
     let mut occupants = Vec::with_capacity(docs.len());
     for (doc, o) in docs.iter().zip(&req.occupants) {
         occupants.push(
             decide_and_record(&s, doc, &cp, Some(plate.clone()), o.commitment_letter, &caller.token_id, now).await?,
         );
     }
-    Ok(Json(VehicleOutcome { plate, occupants }))
+    Ok(Json(VehicleOutcome { plate: plate.into_string(), occupants }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
-    /// Start (inclusive), RFC 3339; default 24 hours ago.
-    pub since: Option<DateTime<Utc>>,
-    /// End (exclusive), RFC 3339; default now.
-    pub until: Option<DateTime<Utc>>,
-    /// At most this many (default 100, at most 10,000).
+    /// Start (inclusive), RFC 3339 with an offset; default 24 hours before `until`.
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40)]
+    pub since: Option<String>,
+    /// End (exclusive), RFC 3339 with an offset; default now.
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40)]
+    pub until: Option<String>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
+}
+
+/// A period `[since, until)` from two optional query times; the default is the last 24 hours.
+pub fn period(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let until = parse_time_opt("until", until)?.unwrap_or(now);
+    let since = parse_time_opt("since", since)?.unwrap_or(until - Duration::hours(24));
+    if since >= until {
+        return Err(ApiError::invalid("since", "must be before until"));
+    }
+    Ok((since, until))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EntryView {
     pub id: i64,
     pub checkpoint_id: String,
+    #[serde(serialize_with = "time::serialize")]
     pub checked_at: DateTime<Utc>,
     /// Masked document.
     pub document: String,
@@ -268,20 +297,18 @@ pub struct EntryView {
 }
 
 /// Entry events of a period (masked), for explaining decisions.
-#[utoipa::path(get, path = "/api/v1/entries", tag = "checks", params(EntriesQuery),
+#[utoipa::path(get, path = "/api/v1/entries", tag = "checks", operation_id = "list_entries", params(EntriesQuery),
     responses((status = 200, body = Vec<EntryView>)))]
 pub async fn entries(
     State(s): State<AppState>,
     caller: Caller,
-    Query(q): Query<EntriesQuery>,
+    QueryParams(q): QueryParams<EntriesQuery>,
 ) -> ApiResult<Json<Vec<EntryView>>> {
     caller.require(Action::ReadEntries)?;
-    let now = Utc::now();
-    let until = q.until.unwrap_or(now);
-    let since = q.since.unwrap_or(until - Duration::hours(24));
+    let (since, until) = period(q.since.as_deref(), q.until.as_deref(), Utc::now())?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "1 to 10000"));
+        return Err(ApiError::invalid("limit", format!("1 to 10000, got {limit}")));
     }
     let rows: Vec<EntryRecord> = s.store.entries(since, until, 0, limit).await?;
     Ok(Json(

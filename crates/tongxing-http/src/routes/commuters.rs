@@ -10,36 +10,51 @@ use tongxing_domain::Policy;
 use tongxing_domain::auth::Action;
 use tongxing_domain::facts::{CommuterKind, CommuterStatus};
 use tongxing_domain::ids::RegionCode;
+use tongxing_domain::text::{EmployerName, PersonName, Reason};
 use tongxing_domain::uscc::Uscc;
 use tongxing_store::{CommuterApplication, PersonInput};
 use utoipa::ToSchema;
 
 use super::people::{parse_phone, parse_region};
-use super::{DocumentRef, parse_document, required, text};
+use super::{document, optional};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::{AppState, JsonBody};
+use crate::error::{ApiError, ApiResult, At};
+use crate::extract::JsonBody;
+use crate::{AppState, schema};
 
 /// Proofs of residence the police accept.
 pub const RESIDENCE_PROOFS: &[&str] = &["household_register", "property_deed", "lease", "residents_committee_letter"];
 
+/// A registry officer's decisions on a certification.
+pub const ACTIONS: &[&str] = &["approve", "reject", "suspend", "reinstate", "revoke", "expire"];
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Application {
-    #[serde(flatten)]
-    pub document: DocumentRef,
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
+    #[schema(value_type = Option<schema::PersonName>)]
     pub name: Option<String>,
+    #[schema(value_type = Option<schema::Phone>)]
     pub phone: Option<String>,
-    /// worker, student or escorting_parent.
+    #[schema(value_type = schema::CommuterKind)]
     pub kind: String,
     /// County-level code of the residence; must be in the policy's surrounding regions.
+    #[schema(value_type = schema::RegionCode)]
     pub residence_region: String,
-    /// household_register, property_deed, lease or residents_committee_letter.
+    #[schema(value_type = schema::ResidenceProof)]
     pub residence_proof: String,
     /// Employer's or school's name.
+    #[schema(value_type = schema::EmployerName)]
     pub employer_name: String,
-    /// Employer's unified social credit code (GB 32100-2015).
+    /// Employer's unified social credit code.
+    #[schema(value_type = schema::Uscc)]
     pub employer_uscc: String,
     /// County-level code of the workplace; must be in the city.
+    #[schema(value_type = schema::RegionCode)]
     pub work_region: String,
 }
 
@@ -50,7 +65,7 @@ pub fn parse_application(
     at: &str,
 ) -> Result<(Option<String>, Option<String>, CommuterApplication), ApiError> {
     let f = |name: &str| format!("{at}{name}");
-    let kind = CommuterKind::parse(&a.kind).map_err(|e| ApiError::invalid(f("kind"), e))?;
+    let kind = CommuterKind::parse(&a.kind).at(&f("kind"))?;
     let residence_region = parse_region(&f("residence_region"), Some(&a.residence_region))?
         .ok_or_else(|| ApiError::invalid(f("residence_region"), "is required"))?;
     if policy.is_surrounding(residence_region).is_none() {
@@ -65,16 +80,19 @@ pub fn parse_application(
             ),
         ));
     }
-    let residence_proof = required(&f("residence_proof"), Some(&a.residence_proof), 40)?;
+    let residence_proof = a.residence_proof.trim().to_string();
     if !RESIDENCE_PROOFS.contains(&residence_proof.as_str()) {
         return Err(ApiError::invalid(
             f("residence_proof"),
-            format!("'{residence_proof}' is not one of: {}", RESIDENCE_PROOFS.join(", ")),
+            format!(
+                "{} is not one of: {}",
+                tongxing_domain::text::quote(&residence_proof),
+                RESIDENCE_PROOFS.join(", ")
+            ),
         ));
     }
-    let employer_name = required(&f("employer_name"), Some(&a.employer_name), 100)?;
-    let employer_uscc =
-        Uscc::parse(&a.employer_uscc).map_err(|e| ApiError::invalid(f("employer_uscc"), e))?.to_string();
+    let employer_name = EmployerName::parse(&a.employer_name).at(&f("employer_name"))?.into_string();
+    let employer_uscc = Uscc::parse(&a.employer_uscc).at(&f("employer_uscc"))?.to_string();
     let work_region: RegionCode = parse_region(&f("work_region"), Some(&a.work_region))?
         .ok_or_else(|| ApiError::invalid(f("work_region"), "is required"))?;
     if !policy.is_city(work_region) {
@@ -83,7 +101,7 @@ pub fn parse_application(
             format!("{work_region} {} is not in the city", work_region.name()),
         ));
     }
-    let name = text(&f("name"), a.name.as_deref(), 64)?;
+    let name = optional(&f("name"), a.name.as_deref(), PersonName::parse)?.map(PersonName::into_string);
     let phone = parse_phone(&f("phone"), a.phone.as_deref())?;
     Ok((
         name,
@@ -95,13 +113,14 @@ pub fn parse_application(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CommuterState {
     pub status: String,
+    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
     pub valid_until: Option<chrono::DateTime<Utc>>,
 }
 
 /// Applies for commuter certification. Refused at once (422) if the residence is not in the
 /// surrounding regions or the workplace not in the city; otherwise pending review.
-#[utoipa::path(post, path = "/api/v1/commuters", tag = "commuters", request_body = Application,
-    responses((status = 201, body = CommuterState), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/commuters", tag = "commuters", operation_id = "apply_commuter", request_body = Application,
+    responses((status = 201, body = CommuterState), (status = 409, body = crate::error::Problem)))]
 pub async fn apply(
     State(s): State<AppState>,
     caller: Caller,
@@ -110,7 +129,7 @@ pub async fn apply(
     caller.require(Action::ApplyCommuter)?;
     let now = Utc::now();
     let policy = s.policy_at(now)?;
-    let document = parse_document(&a.document, "", now)?;
+    let document = document(a.document_kind.as_deref(), &a.document_number, "", now)?;
     let (name, phone, app) = parse_application(&a, policy, "")?;
     let person = PersonInput { document, name, phone, residence_region: Some(app.residence_region) };
     s.store.apply_commuter(&person, &app, &caller.token_id, now).await?;
@@ -118,17 +137,22 @@ pub async fn apply(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
-    #[serde(flatten)]
-    pub document: DocumentRef,
-    /// approve, reject, suspend, reinstate, revoke or expire.
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
+    #[schema(value_type = schema::CommuterAction)]
     pub action: String,
     /// Required for reject, suspend and revoke.
+    #[schema(value_type = Option<schema::Reason>)]
     pub reason: Option<String>,
 }
 
 /// A registry officer's decision on a certification.
-#[utoipa::path(post, path = "/api/v1/commuters/decision", tag = "commuters", request_body = DecisionRequest,
+#[utoipa::path(post, path = "/api/v1/commuters/decision", tag = "commuters", operation_id = "decide_commuter", request_body = DecisionRequest,
     responses((status = 200, body = CommuterState), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn decide(
     State(s): State<AppState>,
@@ -138,7 +162,7 @@ pub async fn decide(
     caller.require(Action::DecideCommuter)?;
     let now = Utc::now();
     let policy = s.policy_at(now)?;
-    let document = parse_document(&d.document, "", now)?;
+    let document = document(d.document_kind.as_deref(), &d.document_number, "", now)?;
     let (to, needs_reason) = match d.action.trim() {
         "approve" | "reinstate" => (CommuterStatus::Approved, false),
         "reject" => (CommuterStatus::Rejected, true),
@@ -148,11 +172,11 @@ pub async fn decide(
         other => {
             return Err(ApiError::invalid(
                 "action",
-                format!("'{other}' is not one of: approve, reject, suspend, reinstate, revoke, expire"),
+                format!("{} is not one of: {}", tongxing_domain::text::quote(other), ACTIONS.join(", ")),
             ));
         }
     };
-    let reason = text("reason", d.reason.as_deref(), 200)?;
+    let reason = optional("reason", d.reason.as_deref(), Reason::parse)?.map(Reason::into_string);
     if needs_reason && reason.is_none() {
         return Err(ApiError::invalid("reason", format!("a reason is required to {}", d.action.trim())));
     }

@@ -1,5 +1,5 @@
-//! One module per resource. Shared here: the document reference every request carries and
-//! its parsing at the edge.
+//! One module per resource. Shared here: the document every request names and its parsing at
+//! the edge, and how optional text fields are read.
 
 pub mod checkpoints;
 pub mod checks;
@@ -10,19 +10,15 @@ pub mod results;
 pub mod stats;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
 use tongxing_domain::ids::{Document, DocumentKind};
-use utoipa::ToSchema;
+use tongxing_domain::text::TextError;
 
 use crate::error::ApiError;
 
 /// Which person: a document kind (default `resident_id`) and its number as printed.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct DocumentRef {
-    /// resident_id (default), passport, hk_macao_permit or taiwan_permit.
-    #[serde(default)]
     pub document_kind: Option<String>,
-    /// The number as read from the document, e.g. 11010519491231002X.
     pub document_number: String,
 }
 
@@ -33,25 +29,63 @@ pub fn today(now: DateTime<Utc>) -> NaiveDate {
 
 /// Parses a document at the edge; errors name the field, prefixed by `at` (e.g. "occupants[2].").
 pub fn parse_document(d: &DocumentRef, at: &str, now: DateTime<Utc>) -> Result<Document, ApiError> {
-    let kind = DocumentKind::parse(d.document_kind.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::invalid(format!("{at}document_kind"), e))?;
-    Document::parse(kind, &d.document_number, today(now))
-        .map_err(|e| ApiError::invalid(format!("{at}document_number"), e))
+    document(d.document_kind.as_deref(), &d.document_number, at, now)
 }
 
-/// Trims and bounds a free-text field; `None` stays `None`.
-pub fn text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+/// [`parse_document`] from the two fields a request carries.
+pub fn document(kind: Option<&str>, number: &str, at: &str, now: DateTime<Utc>) -> Result<Document, ApiError> {
+    let kind = DocumentKind::parse(kind.unwrap_or("")).map_err(|e| ApiError::invalid(format!("{at}document_kind"), e))?;
+    Document::parse(kind, number, today(now)).map_err(|e| ApiError::invalid(format!("{at}document_number"), e))
+}
+
+/// An optional text field: absent or blank is `None`; otherwise it must parse.
+pub fn optional<T>(
+    field: &str,
+    v: Option<&str>,
+    parse: fn(&str) -> Result<T, TextError>,
+) -> Result<Option<T>, ApiError> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > max => Err(ApiError::invalid(field, format!("at most {max} characters"))),
-        Some(s) if s.chars().any(char::is_control) => {
-            Err(ApiError::invalid(field, "control characters are not allowed"))
-        }
-        Some(s) => Ok(Some(s.to_string())),
+        Some(v) => parse(v).map(Some).map_err(|e| ApiError::invalid(field, e)),
     }
 }
 
-/// Like [`text`], but the field must be present.
-pub fn required(field: &str, v: Option<&str>, max: usize) -> Result<String, ApiError> {
-    text(field, v, max)?.ok_or_else(|| ApiError::invalid(field, "is required"))
+/// Parses an RFC 3339 time with an offset. A `+` that a query string turned into a space is
+/// read as the `+` it was.
+pub fn parse_time(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    let t = v.trim();
+    let fixed;
+    let t = match t.rfind(' ') {
+        Some(i) if i >= 10 && t[i + 1..].len() == 5 && t[i + 1..].as_bytes()[2] == b':' => {
+            fixed = format!("{}+{}", &t[..i], &t[i + 1..]);
+            fixed.as_str()
+        }
+        _ => t,
+    };
+    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!(
+                "{} is not RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00",
+                tongxing_domain::text::quote(v)
+            ),
+        )
+    })
+}
+
+/// [`parse_time`] for an optional field.
+pub fn parse_time_opt(field: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    v.map(|v| parse_time(field, v)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_with_a_space_for_plus() {
+        let a = super::parse_time("t", "2021-11-17T08:30:00+08:00").unwrap();
+        let b = super::parse_time("t", "2021-11-17T08:30:00 08:00").unwrap();
+        assert_eq!(a, b);
+        assert!(super::parse_time("t", "2021-11-17 08:30:00").is_err());
+        assert!(super::parse_time("t", "yesterday").is_err());
+    }
 }

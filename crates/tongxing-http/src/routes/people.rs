@@ -3,31 +3,39 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
 use tongxing_domain::facts::CodeColour;
-use tongxing_domain::ids::RegionCode;
+use tongxing_domain::ids::{Document, RegionCode};
 use tongxing_domain::mask;
+use tongxing_domain::text::{PersonName, Reason};
 use tongxing_store::{AccessLogEntry, CodeRecord, CommuterRecord, PersonInput, PersonRecord, SampleRecord};
+use utoipa::ToSchema;
+
+use super::{document, optional, parse_time_opt};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, At};
+use crate::extract::JsonBody;
+use crate::{AppState, schema};
 
 /// How far back a person's record shows their samples, in days.
 const RECENT_DAYS: i64 = 90;
-use utoipa::ToSchema;
-
-use super::{DocumentRef, parse_document, required, text};
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::{AppState, JsonBody};
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterPerson {
-    #[serde(flatten)]
-    pub document: DocumentRef,
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
+    #[schema(value_type = Option<schema::PersonName>)]
     pub name: Option<String>,
-    /// Mobile number, 11 digits starting with 1.
+    #[schema(value_type = Option<schema::Phone>)]
     pub phone: Option<String>,
-    /// County-level GB/T 2260 code of the residence, in use today.
+    /// Where the person lives.
+    #[schema(value_type = Option<schema::RegionCode>)]
     pub residence_region: Option<String>,
 }
 
@@ -37,23 +45,28 @@ pub struct Registered {
 }
 
 pub(crate) fn parse_phone(field: &str, v: Option<&str>) -> Result<Option<String>, ApiError> {
-    match text(field, v, 20)? {
-        None => Ok(None),
-        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(p)),
-        Some(_) => Err(ApiError::invalid(field, "a mainland mobile number: 11 digits starting with 1")),
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Some(p.to_string()))
+        }
+        Some(p) => Err(ApiError::invalid(
+            field,
+            format!("{} is not a mainland mobile number: 11 digits starting with 1", tongxing_domain::text::quote(p)),
+        )),
     }
 }
 
 pub(crate) fn parse_region(field: &str, v: Option<&str>) -> Result<Option<RegionCode>, ApiError> {
-    match text(field, v, 6)? {
-        None => Ok(None),
-        Some(r) => RegionCode::parse(&r).map(Some).map_err(|e| ApiError::invalid(field, e)),
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(r) => RegionCode::parse(r).map(Some).at(field),
     }
 }
 
 /// Registers a person (or updates the fields given).
-#[utoipa::path(post, path = "/api/v1/people", tag = "people", request_body = RegisterPerson,
-    responses((status = 201, body = Registered), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/people", tag = "people", operation_id = "register_person", request_body = RegisterPerson,
+    responses((status = 201, body = Registered)))]
 pub async fn register(
     State(s): State<AppState>,
     caller: Caller,
@@ -62,8 +75,8 @@ pub async fn register(
     caller.require(Action::RegisterPerson)?;
     let now = Utc::now();
     let input = PersonInput {
-        document: parse_document(&req.document, "", now)?,
-        name: text("name", req.name.as_deref(), 64)?,
+        document: document(req.document_kind.as_deref(), &req.document_number, "", now)?,
+        name: optional("name", req.name.as_deref(), PersonName::parse)?.map(PersonName::into_string),
         phone: parse_phone("phone", req.phone.as_deref())?,
         residence_region: parse_region("residence_region", req.residence_region.as_deref())?,
     };
@@ -72,14 +85,32 @@ pub async fn register(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LookupRequest {
-    #[serde(flatten)]
-    pub document: DocumentRef,
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
     /// Why the record is read (kept in the access log), e.g. "commuter review 2021-11-20".
-    pub purpose: Option<String>,
+    #[schema(value_type = schema::Reason)]
+    pub purpose: String,
     /// Show unmasked personal data (registry and health roles only; logged as such).
     #[serde(default)]
     pub reveal: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogRequest {
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
+    /// Why the access log is read (itself kept in the access log).
+    #[schema(value_type = schema::Reason)]
+    pub purpose: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,13 +136,12 @@ pub struct PersonView {
 async fn find(
     s: &AppState,
     caller: &Caller,
-    doc: &DocumentRef,
-    purpose: Option<&str>,
+    document: &Document,
+    purpose: &str,
     action: &str,
 ) -> ApiResult<(PersonRecord, String)> {
     let now = Utc::now();
-    let document = parse_document(doc, "", now)?;
-    let purpose = required("purpose", purpose, 200)?;
+    let purpose = Reason::parse(purpose).at("purpose")?.into_string();
     let person = s
         .store
         .person(&document.key())
@@ -131,7 +161,7 @@ async fn find(
 }
 
 /// Reads a person's record: masked by default; every read is written to the access log.
-#[utoipa::path(post, path = "/api/v1/people/lookup", tag = "people", request_body = LookupRequest,
+#[utoipa::path(post, path = "/api/v1/people/lookup", tag = "people", operation_id = "lookup_person", request_body = LookupRequest,
     responses((status = 200, body = PersonView), (status = 404, body = crate::error::Problem)))]
 pub async fn lookup(
     State(s): State<AppState>,
@@ -142,8 +172,8 @@ pub async fn lookup(
     if req.reveal {
         caller.require(Action::RevealPerson)?;
     }
-    let (p, _) =
-        find(&s, &caller, &req.document, req.purpose.as_deref(), if req.reveal { "reveal" } else { "read" }).await?;
+    let document = document(req.document_kind.as_deref(), &req.document_number, "", Utc::now())?;
+    let (p, _) = find(&s, &caller, &document, &req.purpose, if req.reveal { "reveal" } else { "read" }).await?;
     let code_history = s.store.code_history(p.id).await?;
     let code_colour = code_history.last().map(|c| c.colour).unwrap_or(CodeColour::Green).to_string();
     let commuter = s.store.commuter(p.id).await?;
@@ -165,20 +195,21 @@ pub async fn lookup(
 }
 
 /// Who read a person's record, when and why (itself logged as a read).
-#[utoipa::path(post, path = "/api/v1/people/access-log", tag = "people", request_body = LookupRequest,
-    responses((status = 200, body = Vec<Object>)))]
+#[utoipa::path(post, path = "/api/v1/people/access-log", tag = "people", operation_id = "read_access_log", request_body = AccessLogRequest,
+    responses((status = 200, body = Vec<Object>), (status = 404, body = crate::error::Problem)))]
 pub async fn access_log(
     State(s): State<AppState>,
     caller: Caller,
-    JsonBody(req): JsonBody<LookupRequest>,
+    JsonBody(req): JsonBody<AccessLogRequest>,
 ) -> ApiResult<Json<Vec<AccessLogEntry>>> {
     caller.require(Action::RevealPerson)?;
-    let (p, _) = find(&s, &caller, &req.document, req.purpose.as_deref(), "read-access-log").await?;
+    let document = document(req.document_kind.as_deref(), &req.document_number, "", Utc::now())?;
+    let (p, _) = find(&s, &caller, &document, &req.purpose, "read-access-log").await?;
     Ok(Json(s.store.access_log(p.id).await?))
 }
 
 /// The yellow "pop-up" (弹窗) reasons of the Beijing Health Kit.
-const POPUPS: &[(&str, &str)] = &[
+pub const POPUPS: &[(&str, &str)] = &[
     ("risk_county_stay", "14天内到过有本土病例的县（市、区、旗）"),
     ("inbound_quarantine", "入境隔离未满"),
     ("spatiotemporal_link", "与病例或风险区域时空关联"),
@@ -187,18 +218,24 @@ const POPUPS: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SetCode {
-    #[serde(flatten)]
-    pub document: DocumentRef,
-    /// green, yellow or red.
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
+    #[schema(value_type = schema::CodeColour)]
     pub colour: String,
     /// Required for yellow and red unless `popup` is given.
+    #[schema(value_type = Option<schema::Reason>)]
     pub reason: Option<String>,
-    /// One of the pop-up reasons: risk_county_stay, inbound_quarantine, spatiotemporal_link,
-    /// test_overdue, border_county.
+    /// One of the pop-up reasons (its text becomes the reason when none is given).
+    #[schema(value_type = Option<schema::Popup>)]
     pub popup: Option<String>,
-    /// When the colour lapses back to green (RFC 3339), if it does.
-    pub expires_at: Option<DateTime<Utc>>,
+    /// When the colour lapses back to green, if it does.
+    #[schema(value_type = Option<schema::Timestamp>)]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -208,8 +245,8 @@ pub struct CodeSet {
 }
 
 /// Sets a person's health-code colour (health authority only). History is kept.
-#[utoipa::path(put, path = "/api/v1/people/code", tag = "people", request_body = SetCode,
-    responses((status = 200, body = CodeSet), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(put, path = "/api/v1/people/code", tag = "people", operation_id = "set_code", request_body = SetCode,
+    responses((status = 200, body = CodeSet)))]
 pub async fn set_code(
     State(s): State<AppState>,
     caller: Caller,
@@ -217,16 +254,17 @@ pub async fn set_code(
 ) -> ApiResult<Json<CodeSet>> {
     caller.require(Action::SetCode)?;
     let now = Utc::now();
-    let document = parse_document(&req.document, "", now)?;
-    let colour = CodeColour::parse(&req.colour).map_err(|e| ApiError::invalid("colour", e))?;
+    let document = document(req.document_kind.as_deref(), &req.document_number, "", now)?;
+    let colour = CodeColour::parse(&req.colour).at("colour")?;
     let popup = match req.popup.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(p) => Some(POPUPS.iter().find(|(k, _)| *k == p).ok_or_else(|| {
             let keys: Vec<_> = POPUPS.iter().map(|(k, _)| *k).collect();
-            ApiError::invalid("popup", format!("'{p}' is not one of: {}", keys.join(", ")))
+            ApiError::invalid("popup", format!("{} is not one of: {}", tongxing_domain::text::quote(p), keys.join(", ")))
         })?),
     };
-    let reason = match (text("reason", req.reason.as_deref(), 200)?, popup) {
+    let expires_at = parse_time_opt("expires_at", req.expires_at.as_deref())?;
+    let reason = match (optional("reason", req.reason.as_deref(), Reason::parse)?.map(Reason::into_string), popup) {
         (Some(r), _) => Some(r),
         (None, Some((_, text))) => Some((*text).to_string()),
         (None, None) if colour != CodeColour::Green => {
@@ -234,13 +272,13 @@ pub async fn set_code(
         }
         (None, None) => None,
     };
-    if let Some(e) = req.expires_at
+    if let Some(e) = expires_at
         && e <= now
     {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
     let person_id =
         s.store.upsert_person(&PersonInput { document, name: None, phone: None, residence_region: None }, now).await?;
-    s.store.set_code(person_id, colour, reason.as_deref(), req.expires_at, &caller.token_id, now).await?;
+    s.store.set_code(person_id, colour, reason.as_deref(), expires_at, &caller.token_id, now).await?;
     Ok(Json(CodeSet { colour: colour.to_string(), reason }))
 }

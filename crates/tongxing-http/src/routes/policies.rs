@@ -7,14 +7,18 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
+use tongxing_domain::text::{PolicyId, PolicyVersion};
+use tongxing_domain::time;
 use tongxing_rules::{RuleSet, RuleSetError};
 use tongxing_store::HistoryEntry;
 use utoipa::ToSchema;
 
+use super::parse_time_opt;
 use crate::auth::Caller;
 use crate::dryrun::{DryRunReport, dry_run as replay};
-use crate::error::{ApiError, ApiResult};
-use crate::{AppState, JsonBody};
+use crate::error::{ApiError, ApiResult, At};
+use crate::extract::JsonBody;
+use crate::{AppState, schema};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PolicySummary {
@@ -22,7 +26,9 @@ pub struct PolicySummary {
     pub version: String,
     pub name_zh: String,
     pub name_en: String,
+    #[serde(serialize_with = "time::serialize")]
     pub valid_from: DateTime<Utc>,
+    #[serde(serialize_with = "time::serialize_opt")]
     pub valid_to: Option<DateTime<Utc>>,
     /// The rule set deciding checks now.
     pub in_force: bool,
@@ -46,7 +52,8 @@ fn summary(rs: &RuleSet, in_force: bool, source: &str) -> PolicySummary {
 }
 
 /// The rule sets: built-in, published and activated, and which one decides checks now.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, body = Vec<PolicySummary>)))]
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", operation_id = "list_policies",
+    responses((status = 200, body = Vec<PolicySummary>)))]
 pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<PolicySummary>>> {
     let now = Utc::now();
     let rules = s.rules();
@@ -71,14 +78,22 @@ pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<
 
 fn parse_rule_set(body: &serde_json::Value) -> ApiResult<(RuleSet, String)> {
     let text = serde_json::to_string(body).map_err(|e| ApiError::invalid("body", e))?;
-    match RuleSet::from_json(&text) {
-        Ok(rs) => Ok((rs, text)),
+    let rs = match RuleSet::from_json(&text) {
+        Ok(rs) => rs,
         Err(RuleSetError::Rule { identifier, reason }) => {
-            Err(ApiError::invalid(format!("rules[{identifier}]"), reason))
+            return Err(ApiError::invalid(
+                format!("rules[{}]", tongxing_domain::text::shorten(&identifier)),
+                crate::extract::shorten_quoted(&reason),
+            ));
         }
-        Err(RuleSetError::Field { field, reason }) => Err(ApiError::invalid(field, reason)),
-        Err(e) => Err(ApiError::invalid("body", e)),
-    }
+        Err(RuleSetError::Field { field, reason }) => {
+            return Err(ApiError::invalid(field, crate::extract::shorten_quoted(&reason)));
+        }
+        Err(e) => return Err(ApiError::invalid("body", crate::extract::shorten_quoted(&e.to_string()))),
+    };
+    PolicyId::parse(rs.id()).at("id")?;
+    PolicyVersion::parse(rs.version()).at("version")?;
+    Ok((rs, text))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,8 +107,8 @@ pub struct Published {
 
 /// Publishes a rule set (health authority). It is validated first: an invalid rule is refused
 /// naming the rule and the reason. Publishing does not activate it.
-#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = Object,
-    responses((status = 201, body = Published), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", operation_id = "publish_policy", request_body = Object,
+    responses((status = 201, body = Published), (status = 409, body = crate::error::Problem)))]
 pub async fn publish(
     State(s): State<AppState>,
     caller: Caller,
@@ -116,13 +131,16 @@ pub async fn publish(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
+    #[schema(value_type = schema::PolicyId)]
     pub id: String,
+    #[schema(value_type = schema::PolicyVersion)]
     pub version: String,
 }
 
 /// Activates a published rule set: it decides checks from its ValidFrom (health authority).
-#[utoipa::path(post, path = "/api/v1/policies/activate", tag = "policies", request_body = ActivateRequest,
+#[utoipa::path(post, path = "/api/v1/policies/activate", tag = "policies", operation_id = "activate_policy", request_body = ActivateRequest,
     responses((status = 200, body = Published), (status = 404, body = crate::error::Problem)))]
 pub async fn activate(
     State(s): State<AppState>,
@@ -130,28 +148,34 @@ pub async fn activate(
     JsonBody(req): JsonBody<ActivateRequest>,
 ) -> ApiResult<Json<Published>> {
     caller.require(Action::PublishPolicy)?;
-    s.store.activate_policy(req.id.trim(), req.version.trim(), &caller.token_id, Utc::now()).await?;
+    let id = PolicyId::parse(&req.id).at("id")?;
+    let version = PolicyVersion::parse(&req.version).at("version")?;
+    s.store.activate_policy(id.as_str(), version.as_str(), &caller.token_id, Utc::now()).await?;
     s.reload_rules().await?;
-    Ok(Json(Published { id: req.id, version: req.version, new: false, activated: true }))
+    Ok(Json(Published { id: id.into_string(), version: version.into_string(), new: false, activated: true }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
     /// The candidate rule set (same shape as for publishing).
     #[schema(value_type = Object)]
     pub policy: serde_json::Value,
-    /// Start of the period replayed (RFC 3339); default 7 days ago.
-    pub since: Option<DateTime<Utc>>,
+    /// Start of the period replayed; default 7 days before `until`.
+    #[schema(value_type = Option<schema::Timestamp>)]
+    pub since: Option<String>,
     /// End (exclusive); default now.
-    pub until: Option<DateTime<Utc>>,
-    /// How many changed entries to show (pseudonymised); default 20, at most 1000.
-    pub sample: Option<usize>,
+    #[schema(value_type = Option<schema::Timestamp>)]
+    pub until: Option<String>,
+    /// How many changed entries to show (pseudonymised); default 20.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub sample: Option<u32>,
 }
 
 /// Replays the recorded entry events of a period under a candidate rule set and reports how
 /// many verdicts would change, in which direction, by checkpoint and by reason.
-#[utoipa::path(post, path = "/api/v1/policies/dry-run", tag = "policies", request_body = DryRunRequest,
-    responses((status = 200, body = DryRunReport), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/policies/dry-run", tag = "policies", operation_id = "dry_run_policy", request_body = DryRunRequest,
+    responses((status = 200, body = DryRunReport)))]
 pub async fn dry_run(
     State(s): State<AppState>,
     caller: Caller,
@@ -163,26 +187,32 @@ pub async fn dry_run(
         other => other,
     })?;
     let now = Utc::now();
-    let until = req.until.unwrap_or(now);
-    let since = req.since.unwrap_or(until - Duration::days(7));
+    let until = parse_time_opt("until", req.until.as_deref())?.unwrap_or(now);
+    let since = parse_time_opt("since", req.since.as_deref())?.unwrap_or(until - Duration::days(7));
     if since >= until {
         return Err(ApiError::invalid("since", "must be before until"));
     }
     let sample = req.sample.unwrap_or(20);
     if sample > 1000 {
-        return Err(ApiError::invalid("sample", "at most 1000"));
+        return Err(ApiError::invalid("sample", format!("at most 1000, got {sample}")));
     }
-    let report = replay(&s.store, &rs, since, until, sample).await?;
+    let report = replay(&s.store, &rs, since, until, sample as usize).await?;
     let detail = format!(
-        "{} events from {since} to {until}: {} changed ({} stricter, {} looser)",
-        report.events, report.changed, report.stricter, report.looser
+        "{} events from {} to {}: {} changed ({} stricter, {} looser)",
+        report.events,
+        time::rfc3339(since),
+        time::rfc3339(until),
+        report.changed,
+        report.stricter,
+        report.looser
     );
     s.store.audit_policy(now, &caller.token_id, "dry-run", rs.id(), rs.version(), Some(&detail)).await?;
     Ok(Json(report))
 }
 
 /// Publications, activations and dry runs, oldest first.
-#[utoipa::path(get, path = "/api/v1/policies/audit", tag = "policies", responses((status = 200, body = Vec<Object>)))]
+#[utoipa::path(get, path = "/api/v1/policies/audit", tag = "policies", operation_id = "policy_audit",
+    responses((status = 200, body = Vec<Object>)))]
 pub async fn audit(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<HistoryEntry>>> {
     caller.require(Action::PublishPolicy)?;
     Ok(Json(s.store.policy_audit_log().await?))

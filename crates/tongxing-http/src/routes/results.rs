@@ -2,18 +2,20 @@
 //! identifies a sample; re-sending it changes nothing; a changed record is a correction.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
 use tongxing_domain::facts::{SiteKind, TestResult};
+use tongxing_domain::text::{LabCode, SampleId, SiteCode};
 use tongxing_store::{SampleInput, SampleOutcome, SampleRecord};
 use utoipa::ToSchema;
 
-use super::{DocumentRef, parse_document};
+use super::{document, parse_time};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::{AppState, JsonBody};
+use crate::error::{ApiError, ApiResult, At};
+use crate::extract::{JsonBody, PathParams};
+use crate::{AppState, schema};
 
 /// How far ahead of the server's clock a sampling time may be (clock skew between systems).
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
@@ -21,32 +23,26 @@ pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 pub const MAX_BATCH: usize = 10_000;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResultInput {
-    /// The lab's code, e.g. "BJ-LAB-017".
+    #[schema(value_type = schema::LabCode)]
     pub lab: String,
-    /// The lab's own sample identifier (the tube's bar code).
+    #[schema(value_type = schema::SampleId)]
     pub sample_id: String,
-    #[serde(flatten)]
-    pub document: DocumentRef,
-    /// RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00.
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DocumentKind>)]
+    pub document_kind: Option<String>,
+    #[schema(value_type = schema::DocumentNumber)]
+    pub document_number: String,
+    /// When the sample was taken.
+    #[schema(value_type = schema::Timestamp)]
     pub sampled_at: String,
-    /// The site's code; designated service-area test points use the policy's ids (SA-...).
+    #[schema(value_type = schema::SiteCode)]
     pub site: String,
-    /// hospital, community or service_area.
+    #[schema(value_type = schema::SiteKind)]
     pub site_kind: String,
-    /// pending, negative, positive or invalid.
+    #[schema(value_type = schema::TestResult)]
     pub result: String,
-}
-
-fn code(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    if v.len() > max || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b)) {
-        return Err(ApiError::invalid(field, format!("1 to {max} letters, digits, '-', '_', '.' or '/'")));
-    }
-    Ok(v.to_string())
 }
 
 /// Validates one result; errors name the field, prefixed by `at`. `sampled_at` is already
@@ -57,26 +53,28 @@ pub fn parse_sample(
     at: &str,
     now: DateTime<Utc>,
 ) -> Result<SampleInput, ApiError> {
-    let lab = code(&format!("{at}lab"), &r.lab, 32)?;
-    let sample_id = code(&format!("{at}sample_id"), &r.sample_id, 64)?;
-    let document = parse_document(&r.document, at, now)?;
+    let f = |name: &str| format!("{at}{name}");
+    let lab = LabCode::parse(&r.lab).at(&f("lab"))?.into_string();
+    let sample_id = SampleId::parse(&r.sample_id).at(&f("sample_id"))?.into_string();
+    let document = document(r.document_kind.as_deref(), &r.document_number, at, now)?;
     if sampled_at > now + CLOCK_SKEW {
-        return Err(ApiError::invalid(format!("{at}sampled_at"), format!("{sampled_at} is in the future")));
+        return Err(ApiError::invalid(
+            f("sampled_at"),
+            format!(
+                "{} is in the future (the server's clock reads {})",
+                tongxing_domain::time::rfc3339(sampled_at),
+                tongxing_domain::time::rfc3339(now)
+            ),
+        ));
     }
-    let site = code(&format!("{at}site"), &r.site, 64)?;
-    let site_kind = SiteKind::parse(&r.site_kind).map_err(|e| ApiError::invalid(format!("{at}site_kind"), e))?;
-    let result = TestResult::parse(&r.result).map_err(|e| ApiError::invalid(format!("{at}result"), e))?;
+    let site = SiteCode::parse(&r.site).at(&f("site"))?.into_string();
+    let site_kind = SiteKind::parse(&r.site_kind).at(&f("site_kind"))?;
+    let result = TestResult::parse(&r.result).at(&f("result"))?;
     Ok(SampleInput { lab, sample_id, document, sampled_at, site, site_kind, result })
 }
 
-fn parse_rfc3339(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(v.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        ApiError::invalid(field, format!("'{v}' is not RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00"))
-    })
-}
-
 fn validate(caller: &Caller, r: &ResultInput, at: &str, now: DateTime<Utc>) -> Result<SampleInput, ApiError> {
-    let sampled_at = parse_rfc3339(&format!("{at}sampled_at"), &r.sampled_at)?;
+    let sampled_at = parse_time(&format!("{at}sampled_at"), &r.sampled_at)?;
     let s = parse_sample(r, sampled_at, at, now)?;
     caller.require_scope("lab", &s.lab)?;
     Ok(s)
@@ -97,8 +95,8 @@ fn outcome_str(o: SampleOutcome) -> &'static str {
 }
 
 /// Submits one sample and its result.
-#[utoipa::path(post, path = "/api/v1/results", tag = "results", request_body = ResultInput,
-    responses((status = 200, body = Submitted), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/results", tag = "results", operation_id = "submit_result", request_body = ResultInput,
+    responses((status = 200, body = Submitted)))]
 pub async fn submit_one(
     State(s): State<AppState>,
     caller: Caller,
@@ -113,14 +111,18 @@ pub async fn submit_one(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Batch {
+    /// Up to 10,000 results.
+    #[schema(max_items = 10000)]
     pub results: Vec<ResultInput>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Rejected {
-    /// Index of the row in `results`.
+    /// The row's position in `results`, counted from 0.
     pub index: usize,
+    /// The field, as `results[index].field`.
     pub field: Option<String>,
     pub reason: String,
 }
@@ -137,8 +139,9 @@ pub struct BatchReport {
 
 /// Submits up to 10,000 results. Bad rows are rejected one by one with the reason; the good
 /// ones are written in one transaction: when this answers 200, all of them are stored.
-#[utoipa::path(post, path = "/api/v1/results/batch", tag = "results", request_body = Batch,
-    responses((status = 200, body = BatchReport), (status = 422, body = crate::error::Problem)))]
+/// A row's refusal names its index, counted from 0, and its field as `results[i].field`.
+#[utoipa::path(post, path = "/api/v1/results/batch", tag = "results", operation_id = "submit_results_batch", request_body = Batch,
+    responses((status = 200, body = BatchReport)))]
 pub async fn submit_batch(
     State(s): State<AppState>,
     caller: Caller,
@@ -156,17 +159,14 @@ pub async fn submit_batch(
     let mut slots: Vec<Option<usize>> = Vec::with_capacity(b.results.len());
     let mut rejected = Vec::new();
     for (i, r) in b.results.iter().enumerate() {
-        match validate(&caller, r, "", now) {
+        match validate(&caller, r, &format!("results[{i}]."), now) {
             Ok(input) => {
                 slots.push(Some(inputs.len()));
                 inputs.push(input);
             }
             Err(e) => {
                 slots.push(None);
-                let (field, reason) = match e {
-                    ApiError::Invalid { field, reason } => (Some(field), reason),
-                    other => (None, other.to_string()),
-                };
+                let (field, reason) = e.field_and_reason();
                 rejected.push(Rejected { index: i, field, reason });
             }
         }
@@ -201,23 +201,25 @@ pub async fn submit_batch(
 }
 
 /// Every version of one sample, oldest first (the lab that owns it, or the health authority).
-#[utoipa::path(get, path = "/api/v1/results/{lab}/{sample_id}/history", tag = "results",
-    params(("lab" = String, Path), ("sample_id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/results/{lab}/{sample_id}/history", tag = "results", operation_id = "sample_history",
+    params(("lab" = schema::LabCode, Path, description = "The lab's code"), ("sample_id" = schema::SampleId, Path, description = "The lab's sample id")),
     responses((status = 200, body = Vec<Object>), (status = 404, body = crate::error::Problem)))]
 pub async fn history(
     State(s): State<AppState>,
     caller: Caller,
-    Path((lab, sample_id)): Path<(String, String)>,
+    PathParams((lab, sample_id)): PathParams<(String, String)>,
 ) -> ApiResult<Json<Vec<SampleRecord>>> {
+    let lab = LabCode::parse(&lab).at("lab")?;
+    let sample_id = SampleId::parse(&sample_id).at("sample_id")?;
     if !(caller.role.can(Action::SubmitResults) || caller.role.can(Action::SetCode)) {
         return Err(ApiError::Forbidden(
             "only labs, test points and the health authority read sample histories".into(),
         ));
     }
     if caller.role.can(Action::SubmitResults) {
-        caller.require_scope("lab", &lab)?;
+        caller.require_scope("lab", lab.as_str())?;
     }
-    let h = s.store.sample_history(&lab, &sample_id).await?;
+    let h = s.store.sample_history(lab.as_str(), sample_id.as_str()).await?;
     if h.is_empty() {
         return Err(ApiError::NotFound(format!("no sample {sample_id} from lab {lab}")));
     }

@@ -104,7 +104,7 @@ both!(fn operator_endpoints(b) {
     // Bad JSON and unknown routes are problems too.
     let r = app.call("POST", "/api/v1/checks", Some(&app.tokens["officer"]), Some(json!({"checkpoint_id": 5})));
     assert_eq!(r.status, 422);
-    assert_eq!(r.body["field"], "body");
+    assert_eq!(r.body["field"], "checkpoint_id");
     let r = app.call("GET", "/api/v1/nope", None, None);
     assert_eq!(r.status, 404);
     assert_eq!(r.content_type, "application/problem+json");

@@ -67,8 +67,8 @@ both!(fn batch_rejects_rows_not_the_batch(b) {
     assert_eq!(r.body["accepted"], 2);
     let rej = r.body["rejected"].as_array().unwrap();
     assert_eq!(rej.len(), 2);
-    assert_eq!((rej[0]["index"].as_u64(), rej[0]["field"].as_str()), (Some(1), Some("document_number")));
-    assert_eq!((rej[1]["index"].as_u64(), rej[1]["field"].as_str()), (Some(3), Some("result")));
+    assert_eq!((rej[0]["index"].as_u64(), rej[0]["field"].as_str()), (Some(1), Some("results[1].document_number")));
+    assert_eq!((rej[1]["index"].as_u64(), rej[1]["field"].as_str()), (Some(3), Some("results[3].result")));
     assert_eq!(r.body["outcomes"], json!(["accepted", "rejected", "accepted", "rejected"]));
     // The same batch again changes nothing; a changed row is a correction.
     let mut rows2 = vec![row("S1", &nth_id("110105", 1), "negative"), row("S3", &nth_id("110105", 3), "positive")];
