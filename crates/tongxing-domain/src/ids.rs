@@ -97,7 +97,11 @@ impl RegionCode {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let s = s.trim();
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(IdError::Format { kind: "region code", expected: "6 digits (GB/T 2260)", found: crate::text::quote(s) });
+            return Err(IdError::Format {
+                kind: "region code",
+                expected: "6 digits (GB/T 2260)",
+                found: crate::text::quote(s),
+            });
         }
         let code: u32 = s.parse().expect("six digits");
         match region(code) {
@@ -333,7 +337,11 @@ fn check_format(
     if s.is_empty() {
         return Err(IdError::Empty);
     }
-    if s.is_ascii() && ok(&s) { Ok(s) } else { Err(IdError::Format { kind, expected, found: crate::text::quote(number.trim()) }) }
+    if s.is_ascii() && ok(&s) {
+        Ok(s)
+    } else {
+        Err(IdError::Format { kind, expected, found: crate::text::quote(number.trim()) })
+    }
 }
 
 #[cfg(test)]

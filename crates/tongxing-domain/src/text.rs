@@ -24,6 +24,76 @@ pub fn shorten(v: &str) -> String {
     if n > QUOTE_CHARS { format!("{shown}…({n} characters)") } else { shown }
 }
 
+/// Cuts every quoted span ("…" or `…`) of a message to 64 characters, so that a parser's
+/// "invalid type: string \"<a megabyte>\"" never echoes the input.
+pub fn shorten_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        let end = after.find(quote).unwrap_or(after.len());
+        let inner = &after[..end];
+        let n = inner.chars().count();
+        if n > QUOTE_CHARS {
+            out.extend(inner.chars().take(QUOTE_CHARS));
+            out.push_str(&format!("…({n} characters)"));
+        } else {
+            out.push_str(inner);
+        }
+        rest = &after[end..];
+        if let Some(close) = rest.chars().next() {
+            out.push(close);
+            rest = &rest[close.len_utf8()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A serde data error (its path, as `serde_path_to_error` gives it, and its message) as the
+/// field to name and the reason: a missing field is named itself (serde's path is its
+/// parent's), an unknown one with the fields accepted, a wrong value by its path; quoted
+/// values are cut ([`shorten_quoted`]) and the whole document is `body`.
+pub fn serde_refusal(path: &str, message: &str) -> (String, String) {
+    let parent = if path == "." || path.is_empty() {
+        String::new()
+    } else {
+        path.split('.').map(shorten).collect::<Vec<_>>().join(".")
+    };
+    let join = |name: &str| {
+        if parent.is_empty() {
+            name.to_string()
+        } else if parent == name || parent.ends_with(&format!(".{name}")) {
+            parent.clone()
+        } else {
+            format!("{parent}.{name}")
+        }
+    };
+    let message = shorten_quoted(message);
+    // serde_json appends " at line L column C"; the field says where.
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let backquoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
+    if let Some(name) = backquoted("missing field `") {
+        return (join(name), "is required".into());
+    }
+    if let Some(name) = backquoted("unknown field `") {
+        let accepted = message.split_once(", expected ").map(|(_, rest)| rest.replace('`', "")).unwrap_or_default();
+        let accepted = accepted.strip_prefix("one of ").unwrap_or(&accepted).to_string();
+        let reason = if accepted.is_empty() {
+            "is not a known field".to_string()
+        } else {
+            format!("is not a known field; accepted: {accepted}")
+        };
+        return (join(name), reason);
+    }
+    if let Some(name) = backquoted("duplicate field `") {
+        return (join(name), "is given more than once".into());
+    }
+    (if parent.is_empty() { "body".to_string() } else { parent }, message)
+}
+
 /// The characters a kind of text may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Charset {
@@ -45,7 +115,9 @@ impl Charset {
         match self {
             Charset::Id => c.is_ascii_alphanumeric() || c == '-' || c == '_',
             Charset::Code => c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'),
-            Charset::Plate => c.is_ascii_alphanumeric() || ('\u{3400}'..='\u{9FFF}').contains(&c) || c == '·' || c == '-',
+            Charset::Plate => {
+                c.is_ascii_alphanumeric() || ('\u{3400}'..='\u{9FFF}').contains(&c) || c == '·' || c == '-'
+            }
             Charset::Text => !c.is_control() && !is_invisible_format(c),
         }
     }
@@ -192,6 +264,10 @@ bounded_text! {
     Reason: Text, 1..=200;
     /// A note on whom a token is for.
     Label: Text, 1..=100;
+    /// A rule set's name, or a value set entry's.
+    PolicyName: Text, 1..=200;
+    /// A rule's description, shown to officers beside its verdict.
+    RuleDescription: Text, 1..=1000;
 }
 
 #[cfg(test)]

@@ -152,7 +152,9 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { field, reason } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {reason}"), Some(field))
             }
-            ApiError::Malformed { field, reason } => (StatusCode::BAD_REQUEST, format!("{field}: {reason}"), Some(field)),
+            ApiError::Malformed { field, reason } => {
+                (StatusCode::BAD_REQUEST, format!("{field}: {reason}"), Some(field))
+            }
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "send 'Authorization: Bearer <token>' with a token created by `tongxing token create`".to_string(),

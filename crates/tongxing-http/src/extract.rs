@@ -10,6 +10,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use tongxing_domain::text;
+
 use crate::error::ApiError;
 
 /// A JSON body.
@@ -55,7 +57,10 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return ApiError::malformed("body", format!("not valid JSON: {}", shorten_quoted(&inner.to_string())));
+            return ApiError::malformed(
+                "body",
+                format!("not valid JSON: {}", text::shorten_quoted(&inner.to_string())),
+            );
         }
         data_error(&path, &inner.to_string())
     })?;
@@ -63,78 +68,10 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A serde data error as a refusal naming the field: a missing or unknown field is named
-/// itself, a wrong value by its path. serde's message is kept, with long quoted values cut.
+/// A serde data error as a refusal naming the field ([`text::serde_refusal`]).
 fn data_error(path: &str, message: &str) -> ApiError {
-    let parent = if path == "." {
-        String::new()
-    } else {
-        path.split('.').map(tongxing_domain::text::shorten).collect::<Vec<_>>().join(".")
-    };
-    // A missing field's path is its parent's; an unknown or repeated one's ends with itself.
-    let join = |name: &str| {
-        if parent.is_empty() {
-            name.to_string()
-        } else if parent == name || parent.ends_with(&format!(".{name}")) || parent.ends_with(&format!("]{name}")) {
-            parent.clone()
-        } else {
-            format!("{parent}.{name}")
-        }
-    };
-    let message = shorten_quoted(message);
-    // serde_json appends " at line L column C"; the field says where.
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-    if let Some(name) = backquoted(&message, "missing field `") {
-        return ApiError::invalid(join(name), "is required");
-    }
-    if let Some(name) = backquoted(&message, "unknown field `") {
-        let accepted = message.split_once(", expected ").map(|(_, rest)| rest.replace('`', "")).unwrap_or_default();
-        let accepted = accepted.strip_prefix("one of ").unwrap_or(&accepted).to_string();
-        let reason = if accepted.is_empty() {
-            "is not a field of this request".to_string()
-        } else {
-            format!("is not a field of this request; accepted: {accepted}")
-        };
-        return ApiError::invalid(join(name), reason);
-    }
-    if let Some(name) = backquoted(&message, "duplicate field `") {
-        return ApiError::invalid(join(name), "is given more than once");
-    }
-    let field = if parent.is_empty() { "body".to_string() } else { parent };
-    ApiError::invalid(field, message)
-}
-
-/// The name between `prefix` and the next backquote.
-fn backquoted<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    message.strip_prefix(prefix).and_then(|rest| rest.split('`').next())
-}
-
-/// Cuts every quoted span ("…" or `…`) of a message to 64 characters, so that serde's
-/// "invalid type: string \"<a megabyte>\"" never echoes the input.
-pub fn shorten_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len().min(512));
-    let mut rest = message;
-    while let Some(open) = rest.find(['"', '`']) {
-        let quote = rest.as_bytes()[open] as char;
-        out.push_str(&rest[..=open]);
-        let after = &rest[open + 1..];
-        let end = after.find(quote).unwrap_or(after.len());
-        let inner = &after[..end];
-        let n = inner.chars().count();
-        if n > tongxing_domain::text::QUOTE_CHARS {
-            out.extend(inner.chars().take(tongxing_domain::text::QUOTE_CHARS));
-            out.push_str(&format!("…({n} characters)"));
-        } else {
-            out.push_str(inner);
-        }
-        rest = &after[end..];
-        if let Some(close) = rest.chars().next() {
-            out.push(close);
-            rest = &rest[close.len_utf8()..];
-        }
-    }
-    out.push_str(rest);
-    out
+    let (field, reason) = text::serde_refusal(path, message);
+    ApiError::invalid(field, reason)
 }
 
 /// A query string, parsed into a type that denies unknown parameters. A repeated parameter,
@@ -173,6 +110,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// Refuses a query string on a route that takes none, naming its first parameter.
+pub async fn no_query(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let query = req.uri().query().unwrap_or("");
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes()).next() {
+        return ApiError::invalid(
+            tongxing_domain::text::shorten(&name),
+            "is not a parameter of this endpoint, which takes no query parameters",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Path parameters, by name. A parameter that is not valid UTF-8 once decoded is refused
 /// naming it.
 pub struct PathParams<T>(pub T);
@@ -186,14 +137,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
             Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 let kind = e.into_kind();
-                let text = shorten_quoted(&kind.to_string());
+                let reason = text::shorten_quoted(&kind.to_string());
                 let field = match &kind {
                     axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
                     axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. } => key.clone(),
                     axum::extract::path::ErrorKind::DeserializeError { key, .. } => key.clone(),
                     _ => "path".to_string(),
                 };
-                Err(ApiError::malformed(field, text))
+                Err(ApiError::malformed(field, reason))
             }
             Err(other) => Err(ApiError::malformed("path", other.body_text())),
         }
@@ -236,7 +187,8 @@ mod tests {
         assert_eq!(refusal(r#"{"occupants": []}"#), ("plate".into(), "is required".into()));
         let (field, reason) = refusal(r#"{"plate": "x", "occupants": [{"document_number": "1"}, {}]}"#);
         assert_eq!((field.as_str(), reason.as_str()), ("occupants[1].document_number", "is required"));
-        let (field, reason) = refusal(r#"{"plate": "x", "occupants": [{"document_number": "1", "comitment_letter": true}]}"#);
+        let (field, reason) =
+            refusal(r#"{"plate": "x", "occupants": [{"document_number": "1", "comitment_letter": true}]}"#);
         assert_eq!(field, "occupants[0].comitment_letter");
         assert!(reason.ends_with("accepted: document_number or commitment_letter"), "{reason}");
         let (field, reason) = refusal(r#"{"plate": 5, "occupants": []}"#);

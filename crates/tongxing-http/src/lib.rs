@@ -17,13 +17,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use tongxing_domain::Policy;
 use tongxing_rules::RuleSet;
@@ -146,9 +146,13 @@ impl Routes {
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
-        let route = on(filter, handler)
+        let mut route = on(filter, handler)
             .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
             .layer::<_, std::convert::Infallible>(axum::Extension(extract::BodyLimit(limit)));
+        // A route whose document declares no query parameter refuses any: none is ignored.
+        if !openapi::takes_query(&method, path) {
+            route = route.layer::<_, std::convert::Infallible>(middleware::from_fn(extract::no_query));
+        }
         self.router = self.router.route(path, route);
         self.served.push((method, path.to_string()));
         self

@@ -111,7 +111,9 @@ fn add_refusals(op: &mut Operation) {
             _ => false,
         };
         if applies {
-            responses.entry((*status).into()).or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));
+            responses
+                .entry((*status).into())
+                .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));
         }
     }
     // Refusals declared in a handler's annotation are problem documents too.
@@ -131,6 +133,23 @@ fn as_problem(r: &mut Response) {
 /// The document, with its refusals.
 pub fn build() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// Whether the document declares query parameters for this route.
+pub fn takes_query(method: &axum::http::Method, path: &str) -> bool {
+    use utoipa::openapi::path::ParameterIn;
+    static DOC: std::sync::LazyLock<utoipa::openapi::OpenApi> = std::sync::LazyLock::new(build);
+    let Some(item) = DOC.paths.paths.get(path) else { return false };
+    let op = match *method {
+        axum::http::Method::GET => &item.get,
+        axum::http::Method::POST => &item.post,
+        axum::http::Method::PUT => &item.put,
+        axum::http::Method::DELETE => &item.delete,
+        _ => &None,
+    };
+    op.as_ref()
+        .and_then(|op| op.parameters.as_ref())
+        .is_some_and(|ps| ps.iter().any(|p| matches!(p.parameter_in, ParameterIn::Query)))
 }
 
 /// This document.
@@ -160,9 +179,7 @@ mod tests {
             .as_object()
             .unwrap()
             .iter()
-            .flat_map(|(path, item)| {
-                item.as_object().unwrap().keys().map(move |method| (method.clone(), path.clone()))
-            })
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (method.clone(), path.clone())))
             .collect();
         assert_eq!(served, documented);
     }

@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 
 use tongxing_domain::text::{self, Spec};
-use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 
 fn string(description: &str, spec: Spec, example: &str) -> ObjectBuilder {
     ObjectBuilder::new()

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use tongxing_certlogic::{Expr, validate};
 use tongxing_domain::decision::Lang;
 use tongxing_domain::facts::Facts;
-use tongxing_domain::{ReasonCode, Verdict};
+use tongxing_domain::{ReasonCode, Verdict, text};
 
 use crate::document::{Document, Needs};
 use crate::fast::{self, FNode};
@@ -221,14 +221,26 @@ impl RuleSet {
     /// Parses and validates a rule set, and compiles its CertLogic once. Every problem names the
     /// field or the rule (by `Identifier`) and says what is wrong.
     pub fn from_json(text: &str) -> Result<RuleSet, RuleSetError> {
-        let file: PolicyFile = serde_json::from_str(text)?;
-        if file.id.is_empty() || !file.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(field_error("id", format!("'{}' is not a lower-case identifier (a-z, 0-9, -)", file.id)));
-        }
-        for (field, value) in [("version", &file.version), ("name_zh", &file.name_zh), ("name_en", &file.name_en)] {
-            if value.trim().is_empty() {
-                return Err(field_error(field, "must not be empty"));
+        let mut de = serde_json::Deserializer::from_str(text);
+        let file: PolicyFile = match serde_path_to_error::deserialize(&mut de) {
+            Ok(file) => file,
+            Err(e) if e.inner().is_data() => {
+                let (field, reason) = text::serde_refusal(&e.path().to_string(), &e.inner().to_string());
+                return Err(field_error(field, reason));
             }
+            Err(e) => return Err(RuleSetError::Json(e.into_inner())),
+        };
+        de.end()?;
+        text::PolicyId::parse(&file.id).map_err(|e| field_error("id", e.to_string()))?;
+        if !file.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(field_error(
+                "id",
+                format!("{} is not a lower-case identifier (a-z, 0-9, -)", text::quote(&file.id)),
+            ));
+        }
+        text::PolicyVersion::parse(&file.version).map_err(|e| field_error("version", e.to_string()))?;
+        for (field, value) in [("name_zh", &file.name_zh), ("name_en", &file.name_en)] {
+            text::PolicyName::parse(value).map_err(|e| field_error(field, e.to_string()))?;
         }
         let valid_from = parse_time(&file.valid_from).map_err(|e| field_error("valid_from", e))?;
         let valid_to = match &file.valid_to {
@@ -587,12 +599,15 @@ impl Rule {
 
         if !is_identifier(&file.identifier) {
             return Err(err(format!(
-                "Identifier '{}' is not of the form AA-NAME-0000 (two capital letters, a capitalised name, four digits)",
-                file.identifier
+                "Identifier {} is not of the form AA-NAME-0000 (two capital letters, a capitalised name, four digits)",
+                text::quote(&file.identifier)
             )));
         }
         if file.rule_type != "Acceptance" {
-            return Err(err(format!("Type '{}' is not supported: only \"Acceptance\" rules are", file.rule_type)));
+            return Err(err(format!(
+                "Type {} is not supported: only \"Acceptance\" rules are",
+                text::quote(&file.rule_type)
+            )));
         }
         if file.country.as_deref().is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())) {
             return Err(err("Country must be an ISO 3166 alpha-2 code".into()));
@@ -606,11 +621,11 @@ impl Rule {
             ("EngineVersion", &file.engine_version),
         ] {
             if semver(v).is_none() {
-                return Err(err(format!("{field} '{v}' is not a version of the form 1.2.3")));
+                return Err(err(format!("{field} {} is not a version of the form 1.2.3", text::quote(v))));
             }
         }
         if file.engine != "CERTLOGIC" {
-            return Err(err(format!("Engine '{}' is not supported: only \"CERTLOGIC\" is", file.engine)));
+            return Err(err(format!("Engine {} is not supported: only \"CERTLOGIC\" is", text::quote(&file.engine))));
         }
         match semver(&file.engine_version) {
             Some((1, minor, _)) if minor <= 3 => {}
@@ -627,8 +642,8 @@ impl Rule {
         }
         if !["General", "Test", "Vaccination", "Recovery"].contains(&file.certificate_type.as_str()) {
             return Err(err(format!(
-                "CertificateType '{}' is not one of General, Test, Vaccination, Recovery",
-                file.certificate_type
+                "CertificateType {} is not one of General, Test, Vaccination, Recovery",
+                text::quote(&file.certificate_type)
             )));
         }
         let (description_zh, description_en) =
@@ -658,8 +673,9 @@ impl Rule {
         for f in &file.affected_fields {
             if !known_field(f, value_sets) {
                 return Err(err(format!(
-                    "AffectedFields names '{f}', which is not a field of the facts document (see FACTS.md) \
-                     or names a value set the rule set does not have"
+                    "AffectedFields names {}, which is not a field of the facts document (see FACTS.md) \
+                     or names a value set the rule set does not have",
+                    text::quote(f)
                 )));
             }
         }
@@ -671,12 +687,13 @@ impl Rule {
             for p in paths {
                 if !known_field(p, value_sets) {
                     return Err(err(format!(
-                        "{what} reads '{p}', which is not a field of the facts document (see FACTS.md) \
-                         or names a value set the rule set does not have"
+                        "{what} reads {}, which is not a field of the facts document (see FACTS.md) \
+                         or names a value set the rule set does not have",
+                        text::quote(p)
                     )));
                 }
                 if listed && !file.affected_fields.iter().any(|f| covers(f, p)) {
-                    return Err(err(format!("{what} reads '{p}', which AffectedFields does not list")));
+                    return Err(err(format!("{what} reads {}, which AffectedFields does not list", text::quote(p))));
                 }
             }
             Ok(())
@@ -803,17 +820,17 @@ pub(crate) fn value_set_codes(entries: &Map<String, Value>) -> Vec<Value> {
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("'{s}' is not an RFC 3339 date-time: {e}"))
+        .map_err(|e| format!("{} is not an RFC 3339 date-time: {e}", text::quote(s)))
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
-    Verdict::parse(s).ok_or_else(|| format!("'{s}' is not one of pass, conditional, deny"))
+    Verdict::parse(s).ok_or_else(|| format!("{} is not one of pass, conditional, deny", text::quote(s)))
 }
 
 fn parse_reason(s: &str) -> Result<ReasonCode, String> {
     ReasonCode::parse(s).ok_or_else(|| {
         let all: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
-        format!("'{s}' is not a reason code; the codes are: {}", all.join(", "))
+        format!("{} is not a reason code; the codes are: {}", text::quote(s), all.join(", "))
     })
 }
 
@@ -821,9 +838,9 @@ fn descriptions(list: &[DescriptionFile]) -> Result<(String, String), String> {
     let get = |lang: &str| {
         list.iter()
             .find(|d| d.lang == lang)
-            .map(|d| d.desc.trim().to_owned())
-            .filter(|d| !d.is_empty())
-            .ok_or_else(|| format!("needs a non-empty {{\"lang\": \"{lang}\", \"desc\": …}} entry"))
+            .map(|d| text::RuleDescription::parse(&d.desc).map(text::RuleDescription::into_string))
+            .ok_or_else(|| format!("needs a non-empty {{\"lang\": \"{lang}\", \"desc\": …}} entry"))?
+            .map_err(|e| format!("({lang}) {e}"))
     };
     Ok((get("zh")?, get("en")?))
 }

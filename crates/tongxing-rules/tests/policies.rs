@@ -368,7 +368,7 @@ fn invalid_rule_sets_are_refused_naming_the_rule_and_the_reason() {
         (Box::new(|p| p["id"] = json!("Beijing 2021")), &["rule set field id"]),
         (Box::new(|p| p["rules"] = json!([])), &["rule set field rules"]),
         (Box::new(|p| p["otherwise"]["Reason"] = json!("NOPE")), &["rule set field otherwise.Reason"]),
-        (Box::new(|p| p["colour"] = json!(1)), &["unknown field `colour`"]),
+        (Box::new(|p| p["colour"] = json!(1)), &["rule set field colour: is not a known field; accepted: id, version"]),
         (
             Box::new(|p| p["value_sets"]["surrounding-regions"] = json!(["12"])),
             &["value_sets.surrounding-regions", "object of code"],

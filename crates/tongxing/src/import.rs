@@ -331,8 +331,12 @@ pub async fn import_commuters(
             employer_uscc: row.employer_uscc,
             work_region: row.work_region,
         };
-        let parsed =
-            parse_document(&DocumentRef { document_kind: app.document_kind.clone(), document_number: app.document_number.clone() }, "", now).and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
+        let parsed = parse_document(
+            &DocumentRef { document_kind: app.document_kind.clone(), document_number: app.document_number.clone() },
+            "",
+            now,
+        )
+        .and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
         match parsed {
             Ok((document, (name, phone, a))) => {
                 rows.push((PersonInput { document, name, phone, residence_region: Some(a.residence_region) }, a))

@@ -34,7 +34,8 @@ pub fn parse_document(d: &DocumentRef, at: &str, now: DateTime<Utc>) -> Result<D
 
 /// [`parse_document`] from the two fields a request carries.
 pub fn document(kind: Option<&str>, number: &str, at: &str, now: DateTime<Utc>) -> Result<Document, ApiError> {
-    let kind = DocumentKind::parse(kind.unwrap_or("")).map_err(|e| ApiError::invalid(format!("{at}document_kind"), e))?;
+    let kind =
+        DocumentKind::parse(kind.unwrap_or("")).map_err(|e| ApiError::invalid(format!("{at}document_kind"), e))?;
     Document::parse(kind, number, today(now)).map_err(|e| ApiError::invalid(format!("{at}document_number"), e))
 }
 
@@ -56,7 +57,7 @@ pub fn parse_time(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     let t = v.trim();
     let fixed;
     let t = match t.rfind(' ') {
-        Some(i) if i >= 10 && t[i + 1..].len() == 5 && t[i + 1..].as_bytes()[2] == b':' => {
+        Some(i) if i >= 10 && t.len() - i - 1 == 5 && t.as_bytes()[i + 3] == b':' => {
             fixed = format!("{}+{}", &t[..i], &t[i + 1..]);
             fixed.as_str()
         }

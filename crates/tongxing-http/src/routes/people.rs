@@ -260,7 +260,10 @@ pub async fn set_code(
         None | Some("") => None,
         Some(p) => Some(POPUPS.iter().find(|(k, _)| *k == p).ok_or_else(|| {
             let keys: Vec<_> = POPUPS.iter().map(|(k, _)| *k).collect();
-            ApiError::invalid("popup", format!("{} is not one of: {}", tongxing_domain::text::quote(p), keys.join(", ")))
+            ApiError::invalid(
+                "popup",
+                format!("{} is not one of: {}", tongxing_domain::text::quote(p), keys.join(", ")),
+            )
         })?),
     };
     let expires_at = parse_time_opt("expires_at", req.expires_at.as_deref())?;

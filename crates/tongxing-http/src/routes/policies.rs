@@ -83,13 +83,13 @@ fn parse_rule_set(body: &serde_json::Value) -> ApiResult<(RuleSet, String)> {
         Err(RuleSetError::Rule { identifier, reason }) => {
             return Err(ApiError::invalid(
                 format!("rules[{}]", tongxing_domain::text::shorten(&identifier)),
-                crate::extract::shorten_quoted(&reason),
+                tongxing_domain::text::shorten_quoted(&reason),
             ));
         }
         Err(RuleSetError::Field { field, reason }) => {
-            return Err(ApiError::invalid(field, crate::extract::shorten_quoted(&reason)));
+            return Err(ApiError::invalid(field, tongxing_domain::text::shorten_quoted(&reason)));
         }
-        Err(e) => return Err(ApiError::invalid("body", crate::extract::shorten_quoted(&e.to_string()))),
+        Err(e) => return Err(ApiError::invalid("body", tongxing_domain::text::shorten_quoted(&e.to_string()))),
     };
     PolicyId::parse(rs.id()).at("id")?;
     PolicyVersion::parse(rs.version()).at("version")?;

@@ -143,8 +143,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &TestDb) -> Server {
+        Server::start_with(db, &[])
+    }
+
+    /// With extra arguments to `serve`.
+    pub fn start_with(db: &TestDb, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url])
+            .args(extra)
             .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
             .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
@@ -196,6 +202,21 @@ pub struct Resp {
     pub status: u16,
     pub body: Value,
     pub content_type: String,
+}
+
+/// An HTTP answer with its headers and text.
+#[derive(Debug)]
+pub struct RawResp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl RawResp {
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
 }
 
 impl App {
@@ -253,6 +274,73 @@ impl App {
         let text = resp.into_string().unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Resp { status, body, content_type }
+    }
+
+    /// Any request: raw body bytes with the given content type (or none), over a plain
+    /// connection. The body is written from a second thread while this one reads the answer,
+    /// as a real client does: the server may answer (413, a refused query) before reading it.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> RawResp {
+        use std::io::{Read, Write};
+        let addr = self.server.base.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if let Some(ct) = content_type {
+            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let body = body.to_vec();
+        let mut writer = stream.try_clone().unwrap();
+        let sending = std::thread::spawn(move || {
+            let _ = writer.write_all(head.as_bytes());
+            for chunk in body.chunks(64 * 1024) {
+                if writer.write_all(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        // Read until the answer is complete (its Content-Length), whatever the writer does.
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let _ = sending.join();
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body_text) =
+            text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{method} {path}: no answer: {text:?}"));
+        let mut lines = head.lines();
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_string()))
+            .collect();
+        let body = serde_json::from_str(body_text).unwrap_or(Value::String(body_text.to_string()));
+        RawResp { status, headers, body, text: body_text.to_string() }
     }
 
     /// As `role`.

@@ -7,6 +7,7 @@ mod helpers;
 mod api;
 mod checks;
 mod commuters;
+mod contract;
 mod crash;
 mod import;
 mod policies;
