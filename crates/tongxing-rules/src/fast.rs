@@ -20,8 +20,11 @@
 //! The fast path keeps to the engine's evaluation budget ([`tongxing_certlogic::Limits`]) in
 //! the same way: each `reduce` iteration is charged one step plus the number of nodes of its
 //! lambda, array comparisons a step per item, and an array carried to the next iteration is
-//! checked for size and depth. Past a limit it gives up, and the engine, which counts the same
-//! way (and also what it copies), fails the rule with its budget error.
+//! checked for size and depth. Past a limit it gives up, and the engine, which counts in the
+//! same way over its own nodes and also charges the values it copies, fails the rule with its
+//! budget error. (The engine's count is the larger, so within a narrow margin below the step
+//! limit a rule may complete here that the engine would stop; rules that come near the limit on
+//! ordinary facts are refused at load, see [`crate::budget`].)
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
