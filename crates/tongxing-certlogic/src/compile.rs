@@ -8,11 +8,20 @@ use serde_json::Value;
 
 use crate::ValidationIssue;
 use crate::datetime::{DateTime, TimeUnit};
-use crate::value::int_of;
+use crate::value::{int_of, render_json};
 
 /// How deep expressions may nest. Real rules stay far below; the limit keeps compilation and
 /// evaluation (both recursive) away from the end of the stack on hostile input.
 pub(crate) const MAX_DEPTH: usize = 128;
+
+/// How many issues validation reports; past them, one more issue says how many were left out.
+/// With the bounds below, the issues of any expression take a few hundred kilobytes at most.
+pub const MAX_ISSUES: usize = 100;
+/// How much of an offending sub-expression an issue keeps, in bytes of JSON: a larger one is
+/// kept as the start of its JSON text (a string ending in `…`), not copied whole.
+pub const MAX_ISSUE_EXPR: usize = 256;
+/// How long an issue's message may be, in bytes (longer ones are cut, ending in `…`).
+const MAX_ISSUE_MESSAGE: usize = 512;
 
 /// A compiled expression.
 #[derive(Debug)]
@@ -30,7 +39,9 @@ pub(crate) enum Node {
     In(Box<[Node; 2]>),
     Plus(Box<[Node; 2]>),
     Not(Box<Node>),
-    Reduce(Box<[Node; 3]>),
+    /// The operands (list, lambda, initial value) and the weight of the lambda: its number of
+    /// nodes, what each iteration is charged (see `budget`). Set by [`weigh`].
+    Reduce(Box<[Node; 3]>, u64),
     PlusTime(Box<Node>, i64, TimeUnit),
     DccDateOfBirth(Box<Node>),
     ExtractFromUvci(Box<Node>, i64),
@@ -182,13 +193,56 @@ impl VarPath {
 
 /// Validates and compiles `logic`; the node is meaningful only when no issues were reported.
 pub(crate) fn compile(logic: &Value) -> (Node, Vec<ValidationIssue>) {
-    let mut compiler = Compiler { issues: Vec::new(), pointer: String::new(), depth: 0 };
+    let mut compiler = Compiler { issues: Vec::new(), found: 0, pointer: String::new(), depth: 0 };
     let node = compiler.expr(logic);
-    (node, compiler.issues)
+    let mut issues = compiler.issues;
+    if compiler.found > issues.len() {
+        let more = compiler.found - issues.len();
+        issues.push(ValidationIssue {
+            path: String::new(),
+            expr: Value::Null,
+            message: format!("{more} more issue(s) not listed (only the first {MAX_ISSUES} are)"),
+        });
+    }
+    (node, issues)
+}
+
+/// The number of nodes of `node` (each counts one, a folded literal too); sets the weight of
+/// every `reduce` lambda on the way.
+pub(crate) fn weigh(node: &mut Node) -> u64 {
+    let children: u64 = match node {
+        Node::Literal(_) | Node::DateTime(_) | Node::Var(_) => 0,
+        Node::Array(items) | Node::And(items) | Node::Compare(_, items) => items.iter_mut().map(weigh).sum(),
+        Node::If(ops) | Node::Reduce(ops, _) => ops.iter_mut().map(weigh).sum(),
+        Node::StrictEquals(ops) | Node::In(ops) | Node::Plus(ops) => ops.iter_mut().map(weigh).sum(),
+        Node::Not(op) | Node::PlusTime(op, ..) | Node::DccDateOfBirth(op) | Node::ExtractFromUvci(op, _) => weigh(op),
+    };
+    if let Node::Reduce(ops, weight) = node {
+        *weight = weigh_only(&ops[1]);
+    }
+    children + 1
+}
+
+/// The number of nodes of `node`, using the weights [`weigh`] set on `reduce`s below.
+fn weigh_only(node: &Node) -> u64 {
+    let children: u64 = match node {
+        Node::Literal(_) | Node::DateTime(_) | Node::Var(_) => 0,
+        Node::Array(items) | Node::And(items) | Node::Compare(_, items) => items.iter().map(weigh_only).sum(),
+        Node::If(ops) => ops.iter().map(weigh_only).sum(),
+        Node::Reduce(ops, weight) => weigh_only(&ops[0]) + weight + weigh_only(&ops[2]),
+        Node::StrictEquals(ops) | Node::In(ops) | Node::Plus(ops) => ops.iter().map(weigh_only).sum(),
+        Node::Not(op) | Node::PlusTime(op, ..) | Node::DccDateOfBirth(op) | Node::ExtractFromUvci(op, _) => {
+            weigh_only(op)
+        }
+    };
+    children + 1
 }
 
 struct Compiler {
+    /// The first [`MAX_ISSUES`] issues.
     issues: Vec<ValidationIssue>,
+    /// How many issues were found, listed or not.
+    found: usize,
     /// JSON Pointer (RFC 6901) of the expression being compiled.
     pointer: String,
     depth: usize,
@@ -200,8 +254,22 @@ fn invalid() -> Node {
 }
 
 impl Compiler {
-    fn issue(&mut self, expr: &Value, message: String) -> Node {
-        self.issues.push(ValidationIssue { path: self.pointer.clone(), expr: expr.clone(), message });
+    /// Records an issue (within the bounds above) and gives the placeholder node.
+    fn issue(&mut self, expr: &Value, mut message: String) -> Node {
+        self.found += 1;
+        if self.issues.len() < MAX_ISSUES {
+            let (text, complete) = render_json(expr, MAX_ISSUE_EXPR);
+            let expr = if complete { expr.clone() } else { Value::String(text) };
+            if message.len() > MAX_ISSUE_MESSAGE {
+                let mut cut = MAX_ISSUE_MESSAGE;
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.truncate(cut);
+                message.push('…');
+            }
+            self.issues.push(ValidationIssue { path: self.pointer.clone(), expr, message });
+        }
         invalid()
     }
 
@@ -309,13 +377,13 @@ impl Compiler {
     /// Compiles an operation. Kept lean because it is on the recursive path; the checks and the
     /// construction of the node are in helpers.
     fn operation(&mut self, expr: &Value, name: &str, op: Operator, operands: &[Value]) -> Node {
-        let before = self.issues.len();
+        let before = self.found;
         if let Some(message) = arity_issue(op, name, operands.len()) {
             self.issue(expr, message);
         }
         let nodes = self.operands(name, operands, compiled_operand_count(op, operands.len()));
         self.check_parameters(expr, op, operands);
-        if self.issues.len() > before {
+        if self.found > before {
             return invalid();
         }
         self.build(expr, op, operands, nodes)
@@ -329,7 +397,7 @@ impl Compiler {
                 if let Some(v) = non_integer {
                     self.issue(
                         expr,
-                        format!("\"amount\" argument (#2) of \"plusTime\" must be an integer, but it is: {v}"),
+                        format!("\"amount\" argument (#2) of \"plusTime\" must be an integer, but it is: {}", shown(v)),
                     );
                 }
                 if let Some(unit) = operands.get(2)
@@ -338,8 +406,9 @@ impl Compiler {
                     self.issue(
                         expr,
                         format!(
-                            "\"unit\" argument (#3) of \"plusTime\" must be a string equal to one of {}, but it is: {unit}",
-                            TimeUnit::ALL
+                            "\"unit\" argument (#3) of \"plusTime\" must be a string equal to one of {}, but it is: {}",
+                            TimeUnit::ALL,
+                            shown(unit)
                         ),
                     );
                 }
@@ -348,7 +417,10 @@ impl Compiler {
                 if let Some(v) = non_integer {
                     self.issue(
                         expr,
-                        format!("\"index\" argument (#2) of \"extractFromUVCI\" must be an integer, but it is: {v}"),
+                        format!(
+                            "\"index\" argument (#2) of \"extractFromUVCI\" must be an integer, but it is: {}",
+                            shown(v)
+                        ),
                     );
                 }
             }
@@ -367,7 +439,7 @@ impl Compiler {
             Operator::In => Node::In(Box::new([take(), take()])),
             Operator::Plus => Node::Plus(Box::new([take(), take()])),
             Operator::Not => Node::Not(Box::new(take())),
-            Operator::Reduce => Node::Reduce(Box::new([take(), take(), take()])),
+            Operator::Reduce => Node::Reduce(Box::new([take(), take(), take()]), 0),
             Operator::And => Node::And(nodes.collect()),
             Operator::Compare(c) => Node::Compare(c, nodes.collect()),
             Operator::PlusTime => {
@@ -409,7 +481,8 @@ impl Compiler {
             Node::Literal(v) => Ok(self.issue(
                 expr,
                 format!(
-                    "date argument (#1) of \"{name}\" must be a string (or an expression giving one), but it is the literal {v}"
+                    "date argument (#1) of \"{name}\" must be a string (or an expression giving one), but it is the literal {}",
+                    shown(v)
                 ),
             )),
             // Date-times are not strings: plusTime(plusTime(…)) is invalid (spec, plusTime).
@@ -422,6 +495,11 @@ impl Compiler {
             _ => Err(operand),
         }
     }
+}
+
+/// A value shown in an issue's message: its JSON, cut after a few hundred bytes.
+fn shown(v: &Value) -> String {
+    render_json(v, MAX_ISSUE_EXPR).0
 }
 
 /// The issue with the number of operands, if any (messages as in the validation test suite).

@@ -1,19 +1,28 @@
 //! Evaluation of compiled [`Node`]s. Values are borrowed from the data and the expression
 //! wherever the semantics allow (`var` never copies), so a typical rule evaluates without
-//! allocating. Errors are raised exactly where the specification says evaluation throws.
+//! allocating. Errors are raised exactly where the specification says evaluation throws, and
+//! where the evaluation goes past its budget (see `budget`).
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 
 use crate::EvalError;
+use crate::budget::Meter;
 use crate::compile::{Comparison, Node, ReduceField, Segment, VarPath};
 use crate::datetime::{DateError, DateTime, TimeUnit};
 use crate::value::{Val, equals};
 
+/// What an expression is evaluated against: its data context and the evaluation's meter.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) scope: Scope<'a>,
+    pub(crate) meter: &'a Meter,
+}
+
 /// The data context an expression is evaluated against.
 #[derive(Clone, Copy)]
-pub(crate) enum Ctx<'a> {
+pub(crate) enum Scope<'a> {
     /// The data given to `evaluate`.
     Data(&'a Value),
     /// Inside a `reduce` lambda: `{"current": …, "accumulator": …}`.
@@ -27,7 +36,7 @@ impl Node {
         match self {
             Node::Literal(v) => Ok(Val::Json(Cow::Borrowed(v))),
             Node::DateTime(dt) => Ok(Val::DateTime(*dt)),
-            Node::Var(path) => Ok(var(path, ctx)),
+            Node::Var(path) => var(path, ctx),
             Node::Array(items) => array(items, ctx),
             Node::If(operands) => if_then_else(operands, ctx),
             Node::And(operands) => and(operands, ctx),
@@ -36,7 +45,7 @@ impl Node {
             Node::In(operands) => is_in(operands, ctx),
             Node::Plus(operands) => plus(operands, ctx),
             Node::Compare(op, operands) => compare(*op, operands, ctx),
-            Node::Reduce(operands) => reduce(operands, ctx),
+            Node::Reduce(operands, weight) => reduce(operands, *weight, ctx),
             Node::PlusTime(operand, amount, unit) => plus_time(operand, *amount, *unit, ctx),
             Node::DccDateOfBirth(operand) => dcc_date_of_birth(operand, ctx),
             Node::ExtractFromUvci(operand, index) => extract_from_uvci(operand, *index, ctx),
@@ -89,21 +98,35 @@ fn not<'a>(operand: &'a Node, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
 fn strict_equals<'a>(operands: &'a [Node; 2], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let [a, b] = operands;
     let (a, b) = (a.eval(ctx)?, b.eval(ctx)?);
-    Ok(Val::bool(equals(&a, &b)))
+    Ok(Val::bool(equals(&a, &b, ctx.meter)?))
 }
 
 fn is_in<'a>(operands: &'a [Node; 2], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let [item, list] = operands;
     let (item, list) = (item.eval(ctx)?, list.eval(ctx)?);
-    let found = match &list {
+    let meter = ctx.meter;
+    let mut found = false;
+    match &list {
         Val::Json(json) if json.is_array() => {
-            json.as_array().into_iter().flatten().any(|x| equals(&item, &Val::Json(Cow::Borrowed(x))))
+            for x in json.as_array().into_iter().flatten() {
+                if equals(&item, &Val::Json(Cow::Borrowed(x)), meter)? {
+                    found = true;
+                    break;
+                }
+            }
         }
-        Val::Array(items) => items.iter().any(|x| equals(&item, x)),
+        Val::Array(items) => {
+            for x in items {
+                if equals(&item, x, meter)? {
+                    found = true;
+                    break;
+                }
+            }
+        }
         _ => {
             return Err(EvalError::InNotAnArray { value: list.describe() });
         }
-    };
+    }
     Ok(Val::bool(found))
 }
 
@@ -202,17 +225,18 @@ fn date_error(operator: &'static str, s: &str, e: DateError) -> EvalError {
 }
 
 /// `var`: drills into the data context; anything missing or undrillable is `null`.
-fn var<'a>(path: &'a VarPath, ctx: Ctx<'a>) -> Val<'a> {
-    match ctx {
-        Ctx::Data(data) => json_lookup(data, &path.segments),
-        Ctx::Reduce { current, accumulator } => {
+fn var<'a>(path: &'a VarPath, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
+    match ctx.scope {
+        Scope::Data(data) => Ok(json_lookup(data, &path.segments)),
+        Scope::Reduce { current, accumulator } => {
             let Some((_, rest)) = path.segments.split_first() else {
-                return Val::ReduceContext(Box::new((current.reborrow(), accumulator.reborrow())));
+                let fields = (current.reborrow(ctx.meter)?, accumulator.reborrow(ctx.meter)?);
+                return Ok(Val::ReduceContext(Box::new(fields)));
             };
             match path.reduce_field {
-                Some(ReduceField::Current) => val_lookup(current, rest),
-                Some(ReduceField::Accumulator) => val_lookup(accumulator, rest),
-                None => Val::null(),
+                Some(ReduceField::Current) => val_lookup(current, rest, ctx.meter),
+                Some(ReduceField::Accumulator) => val_lookup(accumulator, rest, ctx.meter),
+                None => Ok(Val::null()),
             }
         }
     }
@@ -234,39 +258,49 @@ fn json_lookup<'a>(mut v: &'a Value, segments: &[Segment]) -> Val<'a> {
     Val::Json(Cow::Borrowed(v))
 }
 
-fn val_lookup<'a>(v: &'a Val<'a>, segments: &[Segment]) -> Val<'a> {
+fn val_lookup<'a>(v: &'a Val<'a>, segments: &[Segment], meter: &Meter) -> Result<Val<'a>, EvalError> {
     let Some((first, rest)) = segments.split_first() else {
-        return v.reborrow();
+        return v.reborrow(meter);
     };
-    match v {
+    Ok(match v {
         Val::Json(json) => json_lookup(json.as_ref(), segments),
         Val::Array(items) => match first.index.and_then(|i| items.get(i)) {
-            Some(item) => val_lookup(item, rest),
+            Some(item) => return val_lookup(item, rest, meter),
             None => Val::null(),
         },
         Val::ReduceContext(fields) => match ReduceField::from_key(&first.key) {
-            Some(ReduceField::Current) => val_lookup(&fields.0, rest),
-            Some(ReduceField::Accumulator) => val_lookup(&fields.1, rest),
+            Some(ReduceField::Current) => return val_lookup(&fields.0, rest, meter),
+            Some(ReduceField::Accumulator) => return val_lookup(&fields.1, rest, meter),
             None => Val::null(),
         },
         Val::DateTime(_) => Val::null(),
-    }
+    })
 }
 
 /// `reduce`: a left fold of the lambda over the operand array, starting from the initial value;
 /// a `null` operand gives the initial value (as the reference implementation does).
-fn reduce<'a>(operands: &'a [Node; 3], ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
+///
+/// The budget: each iteration is charged `1 + weight` steps (`weight`: the number of nodes of
+/// the lambda) before it runs, and each value carried to the next iteration is checked (size and
+/// depth, its walk charged) before it is copied.
+fn reduce<'a>(operands: &'a [Node; 3], weight: u64, ctx: Ctx<'a>) -> Result<Val<'a>, EvalError> {
     let [list, lambda, initial] = operands;
+    let meter = ctx.meter;
+    let per_item = weight.saturating_add(1);
     let list = list.eval(ctx)?;
     match &list {
         Val::Json(json) => match json.as_ref() {
             Value::Null => initial.eval(ctx),
             Value::Array(items) => {
                 let mut accumulator = initial.eval(ctx)?;
+                meter.check(&accumulator)?;
                 for item in items {
+                    meter.charge(per_item)?;
                     let current = Val::Json(Cow::Borrowed(item));
-                    accumulator =
-                        lambda.eval(Ctx::Reduce { current: &current, accumulator: &accumulator })?.into_owned();
+                    let next = lambda
+                        .eval(Ctx { scope: Scope::Reduce { current: &current, accumulator: &accumulator }, meter })?;
+                    meter.check(&next)?;
+                    accumulator = next.into_owned();
                 }
                 Ok(accumulator)
             }
@@ -274,8 +308,12 @@ fn reduce<'a>(operands: &'a [Node; 3], ctx: Ctx<'a>) -> Result<Val<'a>, EvalErro
         },
         Val::Array(items) => {
             let mut accumulator = initial.eval(ctx)?;
+            meter.check(&accumulator)?;
             for current in items {
-                accumulator = lambda.eval(Ctx::Reduce { current, accumulator: &accumulator })?.into_owned();
+                meter.charge(per_item)?;
+                let next = lambda.eval(Ctx { scope: Scope::Reduce { current, accumulator: &accumulator }, meter })?;
+                meter.check(&next)?;
+                accumulator = next.into_owned();
             }
             Ok(accumulator)
         }

@@ -24,6 +24,7 @@
 //! - `compile`: validation and compilation in one pass, JSON → [`Expr`] or [`ValidationIssue`]s.
 //! - `eval`: evaluation of a compiled expression against data.
 //! - `value`: the evaluator's values (borrowed JSON, date-times), truthiness, equality.
+//! - `budget`: the evaluation budget ([`Limits`]): steps, value size, value depth.
 //! - `datetime`: CertLogic's date-time parsing and `plusTime` arithmetic.
 //! - [`rule_tests`]: runs folders of DCC business rules against their test cases.
 //!
@@ -31,7 +32,17 @@
 //! - No I/O except in [`rule_tests`]; no clock anywhere: the validation clock is data.
 //! - An [`Expr`] exists only for an expression that [`validate`] accepts.
 //! - Evaluation never panics; it fails with an [`EvalError`] exactly where the specification
-//!   says evaluation throws (type mismatches it cannot rule out before seeing the data).
+//!   says evaluation throws (type mismatches it cannot rule out before seeing the data), or
+//!   when it goes past its budget.
+//! - Evaluation runs within a budget ([`Limits`]: steps, and the size and depth of the values it
+//!   builds), checked as it runs: no expression can take more than a bounded time, memory or
+//!   stack, however it folds its data (an accumulator used twice per `reduce` step doubles
+//!   with every item; one wrapped in an array nests a level deeper with every item; nested
+//!   `reduce`s multiply their lists' lengths). Past a limit, evaluation fails with
+//!   [`EvalError::BudgetExceeded`]. The default limits ([`MAX_STEPS`], [`MAX_VALUE_SIZE`],
+//!   [`MAX_VALUE_DEPTH`]) leave real rules far inside (the CertLogic suites take at most a few
+//!   hundred steps, values of a few dozen nodes). Validation is bounded too: at most
+//!   [`MAX_ISSUES`] issues, each keeping at most [`MAX_ISSUE_EXPR`] bytes of its expression.
 //!
 //! # Choices where the specification leaves room
 //! - Numbers: a float without fractional part (`42.0`) is an integer, as in the JavaScript
@@ -52,36 +63,71 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+mod budget;
 mod compile;
 mod datetime;
 mod eval;
 pub mod rule_tests;
 mod value;
 
+pub use budget::{Limit, Limits, MAX_STEPS, MAX_VALUE_DEPTH, MAX_VALUE_SIZE, Usage};
+pub use compile::{MAX_ISSUE_EXPR, MAX_ISSUES};
+
 /// A compiled CertLogic expression: validated once, immutable, cheap to evaluate many times and
 /// from many threads.
 #[derive(Debug)]
 pub struct Expr {
     root: compile::Node,
+    /// The number of nodes of `root`: the steps every evaluation is charged at its start.
+    weight: u64,
 }
 
 impl Expr {
     /// Validates `logic` and compiles it. Fails with every issue [`validate`] would report.
     pub fn compile(logic: &Value) -> Result<Expr, CompileError> {
-        let (root, issues) = compile::compile(logic);
-        if issues.is_empty() { Ok(Expr { root }) } else { Err(CompileError::Invalid { issues }) }
+        let (mut root, issues) = compile::compile(logic);
+        if !issues.is_empty() {
+            return Err(CompileError::Invalid { issues });
+        }
+        let weight = compile::weigh(&mut root);
+        Ok(Expr { root, weight })
     }
 
     /// Evaluates the expression against `data` (for a DCC rule:
-    /// `{"payload": <DCC payload>, "external": {"validationClock": …, "valueSets": …}}`).
+    /// `{"payload": <DCC payload>, "external": {"validationClock": …, "valueSets": …}}`), within
+    /// the default budget [`Limits::DEFAULT`].
     pub fn evaluate(&self, data: &Value) -> Result<Value, EvalError> {
-        Ok(self.root.eval(eval::Ctx::Data(data))?.into_json())
+        self.evaluate_with(data, &Limits::DEFAULT).0
+    }
+
+    /// Evaluates within `limits`, and tells what the evaluation used of them (up to the point
+    /// where it failed, if it did).
+    pub fn evaluate_with(&self, data: &Value, limits: &Limits) -> (Result<Value, EvalError>, Usage) {
+        let meter = budget::Meter::new(*limits);
+        let result = self.run(data, &meter).and_then(|v| {
+            meter.check(&v)?;
+            Ok(v.into_json())
+        });
+        (result, meter.usage())
     }
 
     /// Evaluates and reports CertLogic truthiness of the result, as a rule engine does to decide
-    /// pass (`true`) or fail. Saves converting the result back to JSON.
+    /// pass (`true`) or fail. Saves converting the result back to JSON. Within
+    /// [`Limits::DEFAULT`].
     pub fn evaluate_truthy(&self, data: &Value) -> Result<bool, EvalError> {
-        Ok(self.root.eval(eval::Ctx::Data(data))?.truthiness() == Some(true))
+        let meter = budget::Meter::new(Limits::DEFAULT);
+        Ok(self.run(data, &meter)?.truthiness() == Some(true))
+    }
+
+    /// The number of nodes of the compiled expression: the steps every evaluation is charged
+    /// when it starts (see [`Limits::steps`]).
+    pub fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    fn run<'a>(&'a self, data: &'a Value, meter: &'a budget::Meter) -> Result<value::Val<'a>, EvalError> {
+        meter.charge(self.weight)?;
+        self.root.eval(eval::Ctx { scope: eval::Scope::Data(data), meter })
     }
 }
 
@@ -109,7 +155,9 @@ pub struct ValidationIssue {
     /// JSON Pointer (RFC 6901) to the offending expression inside the whole expression;
     /// empty for the whole expression. Example: `/and/1/plusTime/0`.
     pub path: String,
-    /// The offending (sub-)expression.
+    /// The offending (sub-)expression; when its JSON is longer than [`MAX_ISSUE_EXPR`] bytes,
+    /// the start of that JSON, as a string ending in `…`. (Validation reports at most
+    /// [`MAX_ISSUES`] issues, plus one saying how many more it found.)
     pub expr: Value,
     /// What is wrong, in the wording of the CertLogic validation test suite where it has one.
     pub message: String,
@@ -187,6 +235,18 @@ pub enum EvalError {
          (±100,000,000 days around 1970)"
     )]
     DateTimeOutOfRange { value: String, amount: i64, unit: &'static str },
+    /// The evaluation went past a limit of its budget ([`Limits`]); it was stopped there. The
+    /// message says which limit and how to write the rule within it.
+    #[error("evaluation stopped at the {limit} limit of its budget: {}", .limit.describe(*.max))]
+    BudgetExceeded { limit: Limit, max: u64 },
+}
+
+impl EvalError {
+    /// Whether the evaluation was stopped for going past its budget, rather than failing on the
+    /// data.
+    pub fn is_budget(&self) -> bool {
+        matches!(self, EvalError::BudgetExceeded { .. })
+    }
 }
 
 #[cfg(test)]

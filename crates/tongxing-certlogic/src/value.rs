@@ -2,10 +2,12 @@
 //! possible, plus CertLogic's own date-time kind, which JSON cannot carry.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::io;
 
 use serde_json::{Number, Value};
 
+use crate::EvalError;
+use crate::budget::Meter;
 use crate::datetime::DateTime;
 
 pub(crate) static NULL: Value = Value::Null;
@@ -65,17 +67,25 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// A copy that borrows what `self` holds, without cloning JSON.
-    pub(crate) fn reborrow(&'a self) -> Val<'a> {
-        match self {
+    /// A copy that borrows what `self` holds, without cloning JSON. The arrays and `reduce`
+    /// contexts it copies are charged to the meter, one step per item.
+    pub(crate) fn reborrow(&'a self, meter: &Meter) -> Result<Val<'a>, EvalError> {
+        Ok(match self {
             Val::Json(v) => Val::Json(Cow::Borrowed(v.as_ref())),
             Val::DateTime(dt) => Val::DateTime(*dt),
-            Val::Array(items) => Val::Array(items.iter().map(Val::reborrow).collect()),
-            Val::ReduceContext(ctx) => Val::ReduceContext(Box::new((ctx.0.reborrow(), ctx.1.reborrow()))),
-        }
+            Val::Array(items) => {
+                meter.charge(items.len() as u64)?;
+                Val::Array(items.iter().map(|item| item.reborrow(meter)).collect::<Result<_, _>>()?)
+            }
+            Val::ReduceContext(ctx) => {
+                meter.charge(2)?;
+                Val::ReduceContext(Box::new((ctx.0.reborrow(meter)?, ctx.1.reborrow(meter)?)))
+            }
+        })
     }
 
-    /// A copy that borrows nothing.
+    /// A copy that borrows nothing. Its cost is that of [`Meter::check`], which must have
+    /// passed on the value first (it also bounds the recursion here).
     pub(crate) fn into_owned(self) -> Val<'static> {
         match self {
             Val::Json(v) => Val::Json(Cow::Owned(v.into_owned())),
@@ -104,26 +114,101 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// A short rendering for error messages.
+    /// A short rendering for error messages. Its cost is bounded whatever the size or depth of
+    /// the value: the rendering stops after a few dozen characters.
     pub(crate) fn describe(&self) -> String {
         const LIMIT: usize = 80;
-        let mut s = match self {
-            Val::Json(v) => match v.as_ref() {
-                Value::Null => "null (missing or null data)".to_owned(),
-                v => v.to_string(),
-            },
+        match self {
+            Val::Json(v) if v.is_null() => "null (missing or null data)".to_owned(),
             Val::DateTime(dt) => format!("the date-time {dt}"),
-            other => other.clone().into_json().to_string(),
-        };
-        if s.len() > LIMIT {
-            let mut cut = LIMIT;
+            other => {
+                let mut out = Bounded::new(LIMIT);
+                let _ = other.render(&mut out);
+                out.finish()
+            }
+        }
+    }
+
+    /// Writes the JSON form of the value (as [`Val::into_json`] gives it) until `out` is full.
+    fn render(&self, out: &mut Bounded) -> io::Result<()> {
+        use io::Write as _;
+        match self {
+            Val::Json(v) => serde_json::to_writer(&mut *out, v.as_ref()).map_err(io::Error::other),
+            Val::DateTime(dt) => write!(out, "\"{dt}\""),
+            Val::Array(items) => {
+                out.write_all(b"[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    item.render(out)?;
+                }
+                out.write_all(b"]")
+            }
+            // Keys in sorted order, as `into_json`'s map gives them.
+            Val::ReduceContext(fields) => {
+                out.write_all(b"{\"accumulator\":")?;
+                fields.1.render(out)?;
+                out.write_all(b",\"current\":")?;
+                fields.0.render(out)?;
+                out.write_all(b"}")
+            }
+        }
+    }
+}
+
+/// The JSON text of `v`, cut after about `limit` bytes (ending in `…` then): bounded in time,
+/// memory and recursion whatever the size and depth of `v`.
+pub(crate) fn render_json(v: &Value, limit: usize) -> (String, bool) {
+    let mut out = Bounded::new(limit);
+    let _ = serde_json::to_writer(&mut out, v);
+    let complete = !out.full;
+    (out.finish(), complete)
+}
+
+/// A writer that keeps the first bytes written and fails once it has more than its limit, so
+/// that a serialisation into it stops early (each level of nesting writes at least one byte, so
+/// it also stops the recursion).
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+    full: bool,
+}
+
+impl Bounded {
+    fn new(limit: usize) -> Bounded {
+        Bounded { bytes: Vec::new(), limit, full: false }
+    }
+
+    /// The text, cut at `limit` bytes (on a character boundary) with `…` when longer.
+    fn finish(self) -> String {
+        let mut s = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.full || s.len() > self.limit {
+            let mut cut = self.limit.min(s.len());
             while !s.is_char_boundary(cut) {
                 cut -= 1;
             }
             s.truncate(cut);
-            let _ = write!(s, "…");
+            s.push('…');
         }
         s
+    }
+}
+
+impl io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A few bytes beyond the limit, so that the character at the cut is whole.
+        let room = (self.limit + 4).saturating_sub(self.bytes.len());
+        if buf.len() > room {
+            self.bytes.extend_from_slice(&buf[..room]);
+            self.full = true;
+            return Err(io::Error::other("rendering cut"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -154,37 +239,82 @@ pub(crate) fn truthiness(v: &Value) -> Option<bool> {
 
 /// Equality without type coercion (`===`, and membership for `in`): JSON values are equal when
 /// they have the same type and content (integers by value, so `1` equals `1.0`); date-times
-/// when they are the same instant; a value and a date-time never.
-pub(crate) fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
-    match (a, b) {
-        (Val::Json(a), Val::Json(b)) => json_equals(a, b),
+/// when they are the same instant; a value and a date-time never. Every item of an array or
+/// object compared costs a step.
+pub(crate) fn equals(a: &Val<'_>, b: &Val<'_>, meter: &Meter) -> Result<bool, EvalError> {
+    Ok(match (a, b) {
+        (Val::Json(a), Val::Json(b)) => json_equals(a, b, meter)?,
         (Val::DateTime(a), Val::DateTime(b)) => a == b,
-        (Val::Array(a), Val::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equals(a, b)),
+        (Val::Array(a), Val::Array(b)) => {
+            if a.len() != b.len() {
+                return Ok(false);
+            }
+            meter.charge(a.len() as u64)?;
+            for (a, b) in a.iter().zip(b) {
+                if !equals(a, b, meter)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
         (Val::Array(a), Val::Json(b)) | (Val::Json(b), Val::Array(a)) => match b.as_ref() {
             Value::Array(b) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equals(a, &Val::Json(Cow::Borrowed(b))))
+                if a.len() != b.len() {
+                    return Ok(false);
+                }
+                meter.charge(a.len() as u64)?;
+                for (a, b) in a.iter().zip(b) {
+                    if !equals(a, &Val::Json(Cow::Borrowed(b)), meter)? {
+                        return Ok(false);
+                    }
+                }
+                true
             }
             _ => false,
         },
-        (Val::ReduceContext(a), Val::ReduceContext(b)) => equals(&a.0, &b.0) && equals(&a.1, &b.1),
+        (Val::ReduceContext(a), Val::ReduceContext(b)) => {
+            meter.charge(2)?;
+            equals(&a.0, &b.0, meter)? && equals(&a.1, &b.1, meter)?
+        }
         _ => false,
-    }
+    })
 }
 
-pub(crate) fn json_equals(a: &Value, b: &Value) -> bool {
-    match (a, b) {
+pub(crate) fn json_equals(a: &Value, b: &Value, meter: &Meter) -> Result<bool, EvalError> {
+    Ok(match (a, b) {
         (Value::String(a), Value::String(b)) => a == b,
         (Value::Number(a), Value::Number(b)) => match (int_of(a), int_of(b)) {
             (Some(a), Some(b)) => a == b,
             (None, None) => a.as_f64() == b.as_f64(),
             _ => false,
         },
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| json_equals(a, b)),
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Ok(false);
+            }
+            meter.charge(a.len() as u64)?;
+            for (a, b) in a.iter().zip(b) {
+                if !json_equals(a, b, meter)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
         (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| json_equals(v, w)))
+            if a.len() != b.len() {
+                return Ok(false);
+            }
+            meter.charge(a.len() as u64)?;
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(w) if json_equals(v, w, meter)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
         }
         (a, b) => a == b,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -217,14 +347,16 @@ mod tests {
 
     #[test]
     fn equality_is_without_coercion() {
+        let meter = Meter::new(crate::Limits::DEFAULT);
+        let json_equals = |a: &Value, b: &Value| json_equals(a, b, &meter).unwrap();
         assert!(json_equals(&json!(1), &json!(1.0)));
         assert!(!json_equals(&json!(1), &json!("1")));
         assert!(!json_equals(&json!(0), &json!(false)));
         assert!(!json_equals(&json!(null), &json!(false)));
         assert!(json_equals(&json!({"a": [1, "x"]}), &json!({"a": [1.0, "x"]})));
         let dt = |s| Val::DateTime(DateTime::parse(s).unwrap());
-        assert!(equals(&dt("2021-01-01T01:00:00+01:00"), &dt("2021-01-01")));
-        assert!(!equals(&dt("2021-01-01"), &Val::Json(Cow::Owned(json!("2021-01-01T00:00:00.000Z")))));
+        assert!(equals(&dt("2021-01-01T01:00:00+01:00"), &dt("2021-01-01"), &meter).unwrap());
+        assert!(!equals(&dt("2021-01-01"), &Val::Json(Cow::Owned(json!("2021-01-01T00:00:00.000Z"))), &meter).unwrap());
     }
 
     #[test]
@@ -232,5 +364,26 @@ mod tests {
         let long = Val::Json(Cow::Owned(json!("é".repeat(100))));
         assert!(long.describe().chars().count() <= 81);
         assert_eq!(Val::null().describe(), "null (missing or null data)");
+        assert_eq!(Val::Json(Cow::Owned(json!([1, "a"]))).describe(), "[1,\"a\"]");
+        let items = Val::Array(vec![Val::DateTime(DateTime::parse("2021-06-01").unwrap()), Val::bool(true)]);
+        assert_eq!(items.describe(), "[\"2021-06-01T00:00:00.000Z\",true]");
+    }
+
+    #[test]
+    fn descriptions_of_deep_and_large_values_are_bounded() {
+        // 100,000 levels: rendering, like every walk over values, must not recurse that deep.
+        let mut deep = Val::bool(true);
+        for _ in 0..100_000 {
+            deep = Val::Array(vec![deep]);
+        }
+        let text = deep.describe();
+        assert!(text.starts_with("[[[[") && text.ends_with('…') && text.len() < 100, "{text}");
+        std::mem::forget(deep);
+        let wide = Val::Json(Cow::Owned(Value::Array(vec![json!("x"); 1_000_000])));
+        assert!(wide.describe().len() < 100);
+        let (text, complete) = render_json(&json!({"a": [1, 2]}), 80);
+        assert_eq!((text.as_str(), complete), ("{\"a\":[1,2]}", true));
+        let (text, complete) = render_json(&Value::Array(vec![json!("é"); 1000]), 10);
+        assert!(!complete && text.ends_with('…') && text.len() <= 10 + '…'.len_utf8(), "{text}");
     }
 }

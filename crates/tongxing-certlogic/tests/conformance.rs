@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tongxing_certlogic::{Expr, validate};
+use tongxing_certlogic::{Expr, Limits, MAX_STEPS, MAX_VALUE_DEPTH, MAX_VALUE_SIZE, Usage, validate};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certlogic-testdata")
@@ -63,6 +63,8 @@ struct Tally {
 fn evaluation_test_suite() {
     let mut tally = Tally::default();
     let mut cases = 0;
+    // The most any assertion used of the evaluation budget.
+    let mut most = Usage::default();
     for (file, suite) in suite_files("testSuite") {
         let file_skipped = skipped(&suite);
         for (ci, case) in suite["cases"].as_array().expect("cases").iter().enumerate() {
@@ -92,7 +94,11 @@ fn evaluation_test_suite() {
                     }
                 };
                 let expected = &assertion["expected"];
-                match expr.evaluate(&assertion["data"]) {
+                let (result, usage) = expr.evaluate_with(&assertion["data"], &Limits::DEFAULT);
+                most.steps = most.steps.max(usage.steps);
+                most.value_size = most.value_size.max(usage.value_size);
+                most.value_depth = most.value_depth.max(usage.value_depth);
+                match result {
                     Ok(actual) if same(&actual, expected) => tally.passed += 1,
                     Ok(actual) => tally.failures.push(format!("{label}: expected {expected}, got {actual}")),
                     Err(e) => tally.failures.push(format!("{label}: expected {expected}, got error: {e}")),
@@ -108,7 +114,14 @@ fn evaluation_test_suite() {
         tally.failures.len(),
         tally.skipped
     );
+    println!(
+        "Most of the evaluation budget one assertion used: {} steps, values of {} nodes, {} deep",
+        most.steps, most.value_size, most.value_depth
+    );
     assert!(tally.failures.is_empty(), "{} failing assertions:\n{}", tally.failures.len(), tally.failures.join("\n"));
+    // Far inside the budget (docs/PERFORMANCE.md records the figures).
+    assert!(most.steps * 100 < MAX_STEPS && most.value_size * 100 < MAX_VALUE_SIZE, "{most:?}");
+    assert!(most.value_depth * 4 < MAX_VALUE_DEPTH, "{most:?}");
     // The suite as copied: 60 cases, 232 assertions, 14 skipped (see its README).
     assert_eq!((cases, tally.ran + tally.skipped, tally.skipped), (60, 232, 14));
 }

@@ -68,6 +68,12 @@ pub enum PolicyError {
     Field { field: &'static str, reason: String },
 }
 
+/// The longest window or validity a policy may set: ten years, in hours and in days. Within it,
+/// every duration and every time computed from one stays far inside chrono's range (whose
+/// arithmetic panics beyond it).
+pub const MAX_WINDOW_HOURS: i64 = 10 * 366 * 24;
+pub const MAX_WINDOW_DAYS: i64 = 10 * 366;
+
 static BEIJING_2021_11_17: &str = include_str!("../policies/beijing-2021-11-17.json");
 
 impl Policy {
@@ -83,17 +89,33 @@ impl Policy {
     }
 
     fn check(&self) -> Result<(), PolicyError> {
+        let (hours, days) = ((MAX_WINDOW_HOURS, "hours"), (MAX_WINDOW_DAYS, "days"));
         let positive = [
-            ("nat_window_hours", self.nat_window_hours),
-            ("commuter_window_days", self.commuter_window_days),
-            ("commuter_first_check_hours", self.commuter_first_check_hours),
-            ("commitment_window_hours", self.commitment_window_hours),
-            ("commuter_validity_days", self.commuter_validity_days),
+            ("nat_window_hours", self.nat_window_hours, hours),
+            ("commuter_window_days", self.commuter_window_days, days),
+            ("commuter_first_check_hours", self.commuter_first_check_hours, hours),
+            ("commitment_window_hours", self.commitment_window_hours, hours),
+            ("commuter_validity_days", self.commuter_validity_days, days),
         ];
-        for (field, v) in positive {
+        for (field, v, (max, unit)) in positive {
             if v <= 0 {
                 return Err(PolicyError::Field { field, reason: format!("must be positive, got {v}") });
             }
+            if v > max {
+                return Err(PolicyError::Field {
+                    field,
+                    reason: format!("{v} is too large: at most {max} {unit} (ten years)"),
+                });
+            }
+        }
+        if !(0..=MAX_WINDOW_DAYS).contains(&self.facts_lookback_days) {
+            return Err(PolicyError::Field {
+                field: "facts_lookback_days",
+                reason: format!(
+                    "must be from 0 to {MAX_WINDOW_DAYS} days (ten years), got {}",
+                    self.facts_lookback_days
+                ),
+            });
         }
         for (field, list) in [("surrounding_regions", &self.surrounding_regions), ("city_regions", &self.city_regions)]
         {
@@ -176,5 +198,44 @@ mod tests {
         v["nat_window_hours"] = 0.into();
         let err = Policy::from_json(&v.to_string()).unwrap_err();
         assert!(err.to_string().contains("nat_window_hours"), "{err}");
+    }
+
+    /// Huge numbers used to panic in chrono (`Duration::hours` overflows) when the server used
+    /// them; now the file is refused, naming the field and the largest value accepted.
+    #[test]
+    fn huge_numbers_are_refused_naming_the_field() {
+        let fields = [
+            "nat_window_hours",
+            "commuter_window_days",
+            "commuter_first_check_hours",
+            "commitment_window_hours",
+            "commuter_validity_days",
+            "facts_lookback_days",
+        ];
+        for field in fields {
+            for huge in [i64::MAX, i64::MIN, 1 << 40] {
+                let mut v: serde_json::Value = serde_json::from_str(BEIJING_2021_11_17).unwrap();
+                v[field] = huge.into();
+                let err = Policy::from_json(&v.to_string()).unwrap_err().to_string();
+                assert!(err.starts_with(&format!("policy field {field}: ")), "{err}");
+                assert!(err.contains("ten years") || err.contains("must be positive"), "{err}");
+            }
+            // Beyond 64 bits is not a number of the expected shape.
+            let mut v: serde_json::Value = serde_json::from_str(BEIJING_2021_11_17).unwrap();
+            v[field] = serde_json::json!(1e30);
+            let err = Policy::from_json(&v.to_string()).unwrap_err().to_string();
+            assert!(err.contains("not valid JSON of the expected shape"), "{err}");
+        }
+        // The largest accepted values are usable: every window, and times computed from them.
+        let mut p = Policy::beijing_2021_11_17();
+        (p.nat_window_hours, p.commuter_first_check_hours, p.commitment_window_hours) =
+            (MAX_WINDOW_HOURS, MAX_WINDOW_HOURS, MAX_WINDOW_HOURS);
+        (p.commuter_window_days, p.commuter_validity_days, p.facts_lookback_days) =
+            (MAX_WINDOW_DAYS, MAX_WINDOW_DAYS, MAX_WINDOW_DAYS);
+        p.check().unwrap();
+        let now = Utc::now();
+        assert!(now - p.lookback() < now);
+        let _ = (p.nat_window(), p.commuter_window(), p.commuter_first_check_window(), p.commitment_window());
+        assert!(now + Duration::days(p.commuter_validity_days) > now);
     }
 }

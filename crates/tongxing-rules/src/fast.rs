@@ -16,13 +16,23 @@
 //! rule is evaluated by the reference engine on the facts document instead, so results and error
 //! messages are always the reference's. Expressions with other operators (`dccDateOfBirth`,
 //! `extractFromUVCI`, `plusTime` by months or years or on a literal) are not compiled here. Tests compare both paths on random facts and on random expressions.
+//!
+//! The fast path keeps to the engine's evaluation budget ([`tongxing_certlogic::Limits`]) in
+//! the same way: each `reduce` iteration is charged one step plus the number of nodes of its
+//! lambda, array comparisons a step per item, and an array carried to the next iteration is
+//! checked for size and depth. Past a limit it gives up, and the engine, which counts in the
+//! same way over its own nodes and also charges the values it copies, fails the rule with its
+//! budget error. (The engine's count is the larger, so within a narrow margin below the step
+//! limit a rule may complete here that the engine would stop; rules that come near the limit on
+//! ordinary facts are refused at load, see [`crate::budget`].)
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tongxing_certlogic::{MAX_STEPS, MAX_VALUE_DEPTH, MAX_VALUE_SIZE};
 use tongxing_domain::facts::{CodeColour, CommuterStatus, Facts, SampleFact, SiteKind, TestResult};
 
 use crate::document::write_time;
@@ -42,6 +52,8 @@ pub(crate) struct Ctx<'a> {
     /// when a rule reads them.
     sorted: OnceCell<Vec<&'a SampleFact>>,
     pending: OnceCell<Vec<&'a SampleFact>>,
+    /// Steps of the evaluation under way (reset for each expression), as the engine counts them.
+    steps: Cell<u64>,
 }
 
 impl<'a> Ctx<'a> {
@@ -74,7 +86,16 @@ impl<'a> Ctx<'a> {
             latest_negative,
             sorted: OnceCell::new(),
             pending: OnceCell::new(),
+            steps: Cell::new(0),
         }
+    }
+
+    /// Charges `n` steps of the budget; gives up past it.
+    #[inline]
+    fn charge(&self, n: u64) -> Result<(), Bail> {
+        let steps = self.steps.get().saturating_add(n);
+        self.steps.set(steps);
+        if steps > MAX_STEPS { Err(Bail) } else { Ok(()) }
     }
 
     fn sorted(&self) -> &Vec<&'a SampleFact> {
@@ -209,8 +230,9 @@ impl<'a> FVal<'a> {
 }
 
 /// `===` as the reference has it: same type and content; date-times by instant; a date-time and
-/// plain JSON never. Objects and arrays are left to the reference.
-fn strict_equals(a: &FVal<'_>, b: &FVal<'_>) -> Result<bool, Bail> {
+/// plain JSON never. Objects and arrays are left to the reference, except arrays built by the
+/// expression (a step per item compared).
+fn strict_equals(a: &FVal<'_>, b: &FVal<'_>, ctx: &Ctx<'_>) -> Result<bool, Bail> {
     use FVal::*;
     let container = |v: &FVal<'_>| matches!(v, Opaque(_) | ValueSet(_) | Sample(_) | List(_) | Array(_));
     Ok(match (a, b) {
@@ -220,8 +242,9 @@ fn strict_equals(a: &FVal<'_>, b: &FVal<'_>) -> Result<bool, Bail> {
             if x.len() != y.len() {
                 return Ok(false);
             }
+            ctx.charge(x.len() as u64)?;
             for (a, b) in x.iter().zip(y.iter()) {
-                if !strict_equals(a, b)? {
+                if !strict_equals(a, b, ctx)? {
                     return Ok(false);
                 }
             }
@@ -558,8 +581,9 @@ pub(crate) enum FNode {
     /// `var` inside a `reduce` lambda: below `current` (true) or `accumulator` (false), or null
     /// for any other first segment.
     LambdaVar(Option<bool>, Box<[Segment]>),
-    /// `reduce` over a list, with a lambda and an initial value.
-    Reduce(Box<[FNode; 3]>),
+    /// `reduce` over a list, with a lambda and an initial value, and the number of nodes of the
+    /// lambda (its weight: what each iteration is charged, as by the engine).
+    Reduce(Box<[FNode; 3]>, u64),
 }
 
 /// A segment of a `var` path, as the reference splits it.
@@ -686,7 +710,9 @@ impl FNode {
                         FNode::PlusTime(Box::new(c(0)?), amount, unit_ms)
                     }
                     ("reduce", 3) => {
-                        FNode::Reduce(Box::new([c(0)?, FNode::compile_in(&args[1], value_sets, true)?, c(2)?]))
+                        let lambda = FNode::compile_in(&args[1], value_sets, true)?;
+                        let weight = lambda.weight();
+                        FNode::Reduce(Box::new([c(0)?, lambda, c(2)?]), weight)
                     }
                     _ => return None,
                 }
@@ -712,7 +738,7 @@ impl FNode {
             FNode::Plus(ops) => plus(ops, ctx, scope),
             FNode::PlusTime(..) => self.time(ctx, scope).map(FVal::Time),
             FNode::Array(items) => array(items, ctx, scope),
-            FNode::Reduce(ops) => reduce(ops, ctx, scope),
+            FNode::Reduce(ops, weight) => reduce(ops, *weight, ctx, scope),
             FNode::Not(_) | FNode::Equals(_) | FNode::In(..) | FNode::InLiteral(..) | FNode::Compare(..) => {
                 Ok(FVal::Bool(self.truth(ctx, scope)? == Some(true)))
             }
@@ -745,12 +771,12 @@ impl FNode {
                 Ok(Some(true))
             }
             FNode::Not(op) => Ok(Some(!op.truth(ctx, scope)?.ok_or(Bail)?)),
-            FNode::Equals(ops) => Ok(Some(strict_equals(&ops[0].value(ctx, scope)?, &ops[1].value(ctx, scope)?)?)),
+            FNode::Equals(ops) => Ok(Some(strict_equals(&ops[0].value(ctx, scope)?, &ops[1].value(ctx, scope)?, ctx)?)),
             FNode::In(item, list) => is_in(item, list, ctx, scope).map(Some),
             FNode::InLiteral(item, lits) => in_literal(item, lits, ctx, scope).map(Some),
             FNode::Compare(cmp, ops) => compare(*cmp, ops, ctx, scope).map(Some),
             FNode::PlusTime(..) => self.time(ctx, scope).map(|_| None),
-            FNode::LambdaVar(..) | FNode::Plus(_) | FNode::Array(_) | FNode::Reduce(_) => {
+            FNode::LambdaVar(..) | FNode::Plus(_) | FNode::Array(_) | FNode::Reduce(..) => {
                 Ok(self.eval(ctx, scope)?.truthiness())
             }
         }
@@ -792,6 +818,7 @@ impl FNode {
 
     /// Whether the expression passes (is truthy), as the reference's `evaluate_truthy`.
     pub(crate) fn truthy(&self, ctx: &Ctx<'_>) -> Result<bool, Bail> {
+        ctx.steps.set(0);
         Ok(self.truth(ctx, None)? == Some(true))
     }
 
@@ -803,6 +830,7 @@ impl FNode {
 
     /// The result if it is a string (for a reason's sample), as the reference would give it.
     pub(crate) fn string(&self, ctx: &Ctx<'_>) -> Result<Option<String>, Bail> {
+        ctx.steps.set(0);
         Ok(self.eval(ctx, None)?.string().map(Cow::into_owned))
     }
 }
@@ -842,7 +870,7 @@ fn is_in<'a, 'f: 'a>(
         FVal::ValueSet(set) => in_value_set(&item, set),
         FVal::Array(items) => {
             for x in items.iter() {
-                if strict_equals(&item, x)? {
+                if strict_equals(&item, x, ctx)? {
                     return Ok(true);
                 }
             }
@@ -861,7 +889,7 @@ fn in_literal<'a, 'f: 'a>(
 ) -> Result<bool, Bail> {
     let item = item.value(ctx, scope)?;
     for lit in lits {
-        if strict_equals(&item, &lit.val())? {
+        if strict_equals(&item, &lit.val(), ctx)? {
             return Ok(true);
         }
     }
@@ -917,38 +945,102 @@ fn array<'a, 'f: 'a>(items: &'a [FNode], ctx: &'a Ctx<'f>, scope: Option<&Scope<
     Ok(FVal::Array(Rc::new(items.iter().map(|i| i.eval(ctx, scope)).collect::<Result<Vec<FVal<'a>>, Bail>>()?)))
 }
 
-/// A left fold of the lambda over the list; a null list gives the initial value.
+/// A left fold of the lambda over the list; a null list gives the initial value. Each iteration
+/// is charged `1 + weight` steps, and an array carried to the next one is checked.
 #[inline(never)]
-fn reduce<'a, 'f: 'a>(ops: &'a [FNode; 3], ctx: &'a Ctx<'f>, scope: Option<&Scope<'_, 'a>>) -> Result<FVal<'a>, Bail> {
+fn reduce<'a, 'f: 'a>(
+    ops: &'a [FNode; 3],
+    weight: u64,
+    ctx: &'a Ctx<'f>,
+    scope: Option<&Scope<'_, 'a>>,
+) -> Result<FVal<'a>, Bail> {
     let [list, lambda, initial] = ops;
     let list = list.eval(ctx, scope)?;
+    let per_item = weight.saturating_add(1);
     let step = |current: &FVal<'a>, accumulator: FVal<'a>| {
-        lambda.eval(ctx, Some(&Scope { current, accumulator: &accumulator }))
+        ctx.charge(per_item)?;
+        let next = lambda.eval(ctx, Some(&Scope { current, accumulator: &accumulator }))?;
+        check_built(&next, ctx)?;
+        Ok(next)
+    };
+    let initial = || {
+        let v = initial.eval(ctx, scope)?;
+        check_built(&v, ctx)?;
+        Ok(v)
     };
     match list {
-        FVal::Null => initial.eval(ctx, scope),
+        FVal::Null => initial(),
         FVal::List(samples) => {
-            let mut acc = initial.eval(ctx, scope)?;
+            let mut acc = initial()?;
             for s in samples {
                 acc = step(&FVal::Sample(s), acc)?;
             }
             Ok(acc)
         }
         FVal::ValueSet(codes) => {
-            let mut acc = initial.eval(ctx, scope)?;
+            let mut acc = initial()?;
             for code in codes {
                 acc = step(&FVal::Str(json_string(code).ok_or(Bail)?), acc)?;
             }
             Ok(acc)
         }
         FVal::Array(items) => {
-            let mut acc = initial.eval(ctx, scope)?;
+            let mut acc = initial()?;
             for item in items.iter() {
                 acc = step(item, acc)?;
             }
             Ok(acc)
         }
         _ => Err(Bail),
+    }
+}
+
+/// Checks an array that the expression built (a `reduce` accumulator) against the engine's
+/// value size and depth limits, as the engine would count its JSON form; the walk is charged.
+/// Anything else is a reference into the facts, not built.
+fn check_built(v: &FVal<'_>, ctx: &Ctx<'_>) -> Result<(), Bail> {
+    fn walk(v: &FVal<'_>, depth: usize, size: &mut u64) -> Result<(), Bail> {
+        // Nodes and levels of the JSON form (an upper bound for document objects).
+        let (nodes, levels) = match v {
+            FVal::ValueSet(codes) => (1 + codes.len() as u64, 1),
+            FVal::List(samples) => (1 + 8 * samples.len() as u64, 2),
+            FVal::Sample(_) => (8, 1),
+            FVal::Opaque(_) => (1, 2),
+            _ => (1, 0),
+        };
+        *size += nodes;
+        if *size > MAX_VALUE_SIZE || depth + levels > MAX_VALUE_DEPTH {
+            return Err(Bail);
+        }
+        if let FVal::Array(items) = v {
+            for item in items.iter() {
+                walk(item, depth + 1, size)?;
+            }
+        }
+        Ok(())
+    }
+    if !matches!(v, FVal::Array(_)) {
+        return Ok(());
+    }
+    let mut size = 0;
+    let outcome = walk(v, 1, &mut size);
+    ctx.charge(size)?;
+    outcome
+}
+
+impl FNode {
+    /// The number of nodes (using the weights of `reduce`s below).
+    fn weight(&self) -> u64 {
+        let children: u64 = match self {
+            FNode::Lit(_) | FNode::Var(_) | FNode::LambdaVar(..) => 0,
+            FNode::If(ops) => ops.iter().map(FNode::weight).sum(),
+            FNode::And(ops) | FNode::Compare(_, ops) | FNode::Array(ops) => ops.iter().map(FNode::weight).sum(),
+            FNode::Not(op) | FNode::PlusTime(op, ..) | FNode::InLiteral(op, _) => op.weight(),
+            FNode::Equals(ops) | FNode::Plus(ops) => ops.iter().map(FNode::weight).sum(),
+            FNode::In(a, b) => a.weight() + b.weight(),
+            FNode::Reduce(ops, weight) => ops[0].weight() + weight + ops[2].weight(),
+        };
+        children + 1
     }
 }
 

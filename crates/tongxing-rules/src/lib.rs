@@ -24,6 +24,8 @@
 //!   is documented there (and in `FACTS.md`).
 //! - [`ruleset`]: the rule-set format, its validation, and the decision.
 //! - `fast` (private): the fast path, a second compilation of the rules (see *Evaluation*).
+//! - [`budget`]: the evaluation budget, and the representative checks on which a rule set's
+//!   rules must stay within it to be accepted.
 //! - `policies/*.json`: the built-in rule sets; `policies/tests/<policy>/<RULE-ID>/` their DCC
 //!   rule folders with test cases (kept in sync by `tests/dcc_folders.rs`).
 //!
@@ -55,14 +57,17 @@
 //! a Logic that reads a field the facts document does not have, a value set the rule set does not
 //! have, or a field its `AffectedFields` does not list; an unknown reason code or verdict; a rule
 //! with neither outcome; duplicate identifiers; bad versions, engine, type or certificate type;
-//! a rule whose `ValidFrom..ValidTo` does not cover the rule set's validity. It compiles every
+//! a rule whose `ValidFrom..ValidTo` does not cover the rule set's validity; a rule that goes past
+//! the evaluation budget on a representative check (see [`budget`]). It compiles every
 //! expression once.
 //!
 //! # How the verdict is derived
 //! The rules form an ordered decision list. [`RuleSet::decide`] builds the facts document, then
 //! evaluates the rules in file order:
 //! 1. A rule *passes* when its Logic is CertLogic-truthy; it *fails* when it is falsy or when it
-//!    fails to evaluate (as DCC verifiers do; the error is reported in `errors`).
+//!    fails to evaluate (as DCC verifiers do; the error is reported in `errors`), which includes
+//!    going past the evaluation budget ([`budget`]): no rule can stop a check from getting its
+//!    verdict.
 //! 2. The outcome for that result (`OnPass` or `OnFail`) is looked up. None: next rule.
 //! 3. An outcome without `Verdict` is a *note*: its reason is kept, and evaluation goes on.
 //! 4. An outcome with a `Verdict` decides: the verdict is its verdict, the reasons are its reason
@@ -130,6 +135,7 @@
 //!   Every policy parameter (windows, the green-code and positive-result rules, designated test
 //!   points, surrounding regions) lives in the rule set.
 
+pub mod budget;
 pub mod document;
 mod fast;
 pub mod ruleset;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tongxing_certlogic::{Expr, validate};
+use tongxing_certlogic::{Expr, Limits, validate};
 use tongxing_domain::decision::Lang;
 use tongxing_domain::facts::Facts;
 use tongxing_domain::{ReasonCode, Verdict, text};
@@ -300,6 +300,9 @@ impl RuleSet {
             paths.into_iter().for_each(|p| needs.add(p));
         }
 
+        let external_value_sets = Value::Object(external);
+        check_budget(&rules, &file.value_sets, &external_value_sets, valid_from)?;
+
         let o = &file.otherwise;
         let verdict = parse_verdict(&o.verdict).map_err(|e| field_error("otherwise.Verdict", e))?;
         let reason = parse_reason(&o.reason).map_err(|e| field_error("otherwise.Reason", e))?;
@@ -315,7 +318,7 @@ impl RuleSet {
             valid_from,
             valid_to,
             value_sets: file.value_sets,
-            external_value_sets: Value::Object(external),
+            external_value_sets,
             needs,
             versions: rules.iter().map(|r| (r.identifier.clone(), r.version.clone())).collect(),
             rules,
@@ -807,6 +810,48 @@ impl Rule {
     pub fn json(&self) -> &Value {
         &self.json
     }
+}
+
+/// Refuses a rule that goes past the evaluation budget on a representative check, alone or with
+/// the rules before it (see [`crate::budget`]).
+fn check_budget(
+    rules: &[Rule],
+    value_sets: &Map<String, Value>,
+    external: &Value,
+    from: DateTime<Utc>,
+) -> Result<(), RuleSetError> {
+    use crate::budget::{RULE_SET_STEPS, representative_checks};
+    for (check, facts, at) in representative_checks(from, value_sets) {
+        let doc = crate::document::facts_document(&facts, at, external);
+        let mut total: u64 = 0;
+        for rule in rules {
+            let samples = [("OnPass.Sample", &rule.on_pass), ("OnFail.Sample", &rule.on_fail)]
+                .into_iter()
+                .filter_map(|(what, o)| Some((what, o.as_ref()?.sample.as_ref()?)));
+            for (what, expr) in std::iter::once(("Logic", &rule.logic)).chain(samples) {
+                let (result, usage) = expr.evaluate_with(&doc, &Limits::DEFAULT);
+                let refuse = |reason: String| RuleSetError::Rule { identifier: rule.identifier.clone(), reason };
+                if let Err(e) = result
+                    && e.is_budget()
+                {
+                    return Err(refuse(format!(
+                        "{what} goes past the evaluation budget on a representative check ({check}), so it would fail \
+                         to evaluate on real checks: {e}"
+                    )));
+                }
+                total = total.saturating_add(usage.steps);
+                if total > RULE_SET_STEPS {
+                    return Err(refuse(format!(
+                        "{what} takes {} steps on a representative check ({check}), which brings the rules up to it \
+                         to {total} steps, more than the {RULE_SET_STEPS} a rule set may take for one check: \
+                         make the rules fold less data",
+                        usage.steps
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A value set as rules see it: its codes, sorted (whatever the order of the file or of the JSON

@@ -55,16 +55,36 @@ fn read_json(path: &Path, what: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{what} {} is not JSON: {e}", path.display()))
 }
 
-/// Parses "7d", "24h", "90m".
-pub fn parse_span(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-    match unit {
-        "d" => Some(Duration::days(n)),
-        "h" => Some(Duration::hours(n)),
-        "m" => Some(Duration::minutes(n)),
-        _ => None,
+/// The longest span `--since` accepts: ten years (a replay goes back no further than the
+/// entry events kept; times computed from a longer span could leave chrono's range).
+const MAX_SPAN_DAYS: i64 = 3660;
+
+/// Parses "7d", "24h", "90m": a positive whole number of days, hours or minutes, at most ten
+/// years. The error says what is accepted.
+pub fn parse_span(s: &str) -> Result<Duration, String> {
+    let accepted = format!(
+        "a positive whole number of days, hours or minutes with its unit, like 7d, 24h or 90m, \
+         at most {MAX_SPAN_DAYS}d"
+    );
+    let t = s.trim();
+    // The unit is the last character, whatever it is (it may be several bytes long: "7天").
+    let Some(unit) = t.chars().next_back() else {
+        return Err(format!("'{s}' is empty; it must be {accepted}"));
+    };
+    let (n, minutes_per) = match unit {
+        'd' => (&t[..t.len() - 1], 24 * 60),
+        'h' => (&t[..t.len() - 1], 60),
+        'm' => (&t[..t.len() - 1], 1),
+        _ => return Err(format!("'{s}' has no unit d, h or m; it must be {accepted}")),
+    };
+    let n: i64 = match n.parse() {
+        Ok(n) if n > 0 => n,
+        Ok(_) => return Err(format!("'{s}' is not positive; it must be {accepted}")),
+        Err(_) => return Err(format!("'{s}' is not a whole number with a unit; it must be {accepted}")),
+    };
+    match n.checked_mul(minutes_per) {
+        Some(minutes) if minutes <= MAX_SPAN_DAYS * 24 * 60 => Ok(Duration::minutes(minutes)),
+        _ => Err(format!("'{s}' is too long; it must be {accepted}")),
     }
 }
 
@@ -154,8 +174,9 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
             }
         }
         RulesCmd::DryRun { policy, since, sample, database } => {
-            let Some(span) = parse_span(&since) else {
-                return Ok(refuse(format!("--since: '{since}' is not a span like 7d, 24h or 90m")));
+            let span = match parse_span(&since) {
+                Ok(span) => span,
+                Err(e) => return Ok(refuse(format!("--since: {e}"))),
             };
             let text = match std::fs::read_to_string(&policy) {
                 Ok(t) => t,
@@ -191,6 +212,58 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
             );
             store.close().await;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans() {
+        assert_eq!(parse_span("7d"), Ok(Duration::days(7)));
+        assert_eq!(parse_span(" 24h "), Ok(Duration::hours(24)));
+        assert_eq!(parse_span("90m"), Ok(Duration::minutes(90)));
+        assert_eq!(parse_span("3660d"), Ok(Duration::days(3660)));
+        assert_eq!(parse_span(&format!("{}m", 3660 * 24 * 60)), Ok(Duration::days(3660)));
+    }
+
+    /// These used to panic: "7天" split inside a character, huge numbers in chrono.
+    #[test]
+    fn bad_spans_are_errors_that_say_what_is_accepted() {
+        let cases = [
+            ("7天", "has no unit d, h or m"),
+            ("天", "has no unit d, h or m"),
+            ("天d", "is not a whole number"),
+            ("", "is empty"),
+            ("d", "is not a whole number"),
+            ("7", "has no unit"),
+            ("-7d", "is not positive"),
+            ("0h", "is not positive"),
+            ("3661d", "is too long"),
+            ("9223372036854775807d", "is too long"),
+            ("9223372036854775807m", "is too long"),
+            ("99999999999999999999d", "is not a whole number"),
+            ("1.5d", "is not a whole number"),
+        ];
+        for (input, problem) in cases {
+            let err = parse_span(input).unwrap_err();
+            assert!(err.contains(problem), "{input}: {err}");
+            assert!(err.contains("like 7d, 24h or 90m, at most 3660d"), "{input}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dry_run_refuses_a_bad_since_with_exit_code_2() {
+        for since in ["7天", "9223372036854775807d"] {
+            let cmd = RulesCmd::DryRun {
+                policy: PathBuf::from("/nonexistent/policy.json"),
+                since: since.to_owned(),
+                sample: 1,
+                database: "sqlite::memory:".to_owned(),
+            };
+            assert_eq!(run(cmd).await.unwrap(), ExitCode::from(2));
         }
     }
 }

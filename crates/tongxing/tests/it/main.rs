@@ -5,6 +5,7 @@
 mod helpers;
 
 mod api;
+mod budget;
 mod checks;
 mod commuters;
 mod contract;
