@@ -81,13 +81,15 @@ pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<
     Ok(t.secret)
 }
 
-fn init_logging() {
+/// `RUST_LOG` sets the filter; without it, `quiet` keeps only errors.
+fn init_logging(quiet: bool) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
+    let default = if quiet { "error" } else { "info,sqlx=warn" };
     let filter: Targets = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| "info,sqlx=warn".parse().expect("valid default filter"));
+        .unwrap_or_else(|| default.parse().expect("valid default filter"));
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
         .with(filter)
@@ -95,16 +97,16 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    if let Cmd::Rules(cmd) = cli.cmd {
-        return rules::run(cmd).await;
+    match cli.cmd {
+        Cmd::Rules(cmd) => rules::run(cmd).await,
+        Cmd::Import(cmd) => import::run(cmd).await,
+        other => run_other(other).await.map(|()| ExitCode::SUCCESS),
     }
-    run_other(cli).await.map(|()| ExitCode::SUCCESS)
 }
 
-async fn run_other(cli: Cli) -> Result<()> {
-    match cli.cmd {
+async fn run_other(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Serve(args) => serve::run(args).await,
-        Cmd::Import(cmd) => import::run(cmd).await,
         Cmd::Token(TokenCmd::Create { role, scope, label, database }) => {
             let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let secret = create_token(&store, &role, &scope, label.as_deref()).await?;
@@ -114,13 +116,13 @@ async fn run_other(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
-        Cmd::Rules(_) => unreachable!("handled in run"),
+        Cmd::Rules(_) | Cmd::Import(_) => unreachable!("handled in run"),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(&cli.cmd, Cmd::Import(cmd) if cmd.quiet()));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
