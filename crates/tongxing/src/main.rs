@@ -81,8 +81,10 @@ pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<
     Ok(t.secret)
 }
 
-/// `RUST_LOG` sets the filter; without it, `quiet` keeps only errors.
+/// Log lines go to stderr (stdout is for results), in colour only on a terminal, with times in
+/// Beijing time. `RUST_LOG` sets the filter; without it, `quiet` keeps only errors.
 fn init_logging(quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let default = if quiet { "error" } else { "info,sqlx=warn" };
@@ -91,9 +93,24 @@ fn init_logging(quiet: bool) {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| default.parse().expect("valid default filter"));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_timer(BeijingTime)
+                .with_target(false),
+        )
         .with(filter)
         .init();
+}
+
+/// Log times as every time shown to people: RFC 3339 at +08:00 (`tongxing_domain::time`).
+struct BeijingTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for BeijingTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        w.write_str(&tongxing_domain::time::rfc3339(chrono::Utc::now()))
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {

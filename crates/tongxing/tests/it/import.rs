@@ -221,3 +221,22 @@ both!(fn commuter_rows_are_named_at_their_file_lines(b) {
     assert_eq!(rejected_lines(&json), [2, 4, 5, 7], "{json}");
     assert_eq!(json["accepted"], 1, "{json}");
 });
+
+both!(fn logs_are_plain_text_on_stderr_and_the_summary_on_stdout(b) {
+    let db = TestDb::new(b);
+    let file = db.dir.join("empty.csv");
+    std::fs::write(&file, "lab,sample_id,document_number,sampled_at,site,site_kind,result\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "results", file.to_str().unwrap(), "--database", &db.url])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    // A fresh database: the migrations are logged, on stderr, without colour codes, in Beijing time.
+    let log = stderr.lines().find(|l| l.contains("migration applied")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(log.split_whitespace().next().unwrap().ends_with("+08:00"), "{log}");
+    assert!(stdout.starts_with("0 rows in "), "{stdout}");
+    assert!(!stdout.contains("migration"), "{stdout}");
+});
