@@ -38,7 +38,11 @@ pub const EXIT_UNREADABLE: u8 = 4;
 #[derive(Subcommand)]
 #[command(after_help = EXIT_CODES)]
 pub enum ImportCmd {
-    /// A lab's results: lab,sample_id,[document_kind,]document_number,sampled_at,site,site_kind,result
+    /// A lab's results, one sample per row.
+    ///
+    /// Columns (named in the header line): lab, sample_id, document_kind (optional),
+    /// document_number, sampled_at, site, site_kind, result; see README.md, "CSV formats".
+    /// Times without an offset are Beijing time.
     #[command(after_help = EXIT_CODES)]
     Results {
         /// The CSV file: UTF-8, a header line naming the columns, then one sample per line.
@@ -53,8 +57,11 @@ pub enum ImportCmd {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// The initial commuter database: [document_kind,]document_number,name,phone,kind,
-    /// residence_region,residence_proof,employer_name,employer_uscc,work_region
+    /// The initial commuter database: people imported as approved commuters.
+    ///
+    /// Columns (named in the header line): document_kind (optional), document_number, name and
+    /// phone (optional), kind, residence_region, residence_proof, employer_name, employer_uscc,
+    /// work_region; see README.md, "CSV formats".
     #[command(after_help = EXIT_CODES)]
     Commuters {
         /// The CSV file: UTF-8, a header line naming the columns, then one person per line.

@@ -20,7 +20,12 @@ use tongxing_store::Store;
 pub const DEFAULT_DATABASE: &str = "sqlite://tongxing.db";
 
 #[derive(Parser)]
-#[command(name = "tongxing", version, about = "Tongxing (通行): entry control for a city in an epidemic")]
+#[command(
+    name = "tongxing",
+    version,
+    about = "Tongxing (通行): entry control for a city in an epidemic",
+    after_help = "Every command that opens a database takes --database, or TONGXING_DATABASE from the environment."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -38,7 +43,7 @@ enum Cmd {
     Token(TokenCmd),
     /// Measure decisions, checks and imports (figures for docs/PERFORMANCE.md).
     Bench(bench::BenchArgs),
-    /// CertLogic rules and entry policies: eval, check, test, dry-run.
+    /// CertLogic rules and entry policies: eval, check, test, reissue, dry-run.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
 }
@@ -56,7 +61,8 @@ enum TokenCmd {
         /// A note on whom the token is for.
         #[arg(long)]
         label: Option<String>,
-        #[arg(long, default_value = DEFAULT_DATABASE)]
+        /// The server's database: sqlite://PATH or postgres://USER:PASS@HOST/DB.
+        #[arg(long, default_value = DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
         database: String,
     },
 }
@@ -162,4 +168,69 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
         bail!(msg());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every subcommand and every argument says what it is, in `--help`.
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                // `rules` keeps its arguments beside its code (rules.rs), outside this check.
+                if path == "tongxing rules" {
+                    continue;
+                }
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+        }
+        Cli::command().debug_assert();
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tongxing", &mut missing);
+        assert!(missing.is_empty(), "undescribed in --help: {missing:?}");
+    }
+
+    /// Every subcommand that opens a database reads TONGXING_DATABASE too.
+    #[test]
+    fn every_database_argument_reads_the_environment() {
+        fn walk(cmd: &clap::Command, path: &str, wrong: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), wrong);
+            }
+            for arg in cmd.get_arguments() {
+                if arg.get_id() == "database" && arg.get_env() != Some(std::ffi::OsStr::new("TONGXING_DATABASE")) {
+                    wrong.push(path.to_string());
+                }
+            }
+        }
+        let mut wrong = Vec::new();
+        walk(&Cli::command(), "tongxing", &mut wrong);
+        assert!(wrong.is_empty(), "--database without TONGXING_DATABASE: {wrong:?}");
+    }
+
+    /// Bench commands have no default database: never the live `tongxing.db`.
+    #[test]
+    fn bench_has_no_default_database() {
+        let cmd = Cli::command();
+        let bench = cmd.find_subcommand("bench").unwrap();
+        for sub in bench.get_subcommands() {
+            if let Some(db) = sub.get_arguments().find(|a| a.get_id() == "database") {
+                assert!(db.get_default_values().is_empty(), "bench {}", sub.get_name());
+            }
+        }
+    }
 }
