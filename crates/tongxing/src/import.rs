@@ -196,7 +196,7 @@ pub async fn run(cmd: ImportCmd) -> Result<ExitCode> {
             import_results_from(&store, csv, batch, &common.by, parallel, progress).await
         }
         ImportCmd::Commuters { .. } => {
-            let policies = crate::load_policies(&[])?;
+            let policies = crate::load_policies(&[])?.policies;
             import_commuters(&store, csv, &policies[0], &common.by).await
         }
     };

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tongxing_domain::Policy;
 use tongxing_domain::auth::Role;
+use tongxing_rules::RuleSet;
 use tongxing_store::Store;
 
 /// The default database: a SQLite file in the working directory.
@@ -67,16 +68,38 @@ enum TokenCmd {
     },
 }
 
-/// The policies to load: the built-in one, plus any files given.
-pub fn load_policies(files: &[PathBuf]) -> Result<Vec<Policy>> {
-    let mut policies = vec![Policy::beijing_2021_11_17()];
+/// The policy files given to `serve --policy`, in the project's two formats.
+pub struct PolicyFiles {
+    /// Legacy policies (`tongxing_domain::Policy`: windows in hours and days, regions, test
+    /// points): the built-in one, then those given. They set the facts' look-back window and the
+    /// rules for commuter applications.
+    pub policies: Vec<Policy>,
+    /// Rule sets (CertLogic rules in the DCC business-rule shape, as shipped in
+    /// `crates/tongxing-rules/policies/`), each with its text: they decide checks once published
+    /// and activated.
+    pub rule_sets: Vec<(RuleSet, String)>,
+}
+
+/// Reads policy files of either format: a JSON object with `rules` is a rule set, anything else
+/// a legacy policy. Each is validated whole before anything is used.
+pub fn load_policies(files: &[PathBuf]) -> Result<PolicyFiles> {
+    let mut out = PolicyFiles { policies: vec![Policy::beijing_2021_11_17()], rule_sets: Vec::new() };
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading policy {}", f.display()))?;
-        let p = Policy::from_json(&text).with_context(|| format!("policy {}", f.display()))?;
-        policies.retain(|q| !(q.id == p.id && q.version == p.version));
-        policies.push(p);
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("policy {} is not JSON", f.display()))?;
+        if value.get("rules").is_some() {
+            let rs = RuleSet::from_json(&text).with_context(|| format!("rule set {}", f.display()))?;
+            // Stored as the API stores a published body, so that the same rule set compares equal.
+            out.rule_sets.push((rs, value.to_string()));
+        } else {
+            let p = Policy::from_json(&text)
+                .with_context(|| format!("policy {} (read as a legacy policy: it has no \"rules\")", f.display()))?;
+            out.policies.retain(|q| !(q.id == p.id && q.version == p.version));
+            out.policies.push(p);
+        }
     }
-    Ok(policies)
+    Ok(out)
 }
 
 pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<&str>) -> Result<String> {

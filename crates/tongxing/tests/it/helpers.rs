@@ -143,8 +143,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &TestDb) -> Server {
+        Server::start_args(db, &[])
+    }
+
+    /// With more arguments to `serve`.
+    pub fn start_args(db: &TestDb, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url])
+            .args(extra)
             .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
             .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })

@@ -12,3 +12,4 @@ mod crash;
 mod import;
 mod policies;
 mod results;
+mod serve;
