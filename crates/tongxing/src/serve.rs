@@ -31,11 +31,16 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let crate::PolicyFiles { policies, rule_sets } = crate::load_policies(&args.policy)?;
+    if args.demo {
+        // On a store of its own, closed when filled: closing copies SQLite's write-ahead log into
+        // the database and truncates it (the fill's many small transactions grow it to 150 MB).
+        let filler =
+            Store::connect(&args.database).await.with_context(|| format!("opening the database {}", args.database))?;
+        crate::demo::fill_if_empty(&filler, &policies[0], &args.database).await?;
+        filler.close().await;
+    }
     let store =
         Store::connect(&args.database).await.with_context(|| format!("opening the database {}", args.database))?;
-    if args.demo {
-        crate::demo::fill_if_empty(&store, &policies[0], &args.database).await?;
-    }
     for (rs, text) in &rule_sets {
         publish_rule_set(&store, rs, text).await?;
     }
