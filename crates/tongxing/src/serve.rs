@@ -16,12 +16,12 @@ pub struct ServeArgs {
     /// sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
     #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
     database: String,
-    /// A policy file, in either format (README.md, "Entry policies"); repeatable. A rule set
-    /// (CertLogic, as in crates/tongxing-rules/policies/) is published and activated at start-up,
-    /// as POST /api/v1/policies and /activate do (audited as "serve --policy"): it then decides
-    /// checks from its valid_from, on every server using this database. A legacy policy (as in
-    /// crates/tongxing-domain/policies/: windows in hours and days) sets the facts' look-back and
-    /// the commuter-application rules, beside the built-in one.
+    /// A policy file, in either format (README.md, "Policy files: two formats"); repeatable.
+    /// A rule set (CertLogic, as in crates/tongxing-rules/policies/) is published and activated
+    /// at start-up, as POST /api/v1/policies and /activate do (audited as "serve --policy"): it
+    /// then decides checks from its valid_from, on every server using this database. A legacy
+    /// policy (as in crates/tongxing-domain/policies/: windows in hours and days) sets the facts'
+    /// look-back and the commuter-application rules, beside the built-in one.
     #[arg(long)]
     policy: Vec<PathBuf>,
     /// Fill an empty database with a generated population and print one token per role.

@@ -11,5 +11,6 @@ mod commuters;
 mod crash;
 mod import;
 mod policies;
+mod readme;
 mod results;
 mod serve;
