@@ -5,6 +5,11 @@
 //! - `import`: writes a lab CSV of N rows and imports it as `tongxing import results` does.
 //! - `checks`: the real server on a loopback port and a load generator in the same process,
 //!   each check writing its entry event; throughput and latency percentiles.
+//!
+//! `populate`, `import` and `checks` write made-up people, results, entry events and a token:
+//! they take no default database and refuse one that holds anything not made by a bench
+//! command. A database they start with empty gets the checkpoint [`MARK`] (kind `bench`), which
+//! lets later bench commands use it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,26 +35,37 @@ pub struct BenchArgs {
     what: BenchCmd,
 }
 
+/// The help of every bench `--database`.
+const DATABASE_HELP: &str = "The benchmark's own database: sqlite://PATH or postgres://USER:PASS@HOST/DB. \
+    No default; refused unless empty or made by a bench command (bench commands write made-up data)";
+
+/// The checkpoint that marks a database as made by a bench command.
+pub const MARK: &str = "BENCH";
+
 #[derive(Subcommand)]
 enum BenchCmd {
     /// The pure decision function, single-threaded.
     Decide {
+        /// Decisions to time.
         #[arg(long, default_value_t = 5_000_000)]
         iterations: u64,
     },
     /// Fill a database: N people, M results, a share of them commuters, and checkpoints.
     Populate {
-        #[arg(long, default_value = crate::DEFAULT_DATABASE)]
+        #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
         database: String,
+        /// People to create (3 % of them approved commuters).
         #[arg(long, default_value_t = 1_000_000)]
         people: u64,
+        /// Test results to create, spread evenly over the people, sampled in the last 30 days.
         #[arg(long, default_value_t = 10_000_000)]
         results: u64,
     },
     /// Import a generated lab CSV of N rows (timed: the import only).
     Import {
-        #[arg(long, default_value = crate::DEFAULT_DATABASE)]
+        #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
         database: String,
+        /// Rows of the generated file.
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
         /// People the rows are spread over (rows / people samples each).
@@ -64,11 +80,12 @@ enum BenchCmd {
     },
     /// Checkpoint decisions over HTTP against a populated database.
     Checks {
-        #[arg(long, default_value = crate::DEFAULT_DATABASE)]
+        #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
         database: String,
         /// People the populated database holds (checks pick among them).
         #[arg(long, default_value_t = 1_000_000)]
         people: u64,
+        /// Checks to send in all.
         #[arg(long, default_value_t = 100_000)]
         requests: u64,
         /// Concurrent connections (checkpoint terminals).
@@ -88,6 +105,41 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             bench_checks(&database, people, requests, concurrency).await
         }
     }
+}
+
+/// Opens a database for a bench command that writes: one that is empty (then marked with the
+/// checkpoint [`MARK`]) or marked already. Anything else may be a live database, and is refused.
+pub async fn open_bench_database(database: &str) -> Result<Store> {
+    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
+    if store.checkpoints().await?.iter().any(|c| c.id == MARK && c.kind == "bench") {
+        return Ok(store);
+    }
+    let c = store.counts().await?;
+    let empty = c.people == 0
+        && c.samples == 0
+        && c.commuters == 0
+        && c.checkpoints == 0
+        && c.entry_events == 0
+        && store.policies().await?.is_empty();
+    if !empty {
+        store.close().await;
+        anyhow::bail!(
+            "{database} holds data that no bench command made ({} people, {} samples, {} checkpoints); bench \
+             commands write made-up people, results and entry events, so they run on a database of their own \
+             (an empty one, e.g. --database sqlite://bench.db, or one made by `tongxing bench populate`)",
+            c.people,
+            c.samples,
+            c.checkpoints
+        );
+    }
+    let mark = Checkpoint {
+        id: MARK.into(),
+        name: "made by tongxing bench: made-up data".into(),
+        road: None,
+        kind: "bench".into(),
+    };
+    store.upsert_checkpoint(&mark, Utc::now()).await?;
+    Ok(store)
 }
 
 /// A realistic mix of facts: visitors with 0-3 samples, commuters, a few yellow codes.
@@ -158,7 +210,7 @@ fn person_doc(i: u64) -> String {
 }
 
 async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
-    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
+    let store = open_bench_database(database).await?;
     let now = Utc::now();
     let today = now.with_timezone(&tongxing_domain::shanghai()).date_naive();
     let policy = Policy::beijing_2021_11_17();
@@ -238,6 +290,8 @@ async fn populate(database: &str, people: u64, results: u64) -> Result<()> {
 }
 
 async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: Option<usize>) -> Result<()> {
+    // Refused before the file is written.
+    let store = open_bench_database(database).await?;
     let dir = std::env::temp_dir().join(format!("tongxing-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file: PathBuf = dir.join("results.csv");
@@ -270,7 +324,6 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
             )?;
         }
     }
-    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
     let start = Instant::now();
     let parallel = crate::import::default_parallel(&store);
     let batch = batch.unwrap_or_else(|| crate::import::default_batch(&store)).max(1);
@@ -290,9 +343,9 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
 }
 
 async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64) -> Result<()> {
-    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
+    let store = open_bench_database(database).await?;
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
-    let state = tongxing_http::AppState::new(store.clone(), crate::load_policies(&[])?);
+    let state = tongxing_http::AppState::new(store.clone(), crate::load_policies(&[])?.policies);
     let app = tongxing_http::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -1,12 +1,13 @@
 //! `serve --demo`: a generated, realistic population for trying the API at once — commuters
 //! from the three counties north-east of Beijing (北三县) and Tianjin, visitors, the 13
-//! expressway test points, checkpoints on each expressway, and tests of every kind.
+//! expressway test points, checkpoints on each expressway, and tests of every kind; and three
+//! people with fixed document numbers whose checks README.md shows ([`SHOWCASE`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike, Utc};
 use tongxing_domain::Policy;
 use tongxing_domain::facts::{CodeColour, CommuterKind, CommuterStatus, SiteKind, TestResult};
 use tongxing_domain::ids::{Document, DocumentKind, RegionCode, id_check_char};
@@ -51,6 +52,72 @@ const COMMUTER_HOMES: &[&str] = &[
 ];
 const CITY: &[&str] = &["110101", "110102", "110105", "110106", "110108", "110112", "110113", "110114", "110115"];
 const ELSEWHERE: &[&str] = &["130102", "140105", "370102", "310104", "440106", "210102", "410105", "110105", "110108"];
+
+/// The people README.md's examples check at CP-JINGHA, with what the check answers (on the day the
+/// demo is filled: their tests are dated from that moment). Born in 1949, before any generated
+/// person, so that the numbers are never drawn for someone else.
+pub const SHOWCASE: [(&str, &str); 3] = [
+    ("131082194910010017", "pass: an approved commuter from 三河, negative test 5 days ago"),
+    (
+        "120104194905040020",
+        "conditional with a commitment letter (deny without): sampled 2 hours ago at the 京哈高速 test point, pending",
+    ),
+    ("11010519491231002X", "deny: negative test 3 days ago, older than 48 hours"),
+];
+
+/// Writes the [`SHOWCASE`] people and their tests.
+async fn showcase(store: &Store, policy: &Policy, now: chrono::DateTime<Utc>) -> Result<Vec<String>> {
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let today = now.with_timezone(&tongxing_domain::shanghai()).date_naive();
+    let person = |number: &str, name: &str, region: &str| -> Result<PersonInput> {
+        Ok(PersonInput {
+            document: Document::parse(DocumentKind::ResidentId, number, today)?,
+            name: Some(name.into()),
+            phone: None,
+            residence_region: RegionCode::parse(region).ok(),
+        })
+    };
+    let commuter = person(SHOWCASE[0].0, "王建华", "131082")?;
+    let pending = person(SHOWCASE[1].0, "李娜", "120104")?;
+    let too_old = person(SHOWCASE[2].0, "张伟", "110105")?;
+    let application = CommuterApplication {
+        kind: CommuterKind::Worker,
+        residence_region: RegionCode::parse("131082")?,
+        residence_proof: "household_register".into(),
+        employer_name: "北京华通科技有限公司".into(),
+        employer_uscc: "91350100M000100Y43".into(),
+        work_region: RegionCode::parse("110105")?,
+    };
+    let valid_until = now + Duration::days(policy.commuter_validity_days);
+    store.import_commuters(&[(commuter.clone(), application)], valid_until, "demo", now).await?;
+    if let Some(rec) = store.person(&commuter.document.key()).await? {
+        store.record_commuter_first_check(rec.id, now - Duration::days(3)).await?;
+    }
+    store.upsert_person(&pending, now).await?;
+    store.upsert_person(&too_old, now).await?;
+    let sample = |p: &PersonInput, id: &str, age: Duration, site: &str, site_kind, result| SampleInput {
+        lab: "HB-LAB-003".into(),
+        sample_id: id.into(),
+        document: p.document.clone(),
+        sampled_at: now - age,
+        site: site.into(),
+        site_kind,
+        result,
+    };
+    let samples = [
+        sample(&commuter, "DEMO-1", Duration::days(5), "H-SANHE", SiteKind::Hospital, TestResult::Negative),
+        sample(&pending, "DEMO-2", Duration::hours(2), "SA-JINGHA-XIANGHE", SiteKind::ServiceArea, TestResult::Pending),
+        sample(&too_old, "DEMO-3", Duration::days(3), "H-SANHE", SiteKind::Hospital, TestResult::Negative),
+    ];
+    store.submit_samples(&samples, "demo", now).await?;
+    Ok(samples
+        .iter()
+        .zip(SHOWCASE)
+        .map(|(s, (number, what))| {
+            format!("  {number}  {what} (sampled {})", tongxing_domain::time::rfc3339(s.sampled_at))
+        })
+        .collect())
+}
 
 /// A valid resident ID number born in `region`, unique by `serial`.
 pub fn id_number(rng: &mut Rng, region: &str, serial: u64) -> String {
@@ -218,6 +285,8 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
         store.set_code(rec.id, colour, Some(&reason), None, "demo", now).await?;
     }
 
+    let tried = showcase(store, policy, now).await?;
+
     // The demo shows the rules of 17 November 2021 (commuters, conditional entry), re-issued
     // from today; the later built-in policies would otherwise be the ones in force.
     let (_, original) = tongxing_rules::BUILTIN_FILES[0];
@@ -242,8 +311,9 @@ pub async fn fill_if_empty(store: &Store, policy: &Policy, database: &str) -> Re
     for (role, t) in &tokens {
         println!("  {role:<10} {t}");
     }
-    if let Some((p, _)) = approved.get(1) {
-        println!("a commuter to check: {} at checkpoint CP-JINGHA", p.document.number());
+    println!("people to check at CP-JINGHA (README.md, \"Trying the API\"):");
+    for line in tried {
+        println!("{line}");
     }
     Ok(())
 }

@@ -1,49 +1,101 @@
 //! `tongxing import`: CSV files from labs and the police's initial commuter list.
 //!
 //! Lab files give times in the labs' local format `2021-11-17 08:30:00`, meaning Asia/Shanghai
-//! (UTC+8); RFC 3339 with an offset is accepted too. A bad row is reported with its line number
-//! and never stops the good ones; each batch of good rows is one transaction, so a row is either
-//! wholly stored or not at all. Re-running the same file changes nothing.
+//! (UTC+8); RFC 3339 with an offset is accepted too. A bad row is reported with its own line
+//! number in the file (the header being line 1) and never stops the good ones; each batch of
+//! good rows is one transaction, so a row is either wholly stored or not at all. Re-running the
+//! same file changes nothing. The exit code tells a script what happened ([`EXIT_CODES`]).
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tongxing_http::error::ApiError;
 use tongxing_http::{Application, DocumentRef, ResultInput, parse_application, parse_document, parse_sample};
 use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
 
+/// Shown under `tongxing import --help` and each import's `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  every row was stored: accepted, unchanged (imported before) or a correction
+  1  another failure: the database could not be opened or written
+  2  invalid arguments
+  3  some rows were rejected, each named with its line and reason; the other rows are stored
+  4  the file could not be read: missing, empty, without the expected header line, or an I/O
+     error part-way (the batches before it are stored; re-running the file is safe)";
+
+/// Some rows were rejected; the others are stored.
+pub const EXIT_REJECTED: u8 = 3;
+/// The file could not be read (the error says why).
+pub const EXIT_UNREADABLE: u8 = 4;
+
 #[derive(Subcommand)]
+#[command(after_help = EXIT_CODES)]
 pub enum ImportCmd {
-    /// A lab's results: lab,sample_id,[document_kind,]document_number,sampled_at,site,site_kind,result
+    /// A lab's results, one sample per row.
+    ///
+    /// Columns (named in the header line): lab, sample_id, document_kind (optional),
+    /// document_number, sampled_at, site, site_kind, result; see README.md, "CSV formats".
+    /// Times without an offset are Beijing time.
+    #[command(after_help = EXIT_CODES)]
     Results {
+        /// The CSV file: UTF-8, a header line naming the columns, then one sample per line.
         file: PathBuf,
-        #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
-        database: String,
         /// Rows per transaction (default: 200,000 on SQLite, 50,000 on PostgreSQL).
         #[arg(long)]
         batch: Option<usize>,
-        /// Who is importing, for the history (e.g. the lab's name).
-        #[arg(long, default_value = "import")]
-        by: String,
-        /// Batches written at once (default: 1 on SQLite, which has one writer; 4 on PostgreSQL).
+        /// Batches written at once (default: 2 on SQLite, which prepares one while the other is
+        /// written; 4 on PostgreSQL).
         #[arg(long)]
         parallel: Option<usize>,
+        #[command(flatten)]
+        common: CommonArgs,
     },
-    /// The initial commuter database: [document_kind,]document_number,name,phone,kind,
-    /// residence_region,residence_proof,employer_name,employer_uscc,work_region
+    /// The initial commuter database: people imported as approved commuters.
+    ///
+    /// Columns (named in the header line): document_kind (optional), document_number, name and
+    /// phone (optional), kind, residence_region, residence_proof, employer_name, employer_uscc,
+    /// work_region; see README.md, "CSV formats".
+    #[command(after_help = EXIT_CODES)]
     Commuters {
+        /// The CSV file: UTF-8, a header line naming the columns, then one person per line.
         file: PathBuf,
-        #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
-        database: String,
-        #[arg(long, default_value = "import")]
-        by: String,
+        #[command(flatten)]
+        common: CommonArgs,
     },
+}
+
+/// What both imports take.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
+    #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
+    database: String,
+    /// Who is importing, recorded in the history (e.g. the lab's code).
+    #[arg(long, default_value = "import")]
+    by: String,
+    /// Print one JSON object on stdout instead of text: the counts and every rejected row with
+    /// its line and reason.
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
+    /// Print nothing but errors (no summary, no rejected rows, no progress); the exit code tells.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl ImportCmd {
+    /// Whether the output is to be kept to errors.
+    pub fn quiet(&self) -> bool {
+        match self {
+            ImportCmd::Results { common, .. } | ImportCmd::Commuters { common, .. } => common.quiet,
+        }
+    }
 }
 
 /// What an import did, row by row.
@@ -52,52 +104,222 @@ pub struct ImportReport {
     pub accepted: usize,
     pub unchanged: usize,
     pub corrected: usize,
-    /// (line number, reason)
+    /// (line number in the file, reason), in the file's order.
     pub rejected: Vec<(u64, String)>,
 }
 
 impl ImportReport {
+    pub fn rows(&self) -> usize {
+        self.accepted + self.unchanged + self.corrected + self.rejected.len()
+    }
+
+    /// The text for people: the first 1,000 rejected rows, then the counts.
     pub fn print(&self, elapsed: std::time::Duration) {
-        let total = self.accepted + self.unchanged + self.corrected + self.rejected.len();
+        let mut out = std::io::stdout().lock();
         for (line, reason) in self.rejected.iter().take(1000) {
-            println!("line {line}: rejected: {reason}");
+            let _ = writeln!(out, "line {line}: rejected: {reason}");
         }
         if self.rejected.len() > 1000 {
-            println!("... and {} more rejected rows", self.rejected.len() - 1000);
+            let _ = writeln!(out, "... and {} more rejected rows", self.rejected.len() - 1000);
         }
-        println!(
-            "{total} rows in {:.1} s ({:.0} rows/s): {} accepted, {} unchanged, {} corrected, {} rejected",
+        let _ = writeln!(
+            out,
+            "{} rows in {:.1} s ({:.0} rows/s): {} accepted, {} unchanged, {} corrected, {} rejected",
+            self.rows(),
             elapsed.as_secs_f64(),
-            total as f64 / elapsed.as_secs_f64().max(1e-9),
+            self.rows() as f64 / elapsed.as_secs_f64().max(1e-9),
             self.accepted,
             self.unchanged,
             self.corrected,
             self.rejected.len()
         );
     }
+
+    /// The one JSON object for scripts (`--json`).
+    pub fn json(&self, file: &Path, elapsed: std::time::Duration) -> serde_json::Value {
+        let rejected: Vec<_> =
+            self.rejected.iter().map(|(line, reason)| serde_json::json!({"line": line, "reason": reason})).collect();
+        serde_json::json!({
+            "file": file.display().to_string(),
+            "rows": self.rows(),
+            "accepted": self.accepted,
+            "unchanged": self.unchanged,
+            "corrected": self.corrected,
+            "rejected": self.rejected.len(),
+            "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "rejected_rows": rejected,
+        })
+    }
+
+    /// 0 when every row was stored, [`EXIT_REJECTED`] otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) }
+    }
 }
 
-pub async fn run(cmd: ImportCmd) -> Result<()> {
-    match cmd {
-        ImportCmd::Results { file, database, batch, by, parallel } => {
-            let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
-            let start = Instant::now();
+/// Why a file could not be imported at all (exit code [`EXIT_UNREADABLE`]).
+#[derive(Debug)]
+pub struct Unreadable(pub String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+pub async fn run(cmd: ImportCmd) -> Result<ExitCode> {
+    let (file, common) = match &cmd {
+        ImportCmd::Results { file, common, .. } | ImportCmd::Commuters { file, common, .. } => (file.clone(), common),
+    };
+    // The file is opened first: a missing or wrong file changes nothing, not even the database.
+    let required: &[&str] = match cmd {
+        ImportCmd::Results { .. } => RESULT_COLUMNS,
+        ImportCmd::Commuters { .. } => COMMUTER_COLUMNS,
+    };
+    let csv = match CsvFile::open(&file, required) {
+        Ok(csv) => csv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_UNREADABLE));
+        }
+    };
+    let database = &common.database;
+    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
+    let start = Instant::now();
+    let progress = !common.quiet;
+    let outcome = match &cmd {
+        ImportCmd::Results { batch, parallel, .. } => {
             let parallel = parallel.unwrap_or_else(|| default_parallel(&store)).max(1);
             let batch = batch.unwrap_or_else(|| default_batch(&store)).max(1);
-            let report = import_results(&store, &file, batch, &by, parallel).await?;
-            report.print(start.elapsed());
-            store.close().await;
+            import_results_from(&store, csv, batch, &common.by, parallel, progress).await
         }
-        ImportCmd::Commuters { file, database, by } => {
-            let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
-            let start = Instant::now();
-            let policies = crate::load_policies(&[])?;
-            let report = import_commuters(&store, &file, &policies[0], &by).await?;
-            report.print(start.elapsed());
-            store.close().await;
+        ImportCmd::Commuters { .. } => {
+            let policies = crate::load_policies(&[])?.policies;
+            import_commuters(&store, csv, &policies[0], &common.by).await
+        }
+    };
+    store.close().await;
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => match e.downcast_ref::<Unreadable>() {
+            Some(u) => {
+                eprintln!("error: {}", u);
+                return Ok(ExitCode::from(EXIT_UNREADABLE));
+            }
+            None => return Err(e),
+        },
+    };
+    if common.json {
+        println!("{}", report.json(&file, start.elapsed()));
+    } else if !common.quiet {
+        report.print(start.elapsed());
+    }
+    Ok(report.exit_code())
+}
+
+/// A CSV file read record by record, each with the line it starts on (the header being line 1;
+/// a field in quotes may span lines), in raw bytes so that a row that is not UTF-8 or has the
+/// wrong number of fields is one rejected row rather than an error of the reader.
+///
+/// Line numbers: the reader counts every `\n` it consumes. Records end at `\n` only (a `\r`
+/// before it is trimmed with the other white space), and a `\n` is appended to the file so that
+/// the last record ends like the others; a record that ends with the reader on line `L` and holds
+/// `n` line breaks inside quotes began on line `L - 1 - n`. (The csv crate's own record
+/// positions count from the end of the previous record, so they drift with CRLF files and blank
+/// lines.)
+pub struct CsvFile {
+    reader: csv::Reader<std::io::Chain<std::fs::File, &'static [u8]>>,
+    headers: csv::StringRecord,
+    raw: csv::ByteRecord,
+    name: String,
+    len: u64,
+}
+
+/// The next record of a [`CsvFile`]: its line, and its trimmed fields or why they cannot be read.
+type Row<'a> = (u64, Result<&'a csv::StringRecord, String>);
+
+impl CsvFile {
+    /// Opens `file` and reads its header line, which must name every `required` column.
+    pub fn open(file: &Path, required: &[&str]) -> Result<CsvFile, Unreadable> {
+        let name = file.display().to_string();
+        let f = std::fs::File::open(file).map_err(|e| Unreadable(format!("cannot open {name}: {e}")))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(f.chain(&b"\n"[..]));
+        let mut csv = CsvFile { reader, headers: csv::StringRecord::new(), raw: csv::ByteRecord::new(), name, len };
+        let mut header = csv::StringRecord::new();
+        match csv.next(&mut header)? {
+            None => return Err(Unreadable(format!("{}: the file is empty; expected a header line", csv.name))),
+            Some((_, Err(e))) => return Err(Unreadable(format!("{}: the header line: {e}", csv.name))),
+            Some((_, Ok(_))) => {}
+        }
+        let missing: Vec<_> = required.iter().filter(|c| !header.iter().any(|h| h == **c)).collect();
+        if !missing.is_empty() {
+            return Err(Unreadable(format!(
+                "{}: the header line lacks the column(s) {missing:?}; it has {:?}",
+                csv.name,
+                header.iter().collect::<Vec<_>>()
+            )));
+        }
+        csv.headers = header;
+        Ok(csv)
+    }
+
+    pub fn headers(&self) -> &csv::StringRecord {
+        &self.headers
+    }
+
+    /// Bytes read so far (for the progress bar).
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.position().byte().min(self.len)
+    }
+
+    /// Reads the next non-blank record into `row`. `Ok(None)` at the end of the file; `Err` when
+    /// the file cannot be read any further (an I/O error).
+    pub fn next<'a>(&mut self, row: &'a mut csv::StringRecord) -> Result<Option<Row<'a>>, Unreadable> {
+        loop {
+            let more = self.reader.read_byte_record(&mut self.raw).map_err(|e| {
+                Unreadable(format!("{}: reading stopped after line {}: {e}", self.name, self.reader.position().line()))
+            })?;
+            if !more {
+                return Ok(None);
+            }
+            // A line of white space only (e.g. a blank line of a CRLF file) is no row.
+            if self.raw.len() == 1 && self.raw[0].trim_ascii().is_empty() {
+                continue;
+            }
+            let breaks = self.raw.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+            let line = self.reader.position().line().saturating_sub(1 + breaks).max(1);
+            return Ok(Some((line, self.fields(row).map(|()| &*row))));
         }
     }
-    Ok(())
+
+    /// The raw record's fields, trimmed, into `row`; or why they cannot be read.
+    fn fields(&self, row: &mut csv::StringRecord) -> Result<(), String> {
+        let expected = self.headers.len();
+        if expected > 0 && self.raw.len() != expected {
+            return Err(format!(
+                "{} fields where the header line has {expected}; a field containing a comma must be in double quotes",
+                self.raw.len()
+            ));
+        }
+        row.clear();
+        for (i, field) in self.raw.iter().enumerate() {
+            match std::str::from_utf8(field) {
+                Ok(s) => row.push_field(s.trim()),
+                Err(_) => {
+                    let column = self.headers.get(i).map(|h| format!("{h}: ")).unwrap_or_default();
+                    return Err(format!("{column}not valid UTF-8 (the file must be saved as UTF-8)"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Parses a lab time: local Asia/Shanghai `YYYY-MM-DD HH:MM:SS`, or RFC 3339 with an offset.
@@ -146,9 +368,22 @@ fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, Stri
     parse_sample(&input, sampled_at, "", now).map_err(reason)
 }
 
+/// The columns a results file must have (`document_kind` is optional).
+const RESULT_COLUMNS: &[&str] = &["lab", "sample_id", "document_number", "sampled_at", "site", "site_kind", "result"];
+/// The columns a commuters file must have (`document_kind`, `name` and `phone` are optional).
+const COMMUTER_COLUMNS: &[&str] = &[
+    "document_number",
+    "kind",
+    "residence_region",
+    "residence_proof",
+    "employer_name",
+    "employer_uscc",
+    "work_region",
+];
+
 enum Parsed {
     Batch { rows: Vec<SampleInput>, rejected: Vec<(u64, String)>, bytes: u64 },
-    Failed(String),
+    Failed(Unreadable),
 }
 
 /// Rows per transaction. On SQLite a batch's new index entries share pages with each other the
@@ -169,8 +404,8 @@ pub fn default_parallel(store: &Store) -> usize {
     }
 }
 
-/// Streams the file: a blocking thread parses and validates; up to `parallel` batches are
-/// written at once, each in its own transaction.
+/// Imports a results file (as `tongxing import results`, without the progress bar). A file that
+/// cannot be read is an [`Unreadable`] error.
 pub async fn import_results(
     store: &Store,
     file: &Path,
@@ -178,69 +413,67 @@ pub async fn import_results(
     by: &str,
     parallel: usize,
 ) -> Result<ImportReport> {
-    let total_bytes = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
-    let reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(file)
-        .with_context(|| format!("reading {}", file.display()))?;
+    let csv = CsvFile::open(file, RESULT_COLUMNS)?;
+    import_results_from(store, csv, batch, by, parallel, false).await
+}
+
+/// Streams the file: a blocking thread parses and validates; up to `parallel` batches are
+/// written at once, each in its own transaction.
+async fn import_results_from(
+    store: &Store,
+    mut csv: CsvFile,
+    batch: usize,
+    by: &str,
+    parallel: usize,
+    show_progress: bool,
+) -> Result<ImportReport> {
+    let total_bytes = csv.len;
     let (tx, mut rx) = mpsc::channel::<Parsed>(2);
     let now = Utc::now();
     let parser = tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        let headers = match reader.headers() {
-            Ok(h) => h.clone(),
-            Err(e) => {
-                let _ = tx.blocking_send(Parsed::Failed(format!("cannot read the header line: {e}")));
-                return;
-            }
-        };
-        let required = ["lab", "sample_id", "document_number", "sampled_at", "site", "site_kind", "result"];
-        let missing: Vec<_> = required.iter().filter(|c| !headers.iter().any(|h| h == **c)).collect();
-        if !missing.is_empty() {
-            let _ = tx.blocking_send(Parsed::Failed(format!(
-                "the header line lacks the column(s) {missing:?}; expected: lab,sample_id,document_kind (optional),document_number,sampled_at,site,site_kind,result"
-            )));
-            return;
-        }
+        let headers = csv.headers().clone();
         let mut rows = Vec::with_capacity(batch);
         let mut rejected = Vec::new();
         let mut record = csv::StringRecord::new();
         loop {
-            let line = reader.position().line() + 1;
-            match reader.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {
-                    let line = record.position().map(|p| p.line()).unwrap_or(line);
-                    match record.deserialize::<ResultRow>(Some(&headers)) {
-                        Ok(row) => match row_to_sample(row, now) {
-                            Ok(s) => rows.push(s),
-                            Err(e) => rejected.push((line, e)),
-                        },
-                        Err(e) => rejected.push((line, format!("unreadable row: {e}"))),
-                    }
+            match csv.next(&mut record) {
+                Ok(None) => break,
+                Ok(Some((line, Ok(fields)))) => match fields.deserialize::<ResultRow>(Some(&headers)) {
+                    Ok(row) => match row_to_sample(row, now) {
+                        Ok(s) => rows.push(s),
+                        Err(e) => rejected.push((line, e)),
+                    },
+                    Err(e) => rejected.push((line, format!("unreadable row: {e}"))),
+                },
+                Ok(Some((line, Err(e)))) => rejected.push((line, format!("unreadable row: {e}"))),
+                Err(e) => {
+                    // What was read before is still written (and counted): then the error.
+                    let bytes = csv.bytes_read();
+                    let _ = tx.blocking_send(Parsed::Batch { rows, rejected, bytes });
+                    let _ = tx.blocking_send(Parsed::Failed(e));
+                    return;
                 }
-                Err(e) => rejected.push((line, format!("unreadable row: {e}"))),
             }
             if rows.len() >= batch {
-                let bytes = reader.position().byte();
                 let msg = Parsed::Batch {
                     rows: std::mem::replace(&mut rows, Vec::with_capacity(batch)),
                     rejected: std::mem::take(&mut rejected),
-                    bytes,
+                    bytes: csv.bytes_read(),
                 };
                 if tx.blocking_send(msg).is_err() {
                     return;
                 }
             }
         }
-        let bytes = reader.position().byte();
+        let bytes = csv.bytes_read();
         let _ = tx.blocking_send(Parsed::Batch { rows, rejected, bytes });
     });
 
     let mut report = ImportReport::default();
-    let mut progress = Progress::new(total_bytes);
+    let mut progress = show_progress.then(|| Progress::new(total_bytes));
     let mut writing = tokio::task::JoinSet::new();
     let mut bytes_seen = 0;
+    let mut failed = None;
     let count = |report: &mut ImportReport, outcomes: Vec<SampleOutcome>| {
         for o in outcomes {
             match o {
@@ -252,7 +485,7 @@ pub async fn import_results(
     };
     while let Some(msg) = rx.recv().await {
         match msg {
-            Parsed::Failed(e) => anyhow::bail!("{}: {e}", file.display()),
+            Parsed::Failed(e) => failed = Some(e),
             Parsed::Batch { rows, rejected, bytes } => {
                 while writing.len() >= parallel {
                     let outcomes =
@@ -265,18 +498,26 @@ pub async fn import_results(
                 );
                 report.rejected.extend(rejected);
                 bytes_seen = bytes;
-                progress
-                    .update(bytes_seen, report.accepted + report.unchanged + report.corrected + report.rejected.len());
+                if let Some(p) = progress.as_mut() {
+                    p.update(bytes_seen, report.rows());
+                }
             }
         }
     }
     while let Some(done) = writing.join_next().await {
         count(&mut report, done.context("a writer failed")??);
-        progress.update(bytes_seen, report.accepted + report.unchanged + report.corrected + report.rejected.len());
+        if let Some(p) = progress.as_mut() {
+            p.update(bytes_seen, report.rows());
+        }
     }
     parser.await.context("the CSV parser failed")?;
-    progress.finish();
-    Ok(report)
+    if let Some(p) = progress {
+        p.finish();
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(report),
+    }
 }
 
 #[derive(Deserialize)]
@@ -296,23 +537,21 @@ struct CommuterRow {
     work_region: String,
 }
 
-/// Imports approved commuters. A person who already has a certification is left unchanged.
-pub async fn import_commuters(
+/// Imports approved commuters (as `tongxing import commuters`). A person who already has a
+/// certification is left unchanged.
+async fn import_commuters(
     store: &Store,
-    file: &Path,
+    mut csv: CsvFile,
     policy: &tongxing_domain::Policy,
     by: &str,
 ) -> Result<ImportReport> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(file)
-        .with_context(|| format!("reading {}", file.display()))?;
     let now = Utc::now();
     let mut report = ImportReport::default();
     let mut rows = Vec::new();
-    for (i, rec) in reader.deserialize::<CommuterRow>().enumerate() {
-        let line = i as u64 + 2;
-        let row = match rec {
+    let headers = csv.headers().clone();
+    let mut record = csv::StringRecord::new();
+    while let Some((line, fields)) = csv.next(&mut record)? {
+        let row = match fields.and_then(|f| f.deserialize::<CommuterRow>(Some(&headers)).map_err(|e| e.to_string())) {
             Ok(r) => r,
             Err(e) => {
                 report.rejected.push((line, format!("unreadable row: {e}")));
@@ -397,5 +636,67 @@ impl Progress {
         if self.tty {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line and the first field of every record, or the reason it is unreadable.
+    fn lines(content: &[u8]) -> Vec<(u64, String)> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tongxing-csv-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f.csv");
+        std::fs::write(&file, content).unwrap();
+        let mut csv = CsvFile::open(&file, &["a"]).unwrap();
+        let mut out = Vec::new();
+        let mut row = csv::StringRecord::new();
+        while let Some((line, fields)) = csv.next(&mut row).unwrap() {
+            out.push((line, fields.map(|f| f[0].to_string()).unwrap_or_else(|e| e)));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[test]
+    fn each_record_has_its_own_line() {
+        let expected = vec![(2, "x".to_string()), (3, "y".into()), (5, "z".into())];
+        assert_eq!(lines(b"a,b\nx,1\ny,2\n\nz,3\n"), expected);
+        assert_eq!(lines(b"a,b\r\nx,1\r\ny,2\r\n\r\nz,3\r\n"), expected);
+        assert_eq!(lines(b"a,b\nx,1\ny,2\n\nz,3"), expected, "no newline at the end");
+        assert_eq!(lines(b"\xef\xbb\xbfa,b\nx,1\ny,2\n  \nz,3\n"), expected, "a BOM; a line of spaces");
+        // A quoted field spanning lines: the record is on the line it starts on.
+        let got = lines(b"a,b\nx,\"one\ntwo\"\ny,\"\r\n\r\n\"\r\nz,3\n");
+        assert_eq!(got, vec![(2, "x".to_string()), (4, "y".into()), (7, "z".into())]);
+    }
+
+    #[test]
+    fn unreadable_records_are_named_once_at_their_line() {
+        let got = lines(b"a,b\nx,1\nbad\nw\xffw,2\n\"q\nq\",1,extra\nz,3\n");
+        assert_eq!(got[0], (2, "x".to_string()));
+        assert_eq!(got[1].0, 3);
+        assert!(got[1].1.starts_with("1 fields where the header line has 2"), "{got:?}");
+        assert_eq!(got[2], (4, "a: not valid UTF-8 (the file must be saved as UTF-8)".to_string()));
+        assert_eq!(got[3].0, 5);
+        assert!(got[3].1.starts_with("3 fields"), "{got:?}");
+        assert_eq!(got[4], (7, "z".to_string()));
+        assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn a_file_without_the_columns_is_unreadable() {
+        let dir = std::env::temp_dir().join(format!("tongxing-csv-h-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f.csv");
+        std::fs::write(&file, "lab,sample\n1,2\n").unwrap();
+        let e = CsvFile::open(&file, RESULT_COLUMNS).err().unwrap();
+        assert!(e.0.contains("lacks the column(s)"), "{e}");
+        std::fs::write(&file, "").unwrap();
+        assert!(CsvFile::open(&file, RESULT_COLUMNS).err().unwrap().0.contains("empty"));
+        assert!(CsvFile::open(&dir.join("missing.csv"), RESULT_COLUMNS).err().unwrap().0.contains("cannot open"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

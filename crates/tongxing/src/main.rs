@@ -14,13 +14,19 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tongxing_domain::Policy;
 use tongxing_domain::auth::Role;
+use tongxing_rules::RuleSet;
 use tongxing_store::Store;
 
 /// The default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://tongxing.db";
 
 #[derive(Parser)]
-#[command(name = "tongxing", version, about = "Tongxing (通行): entry control for a city in an epidemic")]
+#[command(
+    name = "tongxing",
+    version,
+    about = "Tongxing (通行): entry control for a city in an epidemic",
+    after_help = "Every command that opens a database takes --database, or TONGXING_DATABASE from the environment."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -38,7 +44,7 @@ enum Cmd {
     Token(TokenCmd),
     /// Measure decisions, checks and imports (figures for docs/PERFORMANCE.md).
     Bench(bench::BenchArgs),
-    /// CertLogic rules and entry policies: eval, check, test, dry-run.
+    /// CertLogic rules and entry policies: eval, check, test, reissue, dry-run.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
 }
@@ -56,21 +62,44 @@ enum TokenCmd {
         /// A note on whom the token is for.
         #[arg(long)]
         label: Option<String>,
-        #[arg(long, default_value = DEFAULT_DATABASE)]
+        /// The server's database: sqlite://PATH or postgres://USER:PASS@HOST/DB.
+        #[arg(long, default_value = DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
         database: String,
     },
 }
 
-/// The policies to load: the built-in one, plus any files given.
-pub fn load_policies(files: &[PathBuf]) -> Result<Vec<Policy>> {
-    let mut policies = vec![Policy::beijing_2021_11_17()];
+/// The policy files given to `serve --policy`, in the project's two formats.
+pub struct PolicyFiles {
+    /// Legacy policies (`tongxing_domain::Policy`: windows in hours and days, regions, test
+    /// points): the built-in one, then those given. They set the facts' look-back window and the
+    /// rules for commuter applications.
+    pub policies: Vec<Policy>,
+    /// Rule sets (CertLogic rules in the DCC business-rule shape, as shipped in
+    /// `crates/tongxing-rules/policies/`), each with its text: they decide checks once published
+    /// and activated.
+    pub rule_sets: Vec<(RuleSet, String)>,
+}
+
+/// Reads policy files of either format: a JSON object with `rules` is a rule set, anything else
+/// a legacy policy. Each is validated whole before anything is used.
+pub fn load_policies(files: &[PathBuf]) -> Result<PolicyFiles> {
+    let mut out = PolicyFiles { policies: vec![Policy::beijing_2021_11_17()], rule_sets: Vec::new() };
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading policy {}", f.display()))?;
-        let p = Policy::from_json(&text).with_context(|| format!("policy {}", f.display()))?;
-        policies.retain(|q| !(q.id == p.id && q.version == p.version));
-        policies.push(p);
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("policy {} is not JSON", f.display()))?;
+        if value.get("rules").is_some() {
+            let rs = RuleSet::from_json(&text).with_context(|| format!("rule set {}", f.display()))?;
+            // Stored as the API stores a published body, so that the same rule set compares equal.
+            out.rule_sets.push((rs, value.to_string()));
+        } else {
+            let p = Policy::from_json(&text)
+                .with_context(|| format!("policy {} (read as a legacy policy: it has no \"rules\")", f.display()))?;
+            out.policies.retain(|q| !(q.id == p.id && q.version == p.version));
+            out.policies.push(p);
+        }
     }
-    Ok(policies)
+    Ok(out)
 }
 
 pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<&str>) -> Result<String> {
@@ -81,30 +110,49 @@ pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<
     Ok(t.secret)
 }
 
-fn init_logging() {
+/// Log lines go to stderr (stdout is for results), in colour only on a terminal, with times in
+/// Beijing time. `RUST_LOG` sets the filter; without it, `quiet` keeps only errors.
+fn init_logging(quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
+    let default = if quiet { "error" } else { "info,sqlx=warn" };
     let filter: Targets = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| "info,sqlx=warn".parse().expect("valid default filter"));
+        .unwrap_or_else(|| default.parse().expect("valid default filter"));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_timer(BeijingTime)
+                .with_target(false),
+        )
         .with(filter)
         .init();
 }
 
-async fn run(cli: Cli) -> Result<ExitCode> {
-    if let Cmd::Rules(cmd) = cli.cmd {
-        return rules::run(cmd).await;
+/// Log times as every time shown to people: RFC 3339 at +08:00 (`tongxing_domain::time`).
+struct BeijingTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for BeijingTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        w.write_str(&tongxing_domain::time::rfc3339(chrono::Utc::now()))
     }
-    run_other(cli).await.map(|()| ExitCode::SUCCESS)
 }
 
-async fn run_other(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
-        Cmd::Serve(args) => serve::run(args).await,
+        Cmd::Rules(cmd) => rules::run(cmd).await,
         Cmd::Import(cmd) => import::run(cmd).await,
+        other => run_other(other).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn run_other(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Serve(args) => serve::run(args).await,
         Cmd::Token(TokenCmd::Create { role, scope, label, database }) => {
             let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let secret = create_token(&store, &role, &scope, label.as_deref()).await?;
@@ -114,13 +162,13 @@ async fn run_other(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
-        Cmd::Rules(_) => unreachable!("handled in run"),
+        Cmd::Rules(_) | Cmd::Import(_) => unreachable!("handled in run"),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(&cli.cmd, Cmd::Import(cmd) if cmd.quiet()));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -143,4 +191,69 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
         bail!(msg());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every subcommand and every argument says what it is, in `--help`.
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                // `rules` keeps its arguments beside its code (rules.rs), outside this check.
+                if path == "tongxing rules" {
+                    continue;
+                }
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+        }
+        Cli::command().debug_assert();
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tongxing", &mut missing);
+        assert!(missing.is_empty(), "undescribed in --help: {missing:?}");
+    }
+
+    /// Every subcommand that opens a database reads TONGXING_DATABASE too.
+    #[test]
+    fn every_database_argument_reads_the_environment() {
+        fn walk(cmd: &clap::Command, path: &str, wrong: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), wrong);
+            }
+            for arg in cmd.get_arguments() {
+                if arg.get_id() == "database" && arg.get_env() != Some(std::ffi::OsStr::new("TONGXING_DATABASE")) {
+                    wrong.push(path.to_string());
+                }
+            }
+        }
+        let mut wrong = Vec::new();
+        walk(&Cli::command(), "tongxing", &mut wrong);
+        assert!(wrong.is_empty(), "--database without TONGXING_DATABASE: {wrong:?}");
+    }
+
+    /// Bench commands have no default database: never the live `tongxing.db`.
+    #[test]
+    fn bench_has_no_default_database() {
+        let cmd = Cli::command();
+        let bench = cmd.find_subcommand("bench").unwrap();
+        for sub in bench.get_subcommands() {
+            if let Some(db) = sub.get_arguments().find(|a| a.get_id() == "database") {
+                assert!(db.get_default_values().is_empty(), "bench {}", sub.get_name());
+            }
+        }
+    }
 }

@@ -16,7 +16,12 @@ pub struct ServeArgs {
     /// sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
     #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
     database: String,
-    /// Extra policy files (JSON) to load beside the built-in one.
+    /// A policy file, in either format (README.md, "Policy files: two formats"); repeatable.
+    /// A rule set (CertLogic, as in crates/tongxing-rules/policies/) is published and activated
+    /// at start-up, as POST /api/v1/policies and /activate do (audited as "serve --policy"): it
+    /// then decides checks from its valid_from, on every server using this database. A legacy
+    /// policy (as in crates/tongxing-domain/policies/: windows in hours and days) sets the facts'
+    /// look-back and the commuter-application rules, beside the built-in one.
     #[arg(long)]
     policy: Vec<PathBuf>,
     /// Fill an empty database with a generated population and print one token per role.
@@ -29,11 +34,19 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let policies = crate::load_policies(&args.policy)?;
+    let crate::PolicyFiles { policies, rule_sets } = crate::load_policies(&args.policy)?;
+    if args.demo {
+        // On a store of its own, closed when filled: closing copies SQLite's write-ahead log into
+        // the database and truncates it (the fill's many small transactions grow it to 150 MB).
+        let filler =
+            Store::connect(&args.database).await.with_context(|| format!("opening the database {}", args.database))?;
+        crate::demo::fill_if_empty(&filler, &policies[0], &args.database).await?;
+        filler.close().await;
+    }
     let store =
         Store::connect(&args.database).await.with_context(|| format!("opening the database {}", args.database))?;
-    if args.demo {
-        crate::demo::fill_if_empty(&store, &policies[0], &args.database).await?;
+    for (rs, text) in &rule_sets {
+        publish_rule_set(&store, rs, text).await?;
     }
     let state = AppState::new(store.clone(), policies);
     let rule_sets = state.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
@@ -60,6 +73,32 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped accepting requests; closing the database");
     store.close().await;
+    Ok(())
+}
+
+/// Publishes and activates a rule set given with `--policy` (nothing changes when it was
+/// already); a built-in one is in use anyway.
+async fn publish_rule_set(store: &Store, rs: &tongxing_rules::RuleSet, text: &str) -> Result<()> {
+    let (id, version) = (rs.id(), rs.version());
+    let from = tongxing_domain::time::rfc3339(rs.valid_from());
+    if tongxing_rules::is_builtin(id, version) {
+        tracing::info!(id, version, valid_from = %from, "--policy: a built-in rule set, in use already");
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    let by = "serve --policy";
+    let new = store
+        .publish_policy(id, version, text, by, now)
+        .await
+        .with_context(|| format!("--policy: publishing {id} version {version}"))?;
+    let active = store.policies().await?.iter().any(|p| p.id == id && p.version == version && p.activated_at.is_some());
+    if !active {
+        store
+            .activate_policy(id, version, by, now)
+            .await
+            .with_context(|| format!("--policy: activating {id} version {version}"))?;
+    }
+    tracing::info!(id, version, valid_from = %from, published = new, activated = !active, "--policy: rule set in use");
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod api;
+mod bench;
 mod budget;
 mod checks;
 mod commuters;
@@ -12,4 +13,6 @@ mod contract;
 mod crash;
 mod import;
 mod policies;
+mod readme;
 mod results;
+mod serve;
