@@ -16,14 +16,27 @@ use tongxing_store::Store;
 #[derive(Subcommand)]
 pub enum RulesCmd {
     /// Evaluate a CertLogic expression (or a rule file's `Logic`) on a data file; prints the result.
-    Eval { rule: PathBuf, data: PathBuf },
+    Eval {
+        /// A CertLogic expression, or a DCC rule file whose `Logic` is evaluated (JSON).
+        rule: PathBuf,
+        /// The data document the expression reads (JSON), e.g. a facts document (FACTS.md).
+        data: PathBuf,
+    },
     /// Validate a whole policy (rule set) file.
-    Check { policy: PathBuf },
+    Check {
+        /// A rule-set file, as in crates/tongxing-rules/policies/.
+        policy: PathBuf,
+    },
     /// Run a folder of rules with their tests (DCC layout: <RULE-ID>/rule.json, <RULE-ID>/tests/*.json).
-    Test { dir: PathBuf },
+    Test {
+        /// The folder holding one sub-folder per rule.
+        dir: PathBuf,
+    },
     /// Print a policy re-issued under a new version, in force from a date (e.g. to re-impose it).
     Reissue {
+        /// The rule-set file to re-issue.
         policy: PathBuf,
+        /// The new version, e.g. 2026-12 (letters, digits, '-', '_', '.', '/'; at most 64).
         #[arg(long)]
         version: String,
         /// RFC 3339, or "now".
@@ -32,6 +45,7 @@ pub enum RulesCmd {
     },
     /// Replay recorded entry events under a candidate policy and report what would change.
     DryRun {
+        /// The candidate rule-set file.
         policy: PathBuf,
         /// How far back: e.g. 7d, 24h, 90m.
         #[arg(long, default_value = "7d")]
@@ -39,6 +53,7 @@ pub enum RulesCmd {
         /// Changed entries to show (pseudonymised).
         #[arg(long, default_value_t = 20)]
         sample: usize,
+        /// sqlite://PATH or postgres://USER:PASS@HOST/DB: the database whose entry events are replayed.
         #[arg(long, default_value = crate::DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
         database: String,
     },
@@ -124,8 +139,8 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
                         rs.id(),
                         rs.version(),
                         rs.rules().len(),
-                        rs.valid_from().to_rfc3339(),
-                        rs.valid_to().map(|t| format!(" to {}", t.to_rfc3339())).unwrap_or_default()
+                        tongxing_domain::time::rfc3339(rs.valid_from()),
+                        rs.valid_to().map(|t| format!(" to {}", tongxing_domain::time::rfc3339(t))).unwrap_or_default()
                     );
                     Ok(ExitCode::SUCCESS)
                 }
