@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{CodeColour, CommuterStatus, Facts, SampleFact, SiteKind, TestResult};
+use crate::facts::{CodeColour, Facts, SampleFact, SiteKind, TestResult};
 use crate::policy::Policy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -121,12 +121,10 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
     let mut notes = Vec::new();
 
     // 1. Code colour. A non-green colour that has lapsed counts as green.
-    if let Some(code) = &person.code
-        && code.colour != CodeColour::Green
-        && code.expires_at.is_none_or(|e| at < e)
-    {
-        let c = if code.colour == CodeColour::Red { ReasonCode::CodeRed } else { ReasonCode::CodeYellow };
-        return deny(vec![reason(c)]);
+    match person.colour_at(at) {
+        CodeColour::Green => {}
+        CodeColour::Yellow => return deny(vec![reason(ReasonCode::CodeYellow)]),
+        CodeColour::Red => return deny(vec![reason(ReasonCode::CodeRed)]),
     }
 
     // Samples that exist at the check time (a replay must not see the future).
@@ -145,7 +143,7 @@ pub fn decide(facts: &Facts, policy: &Policy, at: DateTime<Utc>) -> Decision {
 
     // 3. Commuter certification in force?
     let commuter = person.commuter.as_ref();
-    let active = commuter.is_some_and(|c| c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u));
+    let active = person.commuter_at(at);
     if commuter.is_some() && !active {
         notes.push(reason(ReasonCode::CommuterNotActive));
     }

@@ -87,6 +87,14 @@ pub struct CommuterFacts {
     pub first_checked_at: Option<DateTime<Utc>>,
 }
 
+impl CommuterFacts {
+    /// Whether the certification is in force at `at`: approved and not past its validity.
+    /// The one definition every caller uses (decisions, the facts document, passes, checks).
+    pub fn in_force_at(&self, at: DateTime<Utc>) -> bool {
+        self.status == CommuterStatus::Approved && self.valid_until.is_none_or(|u| at < u)
+    }
+}
+
 /// The person's health code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeFacts {
@@ -94,6 +102,13 @@ pub struct CodeFacts {
     pub reason: Option<String>,
     /// When a non-green colour lapses back to green (exclusive), if it does.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl CodeFacts {
+    /// Whether this colour still holds at `at` (a lapsed colour is green again).
+    pub fn holds_at(&self, at: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|e| at < e)
+    }
 }
 
 /// Everything a decision looks at.
@@ -110,6 +125,27 @@ pub struct PersonFacts {
     /// Until the letter flow exists this comes from the check request.
     #[serde(default)]
     pub commitment_letter: bool,
+}
+
+impl PersonFacts {
+    /// The health-code colour in force at `at`: the code set, unless it has lapsed; green when
+    /// none was ever set. The one definition every caller uses.
+    pub fn colour_at(&self, at: DateTime<Utc>) -> CodeColour {
+        match &self.code {
+            Some(code) if code.holds_at(at) => code.colour,
+            _ => CodeColour::Green,
+        }
+    }
+
+    /// The reason of the colour in force at `at`, if it has one.
+    pub fn colour_reason_at(&self, at: DateTime<Utc>) -> Option<&str> {
+        self.code.as_ref().filter(|c| c.holds_at(at)).and_then(|c| c.reason.as_deref())
+    }
+
+    /// Whether the person is a certified commuter at `at`.
+    pub fn commuter_at(&self, at: DateTime<Utc>) -> bool {
+        self.commuter.as_ref().is_some_and(|c| c.in_force_at(at))
+    }
 }
 
 /// The checkpoint a check happens at, as far as the decision needs it.

@@ -91,7 +91,7 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Ok(caller.clone());
         }
-        let record = state.store.token_by_hash(&hash).await?.ok_or(ApiError::Unauthenticated)?;
+        let record = state.app.store.token_by_hash(&hash).await?.ok_or(ApiError::Unauthenticated)?;
         let role = Role::parse(&record.role).map_err(ApiError::Internal)?;
         let caller = Caller { token_id: record.id, role, scope: record.scope };
         state.tokens.0.lock().expect("token cache").insert(hash, (caller.clone(), Instant::now()));

@@ -88,6 +88,19 @@ impl<T, E: std::fmt::Display> At<T> for Result<T, E> {
     }
 }
 
+impl From<tongxing_app::AppError> for ApiError {
+    fn from(e: tongxing_app::AppError) -> Self {
+        use tongxing_app::AppError;
+        match e {
+            AppError::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            AppError::NotFound(m) => ApiError::NotFound(m),
+            AppError::Conflict(m) => ApiError::Conflict(m),
+            AppError::Unavailable(m) => ApiError::Unavailable(m),
+            AppError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

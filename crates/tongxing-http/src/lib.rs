@@ -5,7 +5,6 @@
 //! tokens and roles; `metrics` the Prometheus registry; `openapi` the generated document.
 
 pub mod auth;
-pub mod dryrun;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -13,8 +12,7 @@ mod openapi;
 mod routes;
 pub mod schema;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -24,96 +22,24 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use chrono::{DateTime, Utc};
-use tongxing_domain::Policy;
-use tongxing_rules::RuleSet;
-use tongxing_store::{Checkpoint, Store};
+use tongxing_app::App;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 
 pub use extract::JsonBody;
-pub use routes::checks::{CheckOutcome, decide_and_record};
-pub use routes::commuters::{Application, parse_application};
-pub use routes::results::{ResultInput, parse_sample};
-pub use routes::{DocumentRef, parse_document};
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    /// Every loaded policy version; the one in force at the check time decides.
-    pub policies: Arc<Vec<Policy>>,
+    /// The use cases, and what they share (store, rule sets, checkpoints).
+    pub app: App,
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: Arc<auth::TokenCache>,
-    /// Checkpoints by id (checks are hot): filled on a miss, updated on every registration
-    /// here, and reloaded whole with the rule sets, so that a change made through another
-    /// server arrives within the reload interval.
-    pub checkpoints: Arc<RwLock<HashMap<String, Checkpoint>>>,
-    /// The rule sets checks are decided by: the built-in ones and the activated published ones.
-    /// Replaced whole on reload; a check holds the `Arc` it started with.
-    pub rules: Arc<RwLock<Arc<Vec<RuleSet>>>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, policies: Vec<Policy>) -> AppState {
-        AppState {
-            store,
-            policies: Arc::new(policies),
-            metrics: Default::default(),
-            tokens: Default::default(),
-            checkpoints: Default::default(),
-            rules: Arc::new(RwLock::new(Arc::new(tongxing_rules::builtin()))),
-        }
-    }
-
-    /// The rule sets in use now.
-    pub fn rules(&self) -> Arc<Vec<RuleSet>> {
-        self.rules.read().expect("rules lock").clone()
-    }
-
-    /// Reloads what other servers may have changed in the shared database: the rule sets and
-    /// the checkpoints. Every server runs this periodically (`serve --reload-every`).
-    pub async fn reload(&self) -> ApiResult<usize> {
-        self.reload_checkpoints().await?;
-        self.reload_rules().await
-    }
-
-    /// Replaces the checkpoint cache with the stored checkpoints.
-    pub async fn reload_checkpoints(&self) -> ApiResult<()> {
-        let all: HashMap<String, Checkpoint> =
-            self.store.checkpoints().await?.into_iter().map(|c| (c.id.clone(), c)).collect();
-        *self.checkpoints.write().expect("checkpoint cache") = all;
-        Ok(())
-    }
-
-    /// Reloads the rule sets: the built-in ones plus every activated published one. A
-    /// published rule set that no longer parses is logged and skipped, never half-loaded.
-    pub async fn reload_rules(&self) -> ApiResult<usize> {
-        let mut sets = tongxing_rules::builtin();
-        for p in self.store.policies().await? {
-            if p.activated_at.is_none() {
-                continue;
-            }
-            match RuleSet::from_json(&p.body) {
-                Ok(rs) => {
-                    sets.retain(|s| !(s.id() == rs.id() && s.version() == rs.version()));
-                    sets.push(rs);
-                }
-                Err(e) => {
-                    tracing::error!(id = %p.id, version = %p.version, error = %e, "published policy does not load")
-                }
-            }
-        }
-        let n = sets.len();
-        *self.rules.write().expect("rules lock") = Arc::new(sets);
-        Ok(n)
-    }
-
-    /// The policy in force at `at`: the latest `valid_from` not after it.
-    pub fn policy_at(&self, at: DateTime<Utc>) -> ApiResult<&Policy> {
-        self.policies.iter().filter(|p| p.in_force_at(at)).max_by_key(|p| p.valid_from).ok_or_else(|| {
-            ApiError::Unavailable(format!("no entry policy is in force at {}", tongxing_domain::time::rfc3339(at)))
-        })
+    pub fn new(app: App) -> AppState {
+        AppState { app, metrics: Default::default(), tokens: Default::default() }
     }
 }
 
@@ -214,7 +140,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     responses((status = 200, description = "The server and its database answer", body = String, content_type = "text/plain"),
               (status = 503, description = "The database does not answer", body = crate::error::Problem)))]
 pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
-    match s.store.ping().await {
+    match s.app.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => ApiError::Unavailable(format!("health check: {e}")).into_response(),
     }

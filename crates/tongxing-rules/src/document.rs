@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value};
-use tongxing_domain::facts::{CodeColour, CommuterStatus, Facts, SampleFact, TestResult};
+use tongxing_domain::facts::{Facts, SampleFact, TestResult};
 
 /// Builds the facts document of one check: `{"payload": …, "external": …}` as described in the
 /// module documentation (and `FACTS.md`). `value_sets` becomes `external.valueSets` as it is: use
@@ -217,18 +217,13 @@ impl Document {
                                 }
                             },
                             "codeColour" => {
-                                let colour = match &person.code {
-                                    Some(code) if code.expires_at.is_none_or(|e| at < e) => code.colour,
-                                    _ => CodeColour::Green,
-                                };
-                                set_str(slot, colour.as_str());
+                                set_str(slot, person.colour_at(at).as_str());
                             }
                             "commitmentLetter" => *slot = Value::Bool(person.commitment_letter),
                             "commuter" => match &person.commuter {
                                 None => *slot = Value::Null,
                                 Some(c) => {
-                                    let in_force =
-                                        c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| at < u);
+                                    let in_force = c.in_force_at(at);
                                     let obj = object(slot, &self.commuter_keys);
                                     for (key, slot) in obj.iter_mut() {
                                         match key.as_str() {

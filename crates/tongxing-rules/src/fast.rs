@@ -59,10 +59,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub(crate) fn new(facts: &'a Facts, at: DateTime<Utc>) -> Ctx<'a> {
         let person = &facts.person;
-        let code_colour = match &person.code {
-            Some(code) if code.expires_at.is_none_or(|e| at < e) => code.colour,
-            _ => CodeColour::Green,
-        };
+        let code_colour = person.colour_at(at);
         // As the document: on a tie in sampling time the sample listed later; the latest
         // conclusive result prefers a positive one.
         let mut latest_definitive: Option<&SampleFact> = None;
@@ -474,9 +471,7 @@ impl Leaf {
             Leaf::CommuterStatus => person.commuter.as_ref().map_or(FVal::Null, |c| FVal::Name(status_name(c.status))),
             Leaf::CommuterValidUntil => person.commuter.as_ref().map_or(FVal::Null, |c| time(&c.valid_until)),
             Leaf::CommuterFirstCheckedAt => person.commuter.as_ref().map_or(FVal::Null, |c| time(&c.first_checked_at)),
-            Leaf::CommuterInForce => person.commuter.as_ref().map_or(FVal::Null, |c| {
-                FVal::Bool(c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| ctx.at < u))
-            }),
+            Leaf::CommuterInForce => person.commuter.as_ref().map_or(FVal::Null, |c| FVal::Bool(c.in_force_at(ctx.at))),
             Leaf::CommuterFirstCheckDone => person
                 .commuter
                 .as_ref()

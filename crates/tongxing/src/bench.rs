@@ -345,7 +345,8 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
 async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64) -> Result<()> {
     let store = open_bench_database(database).await?;
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
-    let state = tongxing_http::AppState::new(store.clone(), crate::load_policies(&[])?.policies);
+    let state =
+        tongxing_http::AppState::new(tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies));
     let app = tongxing_http::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

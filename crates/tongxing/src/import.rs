@@ -16,8 +16,7 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tongxing_http::error::ApiError;
-use tongxing_http::{Application, DocumentRef, ResultInput, parse_application, parse_document, parse_sample};
+use tongxing_app::input::{RawApplication, RawSample};
 use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
 
 /// Shown under `tongxing import --help` and each import's `--help`.
@@ -344,28 +343,24 @@ struct ResultRow {
     result: String,
 }
 
-fn reason(e: ApiError) -> String {
-    match e {
-        ApiError::Invalid { field, reason } => format!("{field}: {reason}"),
-        other => other.to_string(),
-    }
-}
-
 fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, String> {
     let sampled_at = parse_lab_time(&row.sampled_at).ok_or_else(|| {
-        format!("sampled_at: '{}' is not a time like 2021-11-17 08:30:00 (Beijing time) or RFC 3339", row.sampled_at)
+        format!(
+            "sampled_at: {} is not a time like 2021-11-17 08:30:00 (Beijing time) or RFC 3339",
+            tongxing_domain::text::quote(&row.sampled_at)
+        )
     })?;
-    let input = ResultInput {
-        lab: row.lab,
-        sample_id: row.sample_id,
-        document_kind: row.document_kind,
-        document_number: row.document_number,
-        sampled_at: row.sampled_at,
-        site: row.site,
-        site_kind: row.site_kind,
-        result: row.result,
+    let raw = RawSample {
+        lab: &row.lab,
+        sample_id: &row.sample_id,
+        document_kind: row.document_kind.as_deref(),
+        document_number: &row.document_number,
+        sampled_at,
+        site: &row.site,
+        site_kind: &row.site_kind,
+        result: &row.result,
     };
-    parse_sample(&input, sampled_at, "", now).map_err(reason)
+    tongxing_app::input::sample(&raw, "", now).map_err(|e| e.to_string())
 }
 
 /// The columns a results file must have (`document_kind` is optional).
@@ -558,29 +553,24 @@ async fn import_commuters(
                 continue;
             }
         };
-        let app = Application {
-            document_kind: row.document_kind,
-            document_number: row.document_number,
-            name: row.name,
-            phone: row.phone,
-            kind: row.kind,
-            residence_region: row.residence_region,
-            residence_proof: row.residence_proof,
-            employer_name: row.employer_name,
-            employer_uscc: row.employer_uscc,
-            work_region: row.work_region,
+        let raw = RawApplication {
+            name: row.name.as_deref(),
+            phone: row.phone.as_deref(),
+            kind: &row.kind,
+            residence_region: &row.residence_region,
+            residence_proof: &row.residence_proof,
+            employer_name: &row.employer_name,
+            employer_uscc: &row.employer_uscc,
+            work_region: &row.work_region,
         };
-        let parsed = parse_document(
-            &DocumentRef { document_kind: app.document_kind.clone(), document_number: app.document_number.clone() },
-            "",
-            now,
-        )
-        .and_then(|d| parse_application(&app, policy, "").map(|p| (d, p)));
+        let parsed = tongxing_app::input::document(row.document_kind.as_deref(), &row.document_number, "", now)
+            .and_then(|d| tongxing_app::input::application(&raw, policy, "").map(|p| (d, p)));
         match parsed {
-            Ok((document, (name, phone, a))) => {
-                rows.push((PersonInput { document, name, phone, residence_region: Some(a.residence_region) }, a))
+            Ok((document, p)) => {
+                let residence_region = Some(p.application.residence_region);
+                rows.push((PersonInput { document, name: p.name, phone: p.phone, residence_region }, p.application))
             }
-            Err(e) => report.rejected.push((line, reason(e))),
+            Err(e) => report.rejected.push((line, e.to_string())),
         }
     }
     let valid_until = now + chrono::Duration::days(policy.commuter_validity_days);

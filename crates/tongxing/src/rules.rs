@@ -203,7 +203,7 @@ pub async fn run(cmd: RulesCmd) -> Result<ExitCode> {
             };
             let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
             let until = Utc::now();
-            let report = tongxing_http::dryrun::dry_run(&store, &rs, until - span, until, sample).await?;
+            let report = tongxing_app::dryrun::dry_run(&store, &rs, until - span, until, sample).await?;
             store
                 .audit_policy(
                     until,

@@ -48,8 +48,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     for (rs, text) in &rule_sets {
         publish_rule_set(&store, rs, text).await?;
     }
-    let state = AppState::new(store.clone(), policies);
-    let rule_sets = state.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
+    let state = AppState::new(tongxing_app::App::new(store.clone(), policies));
+    let rule_sets = state.app.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
     tracing::info!(rule_sets, "entry policies loaded");
     // Other servers may activate a policy or change a checkpoint: pick it up within the interval.
     let reloader = state.clone();
@@ -58,7 +58,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = reloader.reload().await {
+            if let Err(e) = reloader.app.reload().await {
                 tracing::warn!(error = %e, "reloading policies and checkpoints failed");
             }
         }

@@ -67,9 +67,7 @@ pub async fn register(
             format!("{} is not one of: {}", tongxing_domain::text::quote(&kind), KINDS.join(", ")),
         ));
     }
-    let cp = Checkpoint { id, name, road, kind };
-    s.store.upsert_checkpoint(&cp, Utc::now()).await?;
-    s.checkpoints.write().expect("checkpoint cache").insert(cp.id.clone(), cp.clone());
+    let cp = s.app.register_checkpoint(Checkpoint { id, name, road, kind }, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(cp.into())))
 }
 
@@ -78,21 +76,6 @@ pub async fn register(
     responses((status = 200, body = Vec<CheckpointView>)))]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CheckpointView>>> {
     caller.require(Action::ListCheckpoints)?;
-    let all = s.store.checkpoints().await?;
+    let all = s.app.store.checkpoints().await?;
     Ok(Json(all.into_iter().map(CheckpointView::from).collect()))
-}
-
-/// The checkpoint with this id, from the cache (reloaded with the rule sets, so a change made
-/// through another server arrives within the reload interval) or the store.
-pub async fn find(s: &AppState, id: &CheckpointId, field: &str) -> ApiResult<Checkpoint> {
-    if let Some(cp) = s.checkpoints.read().expect("checkpoint cache").get(id.as_str()) {
-        return Ok(cp.clone());
-    }
-    s.reload_checkpoints().await?;
-    s.checkpoints
-        .read()
-        .expect("checkpoint cache")
-        .get(id.as_str())
-        .cloned()
-        .ok_or_else(|| ApiError::invalid(field, format!("no checkpoint '{id}' is registered")))
 }

@@ -6,13 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use tongxing_app::check::Person;
 use tongxing_domain::auth::Action;
-use tongxing_domain::decision::{Lang, Reason};
-use tongxing_domain::facts::{CheckpointFacts, CodeColour, CommuterStatus, Facts};
 use tongxing_domain::ids::Document;
 use tongxing_domain::text::{CheckpointId, Plate};
 use tongxing_domain::{mask, time};
-use tongxing_store::{Checkpoint, EntryEvent, EntryRecord};
+use tongxing_store::EntryRecord;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{document, optional, parse_time_opt};
@@ -39,131 +38,7 @@ pub struct CheckRequest {
     pub commitment_letter: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReasonView {
-    /// Stable code, e.g. NO_VALID_TEST.
-    pub code: String,
-    pub message_zh: String,
-    pub message_en: String,
-    /// The sample the reason refers to, "lab/sample_id".
-    pub sample: Option<String>,
-    /// The rule (Identifier) that gave this reason.
-    pub rule: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CheckOutcome {
-    /// pass, conditional or deny.
-    pub verdict: String,
-    pub reasons: Vec<ReasonView>,
-    /// Masked document number, for the officer to compare with the card.
-    pub document: String,
-    /// Masked name, if known.
-    pub name: Option<String>,
-    /// The health-code colour in force.
-    pub code_colour: String,
-    /// A certified commuter (badge on the health code).
-    pub commuter: bool,
-    pub policy_id: String,
-    pub policy_version: String,
-    #[serde(serialize_with = "time::serialize")]
-    pub checked_at: DateTime<Utc>,
-}
-
-/// Decides for one person and records the entry event. The rule set in force at `now`
-/// decides; the pure evaluation sits between loading the facts and recording the event.
-pub async fn decide_and_record(
-    s: &AppState,
-    document: &Document,
-    checkpoint: &Checkpoint,
-    plate: Option<Plate>,
-    commitment_letter: bool,
-    officer: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<CheckOutcome> {
-    let policy = s.policy_at(now)?;
-    let rules = s.rules();
-    let rule_set = tongxing_rules::select(&rules, now)
-        .ok_or_else(|| ApiError::Unavailable(format!("no entry rule set is in force at {}", time::rfc3339(now))))?;
-    let doc_key = document.key();
-    let loaded = s.store.load_facts(&doc_key, now - policy.lookback(), now).await?;
-    let (person_id, mut person) = (loaded.person_id, loaded.facts);
-    person.commitment_letter = commitment_letter;
-    let facts =
-        Facts { person, checkpoint: CheckpointFacts { id: checkpoint.id.clone(), road: checkpoint.road.clone() } };
-    let decision = rule_set.decide(&facts, now);
-
-    let colour_in_force = facts
-        .person
-        .code
-        .as_ref()
-        .filter(|c| c.expires_at.is_none_or(|e| now < e))
-        .map(|c| c.colour)
-        .unwrap_or(CodeColour::Green);
-    let colour_reason = facts.person.code.as_ref().and_then(|c| c.reason.as_deref());
-    let test_point = checkpoint.road.as_deref().and_then(|r| rule_set.test_point_on_road(r));
-    let tp_name = |key: &str| test_point.and_then(|(_, d)| d.get(key)).and_then(|v| v.as_str());
-    let reasons = decision
-        .reasons
-        .iter()
-        .map(|r| {
-            // A failing rule is what was not met; a passing one is what allowed entry.
-            let (not_met_zh, not_met_en) =
-                if r.rule_passed || r.rule.is_none() { ("", "") } else { ("未满足：", "Not met: ") };
-            ReasonView {
-                code: r.code.as_str().into(),
-                message_zh: format!(
-                    "{not_met_zh}{} {}",
-                    r.description_zh,
-                    r.code.advice(Lang::Zh, tp_name("name_zh"), colour_reason)
-                ),
-                message_en: format!(
-                    "{not_met_en}{} {}",
-                    r.description_en,
-                    r.code.advice(Lang::En, tp_name("name_en"), colour_reason)
-                ),
-                sample: r.sample.clone(),
-                rule: r.rule.map(str::to_string),
-            }
-        })
-        .collect();
-    let commuter = facts
-        .person
-        .commuter
-        .as_ref()
-        .is_some_and(|c| c.status == CommuterStatus::Approved && c.valid_until.is_none_or(|u| now < u));
-
-    let first = decision.reasons.first().map(|r| r.code.as_str()).unwrap_or("");
-    s.metrics.verdict(decision.verdict.as_str(), first);
-    let outcome = CheckOutcome {
-        verdict: decision.verdict.as_str().into(),
-        reasons,
-        document: mask::document_number(document.number()),
-        name: loaded.name.as_deref().map(mask::name),
-        code_colour: colour_in_force.to_string(),
-        commuter,
-        policy_id: rule_set.id().to_string(),
-        policy_version: rule_set.version().to_string(),
-        checked_at: now,
-    };
-    let event = EntryEvent {
-        checkpoint_id: checkpoint.id.clone(),
-        checked_at: now,
-        doc_key,
-        person_id,
-        verdict: decision.verdict,
-        reasons: decision.reasons.iter().map(|r| Reason { code: r.code, sample: r.sample.clone() }).collect(),
-        policy_id: rule_set.id().to_string(),
-        policy_version: rule_set.version().to_string(),
-        rule_versions: decision.rule_versions.to_vec(),
-        facts,
-        plate: plate.map(Plate::into_string),
-        officer: officer.to_string(),
-        commuter_first_check: decision.records_commuter_first_check,
-    };
-    s.store.record_entry(event).await?;
-    Ok(outcome)
-}
+pub use tongxing_app::check::CheckOutcome;
 
 /// Checks one person at a checkpoint.
 #[utoipa::path(post, path = "/api/v1/checks", tag = "checks", operation_id = "check_person", request_body = CheckRequest,
@@ -179,8 +54,10 @@ pub async fn check(
     let now = Utc::now();
     let document = document(req.document_kind.as_deref(), &req.document_number, "", now)?;
     let plate = optional("plate", req.plate.as_deref(), Plate::parse)?;
-    let cp = super::checkpoints::find(&s, &checkpoint_id, "checkpoint_id").await?;
-    Ok(Json(decide_and_record(&s, &document, &cp, plate, req.commitment_letter, &caller.token_id, now).await?))
+    let person = Person { document, commitment_letter: req.commitment_letter };
+    let outcome = s.app.check_person(&checkpoint_id, &person, plate.as_ref(), &caller.token_id, now).await?;
+    s.metrics.verdict(&outcome.verdict, outcome.reasons.first().map_or("", |r| r.code.as_str()));
+    Ok(Json(outcome))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -231,18 +108,18 @@ pub async fn check_vehicle(
     if req.occupants.is_empty() || req.occupants.len() > 80 {
         return Err(ApiError::invalid("occupants", format!("1 to 80 occupants, got {}", req.occupants.len())));
     }
-    let docs = req
+    let people = req
         .occupants
         .iter()
         .enumerate()
-        .map(|(i, o)| document(o.document_kind.as_deref(), &o.document_number, &format!("occupants[{i}]."), now))
-        .collect::<Result<Vec<_>, _>>()?;
-    let cp = super::checkpoints::find(&s, &checkpoint_id, "checkpoint_id").await?;
-    let mut occupants = Vec::with_capacity(docs.len());
-    for (doc, o) in docs.iter().zip(&req.occupants) {
-        occupants.push(
-            decide_and_record(&s, doc, &cp, Some(plate.clone()), o.commitment_letter, &caller.token_id, now).await?,
-        );
+        .map(|(i, o)| {
+            let document = document(o.document_kind.as_deref(), &o.document_number, &format!("occupants[{i}]."), now)?;
+            Ok(Person { document, commitment_letter: o.commitment_letter })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let occupants = s.app.check_vehicle(&checkpoint_id, &plate, &people, &caller.token_id, now).await?;
+    for o in &occupants {
+        s.metrics.verdict(&o.verdict, o.reasons.first().map_or("", |r| r.code.as_str()));
     }
     Ok(Json(VehicleOutcome { plate: plate.into_string(), occupants }))
 }
@@ -310,7 +187,7 @@ pub async fn entries(
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::invalid("limit", format!("1 to 10000, got {limit}")));
     }
-    let rows: Vec<EntryRecord> = s.store.entries(since, until, 0, limit).await?;
+    let rows: Vec<EntryRecord> = s.app.store.entries(since, until, 0, limit).await?;
     Ok(Json(
         rows.into_iter()
             .map(|e| EntryView {

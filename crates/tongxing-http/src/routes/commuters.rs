@@ -6,24 +6,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use tongxing_domain::Policy;
 use tongxing_domain::auth::Action;
-use tongxing_domain::facts::{CommuterKind, CommuterStatus};
-use tongxing_domain::ids::RegionCode;
-use tongxing_domain::text::{EmployerName, PersonName, Reason};
-use tongxing_domain::uscc::Uscc;
-use tongxing_store::{CommuterApplication, PersonInput};
+use tongxing_domain::facts::CommuterStatus;
+use tongxing_domain::text::Reason;
+use tongxing_store::PersonInput;
 use utoipa::ToSchema;
 
-use super::people::{parse_phone, parse_region};
 use super::{document, optional};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, At};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::{AppState, schema};
 
-/// Proofs of residence the police accept.
-pub const RESIDENCE_PROOFS: &[&str] = &["household_register", "property_deed", "lease", "residents_committee_letter"];
+pub use tongxing_app::input::RESIDENCE_PROOFS;
 
 /// A registry officer's decisions on a certification.
 pub const ACTIONS: &[&str] = &["approve", "reject", "suspend", "reinstate", "revoke", "expire"];
@@ -58,56 +53,20 @@ pub struct Application {
     pub work_region: String,
 }
 
-/// Checks an application against the policy; errors name the field.
-pub fn parse_application(
-    a: &Application,
-    policy: &Policy,
-    at: &str,
-) -> Result<(Option<String>, Option<String>, CommuterApplication), ApiError> {
-    let f = |name: &str| format!("{at}{name}");
-    let kind = CommuterKind::parse(&a.kind).at(&f("kind"))?;
-    let residence_region = parse_region(&f("residence_region"), Some(&a.residence_region))?
-        .ok_or_else(|| ApiError::invalid(f("residence_region"), "is required"))?;
-    if policy.is_surrounding(residence_region).is_none() {
-        let list: Vec<String> =
-            policy.surrounding_regions.iter().map(|r| format!("{} ({}xxxx)", r.name, r.prefix)).collect();
-        return Err(ApiError::invalid(
-            f("residence_region"),
-            format!(
-                "{residence_region} {} is not in the surrounding regions whose residents may apply: {}",
-                residence_region.name(),
-                list.join(", ")
-            ),
-        ));
+impl Application {
+    /// The fields as the application layer reads them.
+    pub fn raw(&self) -> tongxing_app::input::RawApplication<'_> {
+        tongxing_app::input::RawApplication {
+            name: self.name.as_deref(),
+            phone: self.phone.as_deref(),
+            kind: &self.kind,
+            residence_region: &self.residence_region,
+            residence_proof: &self.residence_proof,
+            employer_name: &self.employer_name,
+            employer_uscc: &self.employer_uscc,
+            work_region: &self.work_region,
+        }
     }
-    let residence_proof = a.residence_proof.trim().to_string();
-    if !RESIDENCE_PROOFS.contains(&residence_proof.as_str()) {
-        return Err(ApiError::invalid(
-            f("residence_proof"),
-            format!(
-                "{} is not one of: {}",
-                tongxing_domain::text::quote(&residence_proof),
-                RESIDENCE_PROOFS.join(", ")
-            ),
-        ));
-    }
-    let employer_name = EmployerName::parse(&a.employer_name).at(&f("employer_name"))?.into_string();
-    let employer_uscc = Uscc::parse(&a.employer_uscc).at(&f("employer_uscc"))?.to_string();
-    let work_region: RegionCode = parse_region(&f("work_region"), Some(&a.work_region))?
-        .ok_or_else(|| ApiError::invalid(f("work_region"), "is required"))?;
-    if !policy.is_city(work_region) {
-        return Err(ApiError::invalid(
-            f("work_region"),
-            format!("{work_region} {} is not in the city", work_region.name()),
-        ));
-    }
-    let name = optional(&f("name"), a.name.as_deref(), PersonName::parse)?.map(PersonName::into_string);
-    let phone = parse_phone(&f("phone"), a.phone.as_deref())?;
-    Ok((
-        name,
-        phone,
-        CommuterApplication { kind, residence_region, residence_proof, employer_name, employer_uscc, work_region },
-    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,11 +87,13 @@ pub async fn apply(
 ) -> ApiResult<(StatusCode, Json<CommuterState>)> {
     caller.require(Action::ApplyCommuter)?;
     let now = Utc::now();
-    let policy = s.policy_at(now)?;
+    let policy = s.app.policy_at(now)?;
     let document = document(a.document_kind.as_deref(), &a.document_number, "", now)?;
-    let (name, phone, app) = parse_application(&a, policy, "")?;
-    let person = PersonInput { document, name, phone, residence_region: Some(app.residence_region) };
-    s.store.apply_commuter(&person, &app, &caller.token_id, now).await?;
+    let parsed = tongxing_app::input::application(&a.raw(), policy, "")?;
+    let app = parsed.application;
+    let person =
+        PersonInput { document, name: parsed.name, phone: parsed.phone, residence_region: Some(app.residence_region) };
+    s.app.store.apply_commuter(&person, &app, &caller.token_id, now).await?;
     Ok((StatusCode::CREATED, Json(CommuterState { status: "pending".into(), valid_until: None })))
 }
 
@@ -161,7 +122,7 @@ pub async fn decide(
 ) -> ApiResult<Json<CommuterState>> {
     caller.require(Action::DecideCommuter)?;
     let now = Utc::now();
-    let policy = s.policy_at(now)?;
+    let policy = s.app.policy_at(now)?;
     let document = document(d.document_kind.as_deref(), &d.document_number, "", now)?;
     let (to, needs_reason) = match d.action.trim() {
         "approve" | "reinstate" => (CommuterStatus::Approved, false),
@@ -181,12 +142,13 @@ pub async fn decide(
         return Err(ApiError::invalid("reason", format!("a reason is required to {}", d.action.trim())));
     }
     let person = s
+        .app
         .store
         .person(&document.key())
         .await?
         .ok_or_else(|| ApiError::NotFound("no person is registered with this document".into()))?;
     let valid_until = (d.action.trim() == "approve").then(|| now + Duration::days(policy.commuter_validity_days));
-    s.store.change_commuter(person.id, to, reason.as_deref(), valid_until, &caller.token_id, now).await?;
-    let rec = s.store.commuter(person.id).await?;
+    s.app.store.change_commuter(person.id, to, reason.as_deref(), valid_until, &caller.token_id, now).await?;
+    let rec = s.app.store.commuter(person.id).await?;
     Ok(Json(CommuterState { status: to.to_string(), valid_until: rec.and_then(|r| r.valid_until) }))
 }

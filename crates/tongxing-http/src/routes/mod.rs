@@ -9,47 +9,10 @@ pub mod policies;
 pub mod results;
 pub mod stats;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use tongxing_domain::ids::{Document, DocumentKind};
-use tongxing_domain::text::TextError;
+use chrono::{DateTime, Utc};
+pub use tongxing_app::input::{document, optional};
 
 use crate::error::ApiError;
-
-/// Which person: a document kind (default `resident_id`) and its number as printed.
-#[derive(Debug, Clone)]
-pub struct DocumentRef {
-    pub document_kind: Option<String>,
-    pub document_number: String,
-}
-
-/// Today's date in the display zone (Asia/Shanghai), which bounds birth dates.
-pub fn today(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&tongxing_domain::shanghai()).date_naive()
-}
-
-/// Parses a document at the edge; errors name the field, prefixed by `at` (e.g. "occupants[2].").
-pub fn parse_document(d: &DocumentRef, at: &str, now: DateTime<Utc>) -> Result<Document, ApiError> {
-    document(d.document_kind.as_deref(), &d.document_number, at, now)
-}
-
-/// [`parse_document`] from the two fields a request carries.
-pub fn document(kind: Option<&str>, number: &str, at: &str, now: DateTime<Utc>) -> Result<Document, ApiError> {
-    let kind =
-        DocumentKind::parse(kind.unwrap_or("")).map_err(|e| ApiError::invalid(format!("{at}document_kind"), e))?;
-    Document::parse(kind, number, today(now)).map_err(|e| ApiError::invalid(format!("{at}document_number"), e))
-}
-
-/// An optional text field: absent or blank is `None`; otherwise it must parse.
-pub fn optional<T>(
-    field: &str,
-    v: Option<&str>,
-    parse: fn(&str) -> Result<T, TextError>,
-) -> Result<Option<T>, ApiError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => parse(v).map(Some).map_err(|e| ApiError::invalid(field, e)),
-    }
-}
 
 /// Parses an RFC 3339 time with an offset. A `+` that a query string turned into a space is
 /// read as the `+` it was.

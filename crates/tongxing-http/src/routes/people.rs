@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
-use tongxing_domain::facts::CodeColour;
-use tongxing_domain::ids::{Document, RegionCode};
+use tongxing_domain::facts::{CodeColour, CodeFacts};
+use tongxing_domain::ids::Document;
 use tongxing_domain::mask;
 use tongxing_domain::text::{PersonName, Reason};
 use tongxing_store::{AccessLogEntry, CodeRecord, CommuterRecord, PersonInput, PersonRecord, SampleRecord};
@@ -44,25 +44,7 @@ pub struct Registered {
     pub person_id: i64,
 }
 
-pub(crate) fn parse_phone(field: &str, v: Option<&str>) -> Result<Option<String>, ApiError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok(Some(p.to_string()))
-        }
-        Some(p) => Err(ApiError::invalid(
-            field,
-            format!("{} is not a mainland mobile number: 11 digits starting with 1", tongxing_domain::text::quote(p)),
-        )),
-    }
-}
-
-pub(crate) fn parse_region(field: &str, v: Option<&str>) -> Result<Option<RegionCode>, ApiError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(r) => RegionCode::parse(r).map(Some).at(field),
-    }
-}
+use tongxing_app::input::{phone as parse_phone, region as parse_region};
 
 /// Registers a person (or updates the fields given).
 #[utoipa::path(post, path = "/api/v1/people", tag = "people", operation_id = "register_person", request_body = RegisterPerson,
@@ -80,7 +62,7 @@ pub async fn register(
         phone: parse_phone("phone", req.phone.as_deref())?,
         residence_region: parse_region("residence_region", req.residence_region.as_deref())?,
     };
-    let person_id = s.store.upsert_person(&input, now).await?;
+    let person_id = s.app.store.upsert_person(&input, now).await?;
     Ok((StatusCode::CREATED, Json(Registered { person_id })))
 }
 
@@ -143,11 +125,13 @@ async fn find(
     let now = Utc::now();
     let purpose = Reason::parse(purpose).at("purpose")?.into_string();
     let person = s
+        .app
         .store
         .person(&document.key())
         .await?
         .ok_or_else(|| ApiError::NotFound("no person is registered with this document".into()))?;
-    s.store
+    s.app
+        .store
         .log_access(&AccessLogEntry {
             at: now,
             token_id: caller.token_id.clone(),
@@ -174,11 +158,17 @@ pub async fn lookup(
     }
     let document = document(req.document_kind.as_deref(), &req.document_number, "", Utc::now())?;
     let (p, _) = find(&s, &caller, &document, &req.purpose, if req.reveal { "reveal" } else { "read" }).await?;
-    let code_history = s.store.code_history(p.id).await?;
-    let code_colour = code_history.last().map(|c| c.colour).unwrap_or(CodeColour::Green).to_string();
-    let commuter = s.store.commuter(p.id).await?;
+    let code_history = s.app.store.code_history(p.id).await?;
     let now = Utc::now();
-    let samples = s.store.samples_of(p.id, now - chrono::Duration::days(RECENT_DAYS), now, 20).await?;
+    // The colour in force now: the latest set, unless it has lapsed (the domain's rule).
+    let code_colour = code_history
+        .last()
+        .map(|c| CodeFacts { colour: c.colour, reason: c.reason.clone(), expires_at: c.expires_at })
+        .filter(|c| c.holds_at(now))
+        .map_or(CodeColour::Green, |c| c.colour)
+        .to_string();
+    let commuter = s.app.store.commuter(p.id).await?;
+    let samples = s.app.store.samples_of(p.id, now - chrono::Duration::days(RECENT_DAYS), now, 20).await?;
     let r = req.reveal;
     Ok(Json(PersonView {
         document_kind: p.doc_kind,
@@ -205,7 +195,7 @@ pub async fn access_log(
     caller.require(Action::RevealPerson)?;
     let document = document(req.document_kind.as_deref(), &req.document_number, "", Utc::now())?;
     let (p, _) = find(&s, &caller, &document, &req.purpose, "read-access-log").await?;
-    Ok(Json(s.store.access_log(p.id).await?))
+    Ok(Json(s.app.store.access_log(p.id).await?))
 }
 
 /// The yellow "pop-up" (弹窗) reasons of the Beijing Health Kit.
@@ -280,8 +270,11 @@ pub async fn set_code(
     {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
-    let person_id =
-        s.store.upsert_person(&PersonInput { document, name: None, phone: None, residence_region: None }, now).await?;
-    s.store.set_code(person_id, colour, reason.as_deref(), expires_at, &caller.token_id, now).await?;
+    let person_id = s
+        .app
+        .store
+        .upsert_person(&PersonInput { document, name: None, phone: None, residence_region: None }, now)
+        .await?;
+    s.app.store.set_code(person_id, colour, reason.as_deref(), expires_at, &caller.token_id, now).await?;
     Ok(Json(CodeSet { colour: colour.to_string(), reason }))
 }

@@ -15,10 +15,10 @@ use utoipa::ToSchema;
 
 use super::parse_time_opt;
 use crate::auth::Caller;
-use crate::dryrun::{DryRunReport, dry_run as replay};
 use crate::error::{ApiError, ApiResult, At};
 use crate::extract::JsonBody;
 use crate::{AppState, schema};
+use tongxing_app::dryrun::{DryRunReport, dry_run as replay};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PolicySummary {
@@ -56,7 +56,7 @@ fn summary(rs: &RuleSet, in_force: bool, source: &str) -> PolicySummary {
     responses((status = 200, body = Vec<PolicySummary>)))]
 pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<PolicySummary>>> {
     let now = Utc::now();
-    let rules = s.rules();
+    let rules = s.app.rules();
     let current = tongxing_rules::select(&rules, now).map(|r| (r.id().to_string(), r.version().to_string()));
     let is_current = |rs: &RuleSet| current.as_ref().is_some_and(|(i, v)| i == rs.id() && v == rs.version());
     let mut out: Vec<PolicySummary> = rules
@@ -66,7 +66,7 @@ pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<
             summary(rs, is_current(rs), src)
         })
         .collect();
-    for p in s.store.policies().await? {
+    for p in s.app.store.policies().await? {
         if p.activated_at.is_none()
             && let Ok(rs) = RuleSet::from_json(&p.body)
         {
@@ -123,7 +123,7 @@ pub async fn publish(
             rs.version()
         )));
     }
-    let new = s.store.publish_policy(rs.id(), rs.version(), &text, &caller.token_id, Utc::now()).await?;
+    let new = s.app.store.publish_policy(rs.id(), rs.version(), &text, &caller.token_id, Utc::now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(Published { id: rs.id().into(), version: rs.version().into(), new, activated: false }),
@@ -150,8 +150,8 @@ pub async fn activate(
     caller.require(Action::PublishPolicy)?;
     let id = PolicyId::parse(&req.id).at("id")?;
     let version = PolicyVersion::parse(&req.version).at("version")?;
-    s.store.activate_policy(id.as_str(), version.as_str(), &caller.token_id, Utc::now()).await?;
-    s.reload_rules().await?;
+    s.app.store.activate_policy(id.as_str(), version.as_str(), &caller.token_id, Utc::now()).await?;
+    s.app.reload_rules().await?;
     Ok(Json(Published { id: id.into_string(), version: version.into_string(), new: false, activated: true }))
 }
 
@@ -196,7 +196,7 @@ pub async fn dry_run(
     if sample > 1000 {
         return Err(ApiError::invalid("sample", format!("at most 1000, got {sample}")));
     }
-    let report = replay(&s.store, &rs, since, until, sample as usize).await?;
+    let report = replay(&s.app.store, &rs, since, until, sample as usize).await?;
     let detail = format!(
         "{} events from {} to {}: {} changed ({} stricter, {} looser)",
         report.events,
@@ -206,7 +206,7 @@ pub async fn dry_run(
         report.stricter,
         report.looser
     );
-    s.store.audit_policy(now, &caller.token_id, "dry-run", rs.id(), rs.version(), Some(&detail)).await?;
+    s.app.store.audit_policy(now, &caller.token_id, "dry-run", rs.id(), rs.version(), Some(&detail)).await?;
     Ok(Json(report))
 }
 
@@ -215,5 +215,5 @@ pub async fn dry_run(
     responses((status = 200, body = Vec<Object>)))]
 pub async fn audit(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<HistoryEntry>>> {
     caller.require(Action::PublishPolicy)?;
-    Ok(Json(s.store.policy_audit_log().await?))
+    Ok(Json(s.app.store.policy_audit_log().await?))
 }

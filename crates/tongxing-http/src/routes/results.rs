@@ -3,22 +3,20 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tongxing_app::input::RawSample;
 use tongxing_domain::auth::Action;
-use tongxing_domain::facts::{SiteKind, TestResult};
-use tongxing_domain::text::{LabCode, SampleId, SiteCode};
+use tongxing_domain::text::{LabCode, SampleId};
 use tongxing_store::{SampleInput, SampleOutcome, SampleRecord};
 use utoipa::ToSchema;
 
-use super::{document, parse_time};
+use super::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, At};
 use crate::extract::{JsonBody, PathParams};
 use crate::{AppState, schema};
 
-/// How far ahead of the server's clock a sampling time may be (clock skew between systems).
-pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// The most rows one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
@@ -45,37 +43,19 @@ pub struct ResultInput {
     pub result: String,
 }
 
-/// Validates one result; errors name the field, prefixed by `at`. `sampled_at` is already
-/// parsed (the CSV importer reads local times; the API RFC 3339).
-pub fn parse_sample(
-    r: &ResultInput,
-    sampled_at: DateTime<Utc>,
-    at: &str,
-    now: DateTime<Utc>,
-) -> Result<SampleInput, ApiError> {
-    let f = |name: &str| format!("{at}{name}");
-    let lab = LabCode::parse(&r.lab).at(&f("lab"))?.into_string();
-    let sample_id = SampleId::parse(&r.sample_id).at(&f("sample_id"))?.into_string();
-    let document = document(r.document_kind.as_deref(), &r.document_number, at, now)?;
-    if sampled_at > now + CLOCK_SKEW {
-        return Err(ApiError::invalid(
-            f("sampled_at"),
-            format!(
-                "{} is in the future (the server's clock reads {})",
-                tongxing_domain::time::rfc3339(sampled_at),
-                tongxing_domain::time::rfc3339(now)
-            ),
-        ));
-    }
-    let site = SiteCode::parse(&r.site).at(&f("site"))?.into_string();
-    let site_kind = SiteKind::parse(&r.site_kind).at(&f("site_kind"))?;
-    let result = TestResult::parse(&r.result).at(&f("result"))?;
-    Ok(SampleInput { lab, sample_id, document, sampled_at, site, site_kind, result })
-}
-
 fn validate(caller: &Caller, r: &ResultInput, at: &str, now: DateTime<Utc>) -> Result<SampleInput, ApiError> {
     let sampled_at = parse_time(&format!("{at}sampled_at"), &r.sampled_at)?;
-    let s = parse_sample(r, sampled_at, at, now)?;
+    let raw = RawSample {
+        lab: &r.lab,
+        sample_id: &r.sample_id,
+        document_kind: r.document_kind.as_deref(),
+        document_number: &r.document_number,
+        sampled_at,
+        site: &r.site,
+        site_kind: &r.site_kind,
+        result: &r.result,
+    };
+    let s = tongxing_app::input::sample(&raw, at, now)?;
     caller.require_scope("lab", &s.lab)?;
     Ok(s)
 }
@@ -105,7 +85,7 @@ pub async fn submit_one(
     caller.require(Action::SubmitResults)?;
     let now = Utc::now();
     let input = validate(&caller, &r, "", now)?;
-    let outcome = s.store.submit_samples(std::slice::from_ref(&input), &caller.token_id, now).await?[0];
+    let outcome = s.app.store.submit_samples(std::slice::from_ref(&input), &caller.token_id, now).await?[0];
     s.metrics.sample(outcome_str(outcome), 1);
     Ok(Json(Submitted { outcome: outcome_str(outcome).into() }))
 }
@@ -171,7 +151,7 @@ pub async fn submit_batch(
             }
         }
     }
-    let outcomes = s.store.submit_samples(&inputs, &caller.token_id, now).await?;
+    let outcomes = s.app.store.submit_samples(&inputs, &caller.token_id, now).await?;
     let mut report =
         BatchReport { accepted: 0, unchanged: 0, corrected: 0, rejected, outcomes: Vec::with_capacity(slots.len()) };
     for slot in slots {
@@ -219,7 +199,7 @@ pub async fn history(
     if caller.role.can(Action::SubmitResults) {
         caller.require_scope("lab", lab.as_str())?;
     }
-    let h = s.store.sample_history(lab.as_str(), sample_id.as_str()).await?;
+    let h = s.app.store.sample_history(lab.as_str(), sample_id.as_str()).await?;
     if h.is_empty() {
         return Err(ApiError::NotFound(format!("no sample {sample_id} from lab {lab}")));
     }

@@ -19,7 +19,7 @@ use crate::extract::QueryParams;
     responses((status = 200, body = Object)))]
 pub async fn overview(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Counts>> {
     caller.require(Action::ReadStats)?;
-    Ok(Json(s.store.counts().await?))
+    Ok(Json(s.app.store.counts().await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -44,5 +44,5 @@ pub async fn verdicts(
 ) -> ApiResult<Json<Vec<VerdictCount>>> {
     caller.require(Action::ReadStats)?;
     let (since, until) = period(q.since.as_deref(), q.until.as_deref(), Utc::now())?;
-    Ok(Json(s.store.verdict_counts(since, until).await?))
+    Ok(Json(s.app.store.verdict_counts(since, until).await?))
 }

@@ -109,3 +109,21 @@ both!(fn operator_endpoints(b) {
     assert_eq!(r.status, 404);
     assert_eq!(r.content_type, "application/problem+json");
 });
+
+both!(fn a_lapsed_colour_is_green_everywhere(b) {
+    let app = App::spawn(b);
+    app.checkpoint("CP1", "京哈高速");
+    let doc = nth_id("110105", 41);
+    app.negative(&doc, Duration::hours(2));
+    let r = app.put("health", "/api/v1/people/code", json!({"document_number": doc, "colour": "yellow", "popup": "test_overdue",
+        "expires_at": (Utc::now() + Duration::seconds(2)).to_rfc3339()}));
+    assert_eq!(r.status, 200, "{r:?}");
+    let lookup = || app.post("health", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "lapse"})).body["code_colour"].clone();
+    assert_eq!(lookup(), "yellow");
+    assert_eq!(app.verdict("CP1", &doc).0, "deny");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The record and the checkpoint agree: the colour has lapsed.
+    assert_eq!(lookup(), "green");
+    assert_eq!(app.check("CP1", &doc).body["code_colour"], "green");
+    assert_eq!(app.verdict("CP1", &doc).0, "pass");
+});

@@ -1,0 +1,172 @@
+//! Checking people at a checkpoint: one person or every occupant of a vehicle. The rule set in
+//! force at the check time decides; every check is recorded as an entry event before the answer
+//! goes out, with the facts it was decided on, so that it can be explained and replayed.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tongxing_domain::decision::{Lang, Reason};
+use tongxing_domain::facts::{CheckpointFacts, Facts};
+use tongxing_domain::ids::Document;
+use tongxing_domain::text::{CheckpointId, Plate};
+use tongxing_domain::{mask, time};
+use tongxing_store::{Checkpoint, EntryEvent};
+use utoipa::ToSchema;
+
+use crate::{App, AppError, AppResult};
+
+/// One reason of a verdict, for the officer and the person checked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReasonView {
+    /// Stable code, e.g. NO_VALID_TEST.
+    pub code: String,
+    pub message_zh: String,
+    pub message_en: String,
+    /// The sample the reason refers to, "lab/sample_id".
+    pub sample: Option<String>,
+    /// The rule (Identifier) that gave this reason.
+    pub rule: Option<String>,
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckOutcome {
+    /// pass, conditional or deny.
+    pub verdict: String,
+    pub reasons: Vec<ReasonView>,
+    /// Masked document number, for the officer to compare with the card.
+    pub document: String,
+    /// Masked name, if known.
+    pub name: Option<String>,
+    /// The health-code colour in force.
+    pub code_colour: String,
+    /// A certified commuter (badge on the health code).
+    pub commuter: bool,
+    pub policy_id: String,
+    pub policy_version: String,
+    #[serde(serialize_with = "time::serialize")]
+    pub checked_at: DateTime<Utc>,
+}
+
+/// One person to check (alone, or as an occupant of a vehicle).
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub document: Document,
+    /// The person signed the entry commitment letter for a pending service-area sample.
+    pub commitment_letter: bool,
+}
+
+impl App {
+    /// Checks one person at a checkpoint and records the entry event.
+    pub async fn check_person(
+        &self,
+        checkpoint: &CheckpointId,
+        person: &Person,
+        plate: Option<&Plate>,
+        officer: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<CheckOutcome> {
+        let cp = self.checkpoint(checkpoint, "checkpoint_id").await?;
+        self.decide_and_record(&cp, person, plate, officer, now).await
+    }
+
+    /// Checks every occupant of a vehicle: one verdict each, in order.
+    pub async fn check_vehicle(
+        &self,
+        checkpoint: &CheckpointId,
+        plate: &Plate,
+        occupants: &[Person],
+        officer: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Vec<CheckOutcome>> {
+        if occupants.is_empty() || occupants.len() > 80 {
+            return Err(AppError::invalid("occupants", format!("1 to 80 occupants, got {}", occupants.len())));
+        }
+        let cp = self.checkpoint(checkpoint, "checkpoint_id").await?;
+        let mut out = Vec::with_capacity(occupants.len());
+        for person in occupants {
+            out.push(self.decide_and_record(&cp, person, Some(plate), officer, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// Decides for one person and records the entry event. The pure evaluation sits between
+    /// loading the facts and recording the event.
+    async fn decide_and_record(
+        &self,
+        checkpoint: &Checkpoint,
+        person: &Person,
+        plate: Option<&Plate>,
+        officer: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<CheckOutcome> {
+        let policy = self.policy_at(now)?;
+        let rules = self.rules();
+        let rule_set = tongxing_rules::select(&rules, now).ok_or_else(|| App::no_rule_set(now))?;
+        let doc_key = person.document.key();
+        let loaded = self.store.load_facts(&doc_key, now - policy.lookback(), now).await?;
+        let (person_id, mut facts_of_person) = (loaded.person_id, loaded.facts);
+        facts_of_person.commitment_letter = person.commitment_letter;
+        let facts = Facts {
+            person: facts_of_person,
+            checkpoint: CheckpointFacts { id: checkpoint.id.clone(), road: checkpoint.road.clone() },
+        };
+        let decision = rule_set.decide(&facts, now);
+
+        let colour_reason = facts.person.colour_reason_at(now);
+        let test_point = checkpoint.road.as_deref().and_then(|r| rule_set.test_point_on_road(r));
+        let tp_name = |key: &str| test_point.and_then(|(_, d)| d.get(key)).and_then(|v| v.as_str());
+        let reasons = decision
+            .reasons
+            .iter()
+            .map(|r| {
+                // A failing rule is what was not met; a passing one is what allowed entry.
+                let (not_met_zh, not_met_en) =
+                    if r.rule_passed || r.rule.is_none() { ("", "") } else { ("未满足：", "Not met: ") };
+                ReasonView {
+                    code: r.code.as_str().into(),
+                    message_zh: format!(
+                        "{not_met_zh}{} {}",
+                        r.description_zh,
+                        r.code.advice(Lang::Zh, tp_name("name_zh"), colour_reason)
+                    ),
+                    message_en: format!(
+                        "{not_met_en}{} {}",
+                        r.description_en,
+                        r.code.advice(Lang::En, tp_name("name_en"), colour_reason)
+                    ),
+                    sample: r.sample.clone(),
+                    rule: r.rule.map(str::to_string),
+                }
+            })
+            .collect();
+
+        let outcome = CheckOutcome {
+            verdict: decision.verdict.as_str().into(),
+            reasons,
+            document: mask::document_number(person.document.number()),
+            name: loaded.name.as_deref().map(mask::name),
+            code_colour: facts.person.colour_at(now).to_string(),
+            commuter: facts.person.commuter_at(now),
+            policy_id: rule_set.id().to_string(),
+            policy_version: rule_set.version().to_string(),
+            checked_at: now,
+        };
+        let event = EntryEvent {
+            checkpoint_id: checkpoint.id.clone(),
+            checked_at: now,
+            doc_key,
+            person_id,
+            verdict: decision.verdict,
+            reasons: decision.reasons.iter().map(|r| Reason { code: r.code, sample: r.sample.clone() }).collect(),
+            policy_id: rule_set.id().to_string(),
+            policy_version: rule_set.version().to_string(),
+            rule_versions: decision.rule_versions.to_vec(),
+            facts,
+            plate: plate.map(|p| p.as_str().to_string()),
+            officer: officer.to_string(),
+            commuter_first_check: decision.records_commuter_first_check,
+        };
+        self.store.record_entry(event).await?;
+        Ok(outcome)
+    }
+}
