@@ -112,34 +112,7 @@ impl App {
         };
         let decision = rule_set.decide(&facts, now);
 
-        let colour_reason = facts.person.colour_reason_at(now);
-        let test_point = checkpoint.road.as_deref().and_then(|r| rule_set.test_point_on_road(r));
-        let tp_name = |key: &str| test_point.and_then(|(_, d)| d.get(key)).and_then(|v| v.as_str());
-        let reasons = decision
-            .reasons
-            .iter()
-            .map(|r| {
-                // A failing rule is what was not met; a passing one is what allowed entry.
-                let (not_met_zh, not_met_en) =
-                    if r.rule_passed || r.rule.is_none() { ("", "") } else { ("未满足：", "Not met: ") };
-                ReasonView {
-                    code: r.code.as_str().into(),
-                    message_zh: format!(
-                        "{not_met_zh}{} {}",
-                        r.description_zh,
-                        r.code.advice(Lang::Zh, tp_name("name_zh"), colour_reason)
-                    ),
-                    message_en: format!(
-                        "{not_met_en}{} {}",
-                        r.description_en,
-                        r.code.advice(Lang::En, tp_name("name_en"), colour_reason)
-                    ),
-                    sample: r.sample.clone(),
-                    rule: r.rule.map(str::to_string),
-                }
-            })
-            .collect();
-
+        let reasons = explain(&decision, rule_set, checkpoint.road.as_deref(), facts.person.colour_reason_at(now));
         let outcome = CheckOutcome {
             verdict: decision.verdict.as_str().into(),
             reasons,
@@ -169,4 +142,40 @@ impl App {
         self.store.record_entry(event).await?;
         Ok(outcome)
     }
+}
+
+/// The reasons of a decision in words, for the officer and the person: what was not met (or
+/// what allowed entry) and what to do, naming the service-area test point on `road`.
+pub(crate) fn explain(
+    decision: &tongxing_rules::RulesDecision<'_>,
+    rule_set: &tongxing_rules::RuleSet,
+    road: Option<&str>,
+    colour_reason: Option<&str>,
+) -> Vec<ReasonView> {
+    let test_point = road.and_then(|r| rule_set.test_point_on_road(r));
+    let tp_name = |key: &str| test_point.and_then(|(_, d)| d.get(key)).and_then(|v| v.as_str());
+    decision
+        .reasons
+        .iter()
+        .map(|r| {
+            // A failing rule is what was not met; a passing one is what allowed entry.
+            let (not_met_zh, not_met_en) =
+                if r.rule_passed || r.rule.is_none() { ("", "") } else { ("未满足：", "Not met: ") };
+            ReasonView {
+                code: r.code.as_str().into(),
+                message_zh: format!(
+                    "{not_met_zh}{} {}",
+                    r.description_zh,
+                    r.code.advice(Lang::Zh, tp_name("name_zh"), colour_reason)
+                ),
+                message_en: format!(
+                    "{not_met_en}{} {}",
+                    r.description_en,
+                    r.code.advice(Lang::En, tp_name("name_en"), colour_reason)
+                ),
+                sample: r.sample.clone(),
+                rule: r.rule.map(str::to_string),
+            }
+        })
+        .collect()
 }

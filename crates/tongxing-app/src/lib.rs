@@ -7,13 +7,17 @@
 //! - [`App`]: the store, the rule sets in force and the checkpoints, shared by every use case,
 //!   and their reload from the database (several servers share one).
 //! - [`check`]: check a person, check a vehicle.
+//! - [`citizen`]: one-time codes, citizens' sessions, family links.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
+//! - [`pass`]: a person's pass as the citizen sees it.
 //! - [`input`]: what the edges receive (a sample, a commuter application, a document) parsed
 //!   into domain values, with errors naming the field; shared by the API and the CSV imports.
 
 pub mod check;
+pub mod citizen;
 pub mod dryrun;
 pub mod input;
+pub mod pass;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -35,6 +39,12 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Not this caller's to see or do (a citizen asking for someone not linked to them).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests of this kind; retry after the given seconds.
+    #[error("{message}")]
+    TooMany { message: String, retry_after_secs: u64 },
     /// The database (or the rules it holds) cannot serve now; retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -74,6 +84,8 @@ pub struct App {
     /// The rule sets checks are decided by: the built-in ones and the activated published ones.
     /// Replaced whole on reload; a check holds the `Arc` it started with.
     rules: Arc<RwLock<Arc<Vec<RuleSet>>>>,
+    /// Sends one-time codes; none configured means citizens cannot sign in here.
+    codes: Option<Arc<dyn citizen::CodeSender>>,
 }
 
 impl App {
@@ -83,7 +95,14 @@ impl App {
             policies: Arc::new(policies),
             checkpoints: Default::default(),
             rules: Arc::new(RwLock::new(Arc::new(tongxing_rules::builtin()))),
+            codes: None,
         }
+    }
+
+    /// With a sender of one-time codes (citizens may then sign in).
+    pub fn with_code_sender(mut self, sender: Arc<dyn citizen::CodeSender>) -> App {
+        self.codes = Some(sender);
+        self
     }
 
     /// The rule sets in use now.

@@ -14,6 +14,8 @@ string_enum! {
         Registry = "registry",
         Health = "health",
         Analyst = "analyst",
+        /// A person signed in with a one-time code: sees their own pass and their family's.
+        Citizen = "citizen",
     }
 }
 
@@ -38,6 +40,10 @@ pub enum Action {
     ManageTokens,
     /// Publish, activate and dry-run entry policies.
     PublishPolicy,
+    /// Approve or refuse a citizen's link to a minor (a registry officer).
+    ReviewFamilyLinks,
+    /// Act as a signed-in citizen: one's own pass, one's family's.
+    ActAsCitizen,
 }
 
 impl Action {
@@ -60,6 +66,8 @@ impl Action {
             ReadStats => "read statistics",
             ManageTokens => "manage tokens",
             PublishPolicy => "publish, activate or dry-run entry policies",
+            ReviewFamilyLinks => "approve a citizen's link to a minor",
+            ActAsCitizen => "act as a signed-in citizen",
         }
     }
 }
@@ -78,12 +86,14 @@ impl Role {
             DecideCommuter => matches!(self, Registry),
             ImportCommuters => matches!(self, Admin | Registry),
             ManageCheckpoints => matches!(self, Admin),
-            ListCheckpoints => true,
+            ListCheckpoints => !matches!(self, Citizen),
             Check => matches!(self, Admin | Officer),
             ReadEntries => matches!(self, Admin | Registry),
             ReadStats => matches!(self, Admin | Analyst | Health),
             ManageTokens => matches!(self, Admin),
             PublishPolicy => matches!(self, Health),
+            ReviewFamilyLinks => matches!(self, Registry),
+            ActAsCitizen => matches!(self, Citizen),
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Caller {
     pub token_id: String,
     pub role: Role,
     pub scope: Vec<String>,
+    /// A citizen's session: the person it is bound to.
+    pub person_id: Option<i64>,
 }
 
 impl Caller {
@@ -91,9 +93,10 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Ok(caller.clone());
         }
-        let record = state.app.store.token_by_hash(&hash).await?.ok_or(ApiError::Unauthenticated)?;
+        let record =
+            state.app.store.token_by_hash(&hash, chrono::Utc::now()).await?.ok_or(ApiError::Unauthenticated)?;
         let role = Role::parse(&record.role).map_err(ApiError::Internal)?;
-        let caller = Caller { token_id: record.id, role, scope: record.scope };
+        let caller = Caller { token_id: record.id, role, scope: record.scope, person_id: record.person_id };
         state.tokens.0.lock().expect("token cache").insert(hash, (caller.clone(), Instant::now()));
         Ok(caller)
     }

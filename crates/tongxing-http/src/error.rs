@@ -53,6 +53,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("{message}")]
+    TooMany { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("internal error")]
@@ -95,6 +97,8 @@ impl From<tongxing_app::AppError> for ApiError {
             AppError::Invalid { field, reason } => ApiError::Invalid { field, reason },
             AppError::NotFound(m) => ApiError::NotFound(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
+            AppError::Forbidden(m) => ApiError::Forbidden(m),
+            AppError::TooMany { message, retry_after_secs } => ApiError::TooMany { message, retry_after_secs },
             AppError::Unavailable(m) => ApiError::Unavailable(m),
             AppError::Internal(m) => ApiError::Internal(m),
         }
@@ -161,6 +165,11 @@ pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Res
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::TooMany { message, retry_after_secs } = self {
+            let mut resp = problem(StatusCode::TOO_MANY_REQUESTS, message, None);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            return resp;
+        }
         let (status, detail, field) = match self {
             ApiError::Invalid { field, reason } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {reason}"), Some(field))
@@ -182,6 +191,7 @@ impl IntoResponse for ApiError {
                 Some("body".into()),
             ),
             ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m, Some("content-type".into())),
+            ApiError::TooMany { message, .. } => (StatusCode::TOO_MANY_REQUESTS, message, None),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (

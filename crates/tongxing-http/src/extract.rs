@@ -110,6 +110,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// The client's address, for rate limits: the connection's peer (a proxy's own address when
+/// one is in front; its forwarded-for header is not trusted).
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddr(peer.map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())))
+    }
+}
+
 /// Refuses a query string on a route that takes none, naming its first parameter.
 pub async fn no_query(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use axum::response::IntoResponse;

@@ -11,6 +11,7 @@
 //! Invariants: every multi-row write is one transaction (a bad batch writes nothing); once a
 //! method returns `Ok`, the data is committed (SQLite in WAL mode survives a killed process).
 
+mod citizens;
 mod migrate;
 pub mod model;
 mod sql;
@@ -28,6 +29,7 @@ use sqlx::{Pool, Postgres, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts};
 
+pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord};
 pub use model::*;
 use sql::{
     EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored, plan_samples,
@@ -452,8 +454,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         dispatch!(self, b => b.create_token(id, hash, role, scope, label, at).await)
     }
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        dispatch!(self, b => b.token_by_hash(hash).await)
+    /// The token with this hash, unless revoked or expired at `now`.
+    pub async fn token_by_hash(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<TokenRecord>, StoreError> {
+        dispatch!(self, b => b.token_by_hash(hash, now).await)
     }
     pub async fn log_access(&self, a: &AccessLogEntry) -> Result<(), StoreError> {
         dispatch!(self, b => b.log_access(a).await)

@@ -181,6 +181,10 @@ pub struct TokenRecord {
     pub role: String,
     pub scope: Vec<String>,
     pub label: Option<String>,
+    /// For a citizen's session: the person it is bound to.
+    pub person_id: Option<PersonId>,
+    /// When the token stops working (citizen sessions end; operators' tokens do not).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Counts for the operator's overview and the analyst.

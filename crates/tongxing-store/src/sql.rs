@@ -970,17 +970,23 @@ macro_rules! sql_impl {
                 Ok(())
             }
 
-            pub(crate) async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-                let row = sqlx::query("SELECT id, role, scope, label FROM tokens WHERE hash = $1 AND revoked_at IS NULL")
-                    .bind(hash)
-                    .fetch_optional(&self.read)
-                    .await?;
+            pub(crate) async fn token_by_hash(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<TokenRecord>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, role, scope, label, person_id, expires_at FROM tokens
+                     WHERE hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(hash)
+                .bind(ms(now))
+                .fetch_optional(&self.read)
+                .await?;
                 row.map(|r| {
                     Ok(TokenRecord {
                         id: r.get(0),
                         role: r.get(1),
                         scope: serde_json::from_str(r.get(2)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                         label: r.get(3),
+                        person_id: r.get(4),
+                        expires_at: r.get::<Option<i64>, _>(5).map(from_ms),
                     })
                 })
                 .transpose()

@@ -6,6 +6,7 @@ mod demo;
 mod import;
 mod rules;
 mod serve;
+mod sms;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,7 @@ enum Cmd {
 enum TokenCmd {
     /// Create a token and print it once; only its hash is stored.
     Create {
-        /// admin, lab, test_point, officer, registry, health or analyst.
+        /// admin, lab, test_point, officer, registry, health or analyst (citizens sign in with a code).
         #[arg(long)]
         role: String,
         /// Comma-separated labs (for lab/test_point) or checkpoint ids (for officer); empty = all.
@@ -105,6 +106,9 @@ pub fn load_policies(files: &[PathBuf]) -> Result<PolicyFiles> {
 pub async fn create_token(store: &Store, role: &str, scope: &str, label: Option<&str>) -> Result<String> {
     use tongxing_domain::text::{CheckpointId, LabCode, Label};
     let role = Role::parse(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    if role == Role::Citizen {
+        anyhow::bail!("--role: citizen tokens are sessions a person opens with a one-time code, not made here");
+    }
     let scope = scope
         .split(',')
         .map(str::trim)

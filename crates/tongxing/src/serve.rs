@@ -31,6 +31,12 @@ pub struct ServeArgs {
     /// (activated rule sets, checkpoints).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     reload_every: u64,
+    /// How citizens' one-time codes are sent: `log` (written to the log, for demos and tests
+    /// only; the default with --demo), or an SMS gateway's http(s) URL, which receives
+    /// POST {"phone": "...", "message": "..."} with `Authorization: Bearer $TONGXING_SMS_TOKEN`
+    /// when that is set. Without it citizens cannot sign in on this server.
+    #[arg(long, env = "TONGXING_OTP_SENDER")]
+    otp_sender: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -48,7 +54,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     for (rs, text) in &rule_sets {
         publish_rule_set(&store, rs, text).await?;
     }
-    let state = AppState::new(tongxing_app::App::new(store.clone(), policies));
+    let mut app = tongxing_app::App::new(store.clone(), policies);
+    match args.otp_sender.as_deref().or(args.demo.then_some("log")) {
+        None => tracing::info!("no --otp-sender: citizens cannot sign in on this server"),
+        Some("log") => {
+            tracing::warn!(
+                "one-time codes are written to the log, not sent (--otp-sender log): for demos and tests only"
+            );
+            app = app.with_code_sender(std::sync::Arc::new(tongxing_app::citizen::LogSender));
+        }
+        Some(url) => app = app.with_code_sender(std::sync::Arc::new(crate::sms::Gateway::new(url)?)),
+    }
+    let state = AppState::new(app);
     let rule_sets = state.app.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;
     tracing::info!(rule_sets, "entry policies loaded");
     // Other servers may activate a policy or change a checkpoint: pick it up within the interval.
@@ -70,7 +87,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Tests and scripts read this line to find the port.
     println!("tongxing listening on http://{addr}");
     tracing::info!(%addr, database = ?store.kind(), "serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    // The peer's address reaches the handlers (rate limits per address).
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
     tracing::info!("stopped accepting requests; closing the database");
     store.close().await;
     Ok(())

@@ -20,6 +20,8 @@ struct Example {
     body: Option<Value>,
     /// Rows of a batch are refused one by one (200 with `rejected`), not the request.
     batch: bool,
+    /// A path parameter and its value in `path`, to break.
+    param: Option<(&'static str, &'static str)>,
 }
 
 fn examples(app: &App) -> Vec<Example> {
@@ -43,6 +45,7 @@ fn examples(app: &App) -> Vec<Example> {
         path: path.to_string(),
         body,
         batch: false,
+        param: None,
     };
     let _ = app;
     vec![
@@ -83,7 +86,10 @@ fn examples(app: &App) -> Vec<Example> {
             batch: true,
             ..e("POST", "/api/v1/results/batch", "lab", "/api/v1/results/batch", Some(json!({"results": [row]})))
         },
-        e("GET", "/api/v1/results/{lab}/{sample_id}/history", "health", "/api/v1/results/LAB1/S-1/history", None),
+        Example {
+            param: Some(("sample_id", "S-1")),
+            ..e("GET", "/api/v1/results/{lab}/{sample_id}/history", "health", "/api/v1/results/LAB1/S-1/history", None)
+        },
         e(
             "POST",
             "/api/v1/commuters",
@@ -152,6 +158,44 @@ fn examples(app: &App) -> Vec<Example> {
             Some(json!({"policy": policy, "since": since, "sample": 5})),
         ),
         e("GET", "/api/v1/policies/audit", "health", "/api/v1/policies/audit", None),
+        e("POST", "/api/v1/citizen/code", "admin", "/api/v1/citizen/code", Some(person())),
+        e(
+            "POST",
+            "/api/v1/citizen/session",
+            "admin",
+            "/api/v1/citizen/session",
+            Some(with(person(), json!({"code": "123456"}))),
+        ),
+        e("GET", "/api/v1/citizen/pass", "citizen", "/api/v1/citizen/pass", None),
+        e("GET", "/api/v1/citizen/family", "citizen", "/api/v1/citizen/family", None),
+        e(
+            "POST",
+            "/api/v1/citizen/family",
+            "citizen",
+            "/api/v1/citizen/family",
+            Some(with(person(), json!({"code": "123456"}))),
+        ),
+        e("POST", "/api/v1/citizen/family/code", "citizen", "/api/v1/citizen/family/code", Some(person())),
+        e("POST", "/api/v1/citizen/family/minor", "citizen", "/api/v1/citizen/family/minor", Some(person())),
+        Example {
+            param: Some(("link", "1")),
+            ..e("POST", "/api/v1/citizen/family/{link}/remove", "citizen", "/api/v1/citizen/family/1/remove", None)
+        },
+        Example {
+            param: Some(("link", "1")),
+            ..e("GET", "/api/v1/citizen/family/{link}/pass", "citizen", "/api/v1/citizen/family/1/pass", None)
+        },
+        e("GET", "/api/v1/family-links/pending", "registry", "/api/v1/family-links/pending", None),
+        Example {
+            param: Some(("link", "1")),
+            ..e(
+                "POST",
+                "/api/v1/family-links/{link}/decision",
+                "registry",
+                "/api/v1/family-links/1/decision",
+                Some(json!({"action": "refuse", "reason": "not the parent"})),
+            )
+        },
         e("GET", "/api/v1/openapi.json", "admin", "/api/v1/openapi.json", None),
         e("GET", "/healthz", "admin", "/healthz", None),
         e("GET", "/metrics", "admin", "/metrics", None),
@@ -259,14 +303,17 @@ both!(fn every_route_refuses_every_class_of_bad_input(b) {
         }
 
         // Bad UTF-8 in the path: in a parameter it is named; elsewhere the route does not exist.
-        let bad_path = if ex.template.contains('{') {
-            ex.path.replacen("S-1", "%FF%FE", 1)
-        } else {
-            format!("{}%FF", ex.path.split('?').next().unwrap())
+        let bad_path = match ex.param {
+            Some((_, value)) => ex.path.replacen(&format!("/{value}/"), "/%FF%FE/", 1).replacen(
+                &format!("/{value}"),
+                "/%FF%FE",
+                usize::from(!ex.path.contains(&format!("/{value}/"))),
+            ),
+            None => format!("{}%FF", ex.path.split('?').next().unwrap()),
         };
         let r = app.raw(ex.method, &bad_path, token, ex.body.as_ref().map(|_| "application/json"),
             ex.body.as_ref().map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default().as_slice());
-        refused(&format!("{name}: bad UTF-8 in the path"), &r, ex.template.contains('{').then_some("sample_id"));
+        refused(&format!("{name}: bad UTF-8 in the path"), &r, ex.param.map(|(p, _)| p));
 
         // A bad query: an unknown parameter is refused; so is a bad value of a known one.
         let sep = if ex.path.contains('?') { '&' } else { '?' };

@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tongxing");
-pub const ROLES: &[&str] = &["admin", "lab", "test_point", "officer", "registry", "health", "analyst"];
+/// A token each (the citizen's a session bound to a person of its own).
+pub const ROLES: &[&str] = &["admin", "lab", "test_point", "officer", "registry", "health", "analyst", "citizen"];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Backend {
@@ -90,7 +91,24 @@ impl TestDb {
             let mut tokens = HashMap::new();
             for role in ROLES {
                 let t = tongxing_http::auth::new_token();
-                store.create_token(&t.id, &t.hash, role, &[], Some("test"), Utc::now()).await.unwrap();
+                if *role == "citizen" {
+                    // A session bound to a person of its own, as signing in makes one.
+                    let doc = tongxing_domain::ids::Document::parse(
+                        tongxing_domain::ids::DocumentKind::Passport,
+                        "TESTCITIZEN1",
+                        chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                    )
+                    .unwrap();
+                    let input =
+                        tongxing_store::PersonInput { document: doc, name: None, phone: None, residence_region: None };
+                    let person = store.upsert_person(&input, Utc::now()).await.unwrap();
+                    store
+                        .create_session(&t.id, &t.hash, person, Utc::now(), Utc::now() + Duration::days(1))
+                        .await
+                        .unwrap();
+                } else {
+                    store.create_token(&t.id, &t.hash, role, &[], Some("test"), Utc::now()).await.unwrap();
+                }
                 tokens.insert(role.to_string(), t.secret);
             }
             store.close().await;
@@ -135,6 +153,26 @@ impl Drop for TestDb {
     }
 }
 
+/// The one-time codes a server has logged, oldest first.
+#[derive(Clone, Default)]
+pub struct Codes(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Codes {
+    /// The latest code, waiting up to 5 s for one more than `seen`.
+    pub fn next(&self, seen: usize) -> String {
+        for _ in 0..100 {
+            if let Some(c) = self.0.lock().unwrap().get(seen) {
+                return c.clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("no one-time code was logged");
+    }
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
 /// The server process.
 pub struct Server {
     pub base: String,
@@ -171,6 +209,44 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server { base, child }
+    }
+
+    /// With extra arguments, keeping the one-time codes the log sender writes to stderr.
+    pub fn start_with_codes(db: &TestDb, extra: &[&str]) -> (Server, Codes) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url, "--otp-sender", "log"])
+            .args(extra)
+            .env("RUST_LOG", "error,tongxing::otp=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tongxing serve");
+        let codes = Codes::default();
+        let stderr = child.stderr.take().unwrap();
+        let sink = codes.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("code=") {
+                    let code: String =
+                        line[i + 5..].chars().skip_while(|c| *c == '"').take_while(char::is_ascii_digit).collect();
+                    sink.lock().unwrap().push(code);
+                }
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("tongxing listening on ") {
+                        break addr.trim().to_string();
+                    }
+                }
+                _ => panic!("the server exited before listening"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        (Server { base, child }, codes)
     }
 
     /// SIGKILL: no shutdown, no flush.

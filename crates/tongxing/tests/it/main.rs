@@ -8,6 +8,7 @@ mod api;
 mod bench;
 mod budget;
 mod checks;
+mod citizens;
 mod commuters;
 mod contract;
 mod crash;

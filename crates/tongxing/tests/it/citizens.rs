@@ -1,0 +1,184 @@
+//! Citizens: one-time codes (tries, rate limits, single use), sessions bound to a person, the
+//! pass, family links (the member's own code, a registry officer for a minor, at most four), and
+//! that a citizen sees nobody else.
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::helpers::*;
+
+/// A server that logs its one-time codes, with the 2021 rules, and its codes.
+fn spawn(b: Backend) -> (App, Codes) {
+    let db = TestDb::new(b);
+    let tokens = db.tokens();
+    let (server, codes) = Server::start_with_codes(&db, &[]);
+    let app = App { server, tokens, db };
+    app.use_2021_rules();
+    (app, codes)
+}
+
+fn person(app: &App, doc: &str, phone: &str, name: &str) {
+    let r = app.post("registry", "/api/v1/people", json!({"document_number": doc, "phone": phone, "name": name}));
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+fn ask_code(app: &App, doc: &str) -> Resp {
+    app.call("POST", "/api/v1/citizen/code", None, Some(json!({"document_number": doc})))
+}
+
+fn sign_in(app: &App, codes: &Codes, doc: &str) -> String {
+    let seen = codes.count();
+    let r = ask_code(app, doc);
+    assert_eq!(r.status, 202, "{r:?}");
+    let code = codes.next(seen);
+    let r = app.call("POST", "/api/v1/citizen/session", None, Some(json!({"document_number": doc, "code": code})));
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.body["expires_at"].as_str().unwrap().ends_with("+08:00"));
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+fn as_citizen(app: &App, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    app.call(method, path, Some(token), body)
+}
+
+both!(fn sign_in_and_see_my_pass(b) {
+    let (app, codes) = spawn(b);
+    let doc = nth_id("131082", 1);
+    person(&app, &doc, "13812345601", "王小明");
+    app.negative(&doc, Duration::hours(5));
+    let token = sign_in(&app, &codes, &doc);
+    let r = as_citizen(&app, &token, "GET", "/api/v1/citizen/pass", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["colour"], "green");
+    assert_eq!(r.body["name"], "王**");
+    assert_eq!(r.body["document"], format!("13**************{}", &doc[16..]));
+    assert_eq!(r.body["latest_test"]["age_hours"], 5);
+    assert_eq!(r.body["entry"]["verdict"], "pass");
+    // 48 hours from sampling, to the minute: the rules in force say when the next test is due.
+    let until = chrono::DateTime::parse_from_rfc3339(r.body["entry"]["valid_until"].as_str().unwrap()).unwrap();
+    let expected = Utc::now() + Duration::hours(43);
+    assert!((until.with_timezone(&Utc) - expected).num_minutes().abs() <= 2, "{until} vs {expected}");
+    // The read is in the person's access log.
+    let log = app.post("registry", "/api/v1/people/access-log", json!({"document_number": doc, "purpose": "audit"}));
+    assert!(log.body.as_array().unwrap().iter().any(|e| e["role"] == "citizen" && e["action"] == "pass"), "{log:?}");
+    // A citizen's token does nothing else.
+    assert_eq!(as_citizen(&app, &token, "GET", "/api/v1/entries", None).status, 403);
+    assert_eq!(as_citizen(&app, &token, "GET", "/api/v1/checkpoints", None).status, 403);
+});
+
+both!(fn codes_allow_five_tries_and_one_use(b) {
+    let (app, codes) = spawn(b);
+    let doc = nth_id("131082", 2);
+    person(&app, &doc, "13812345602", "李四");
+    let seen = codes.count();
+    assert_eq!(ask_code(&app, &doc).status, 202);
+    let code = codes.next(seen);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let try_code = |c: &str| app.call("POST", "/api/v1/citizen/session", None, Some(json!({"document_number": doc, "code": c})));
+    for left in (0..5).rev() {
+        let r = try_code(wrong);
+        assert_eq!(r.status, 422, "{r:?}");
+        assert_eq!(r.body["field"], "code");
+        if left > 0 {
+            assert!(r.body["detail"].as_str().unwrap().contains(&format!("{left} tries left")), "{r:?}");
+        }
+    }
+    // Five wrong tries: even the right code is refused now.
+    let r = try_code(&code);
+    assert_eq!(r.status, 422);
+    assert!(r.body["detail"].as_str().unwrap().contains("5 wrong tries"), "{r:?}");
+    // Not a code at all.
+    assert_eq!(try_code("12ab56").body["field"], "code");
+});
+
+both!(fn codes_are_rate_limited_per_phone(b) {
+    let (app, codes) = spawn(b);
+    let doc = nth_id("131082", 3);
+    person(&app, &doc, "13812345603", "赵六");
+    let seen = codes.count();
+    assert_eq!(ask_code(&app, &doc).status, 202);
+    let code = codes.next(seen);
+    // A second code within the minute: 429 with Retry-After, and no code sent.
+    let r = app.raw("POST", "/api/v1/citizen/code", None, Some("application/json"),
+        json!({"document_number": doc}).to_string().as_bytes());
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.header("content-type"), ["application/problem+json"]);
+    let wait: u64 = r.header("retry-after")[0].parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(codes.count(), seen + 1);
+    // The first code still works, once.
+    let body = json!({"document_number": doc, "code": code});
+    assert_eq!(app.call("POST", "/api/v1/citizen/session", None, Some(body.clone())).status, 201);
+    let r = app.call("POST", "/api/v1/citizen/session", None, Some(body));
+    assert_eq!(r.status, 422, "{r:?}");
+    // An unknown number gets the same answer as a known one, and no code.
+    let r = ask_code(&app, &nth_id("131082", 999));
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body["message"], ask_code(&app, &nth_id("131082", 998)).body["message"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(codes.count(), seen + 1);
+});
+
+both!(fn family_links_need_consent_and_stop_at_four(b) {
+    let (app, codes) = spawn(b);
+    let me = nth_id("131082", 10);
+    person(&app, &me, "13812345610", "张父");
+    let token = sign_in(&app, &codes, &me);
+    // Nobody is linked: another person's pass is not mine to see.
+    let r = as_citizen(&app, &token, "GET", "/api/v1/citizen/family/1/pass", None);
+    assert_eq!(r.status, 404, "{r:?}");
+    // An adult consents with their own code.
+    let link_adult = |n: u32| {
+        let doc = nth_id("131082", n);
+        person(&app, &doc, &format!("138123456{n:02}"), "张家人");
+        let seen = codes.count();
+        let r = as_citizen(&app, &token, "POST", "/api/v1/citizen/family/code", Some(json!({"document_number": doc})));
+        assert_eq!(r.status, 202, "{r:?}");
+        let code = codes.next(seen);
+        as_citizen(&app, &token, "POST", "/api/v1/citizen/family", Some(json!({"document_number": doc, "code": code})))
+    };
+    let r = link_adult(11);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["status"], "linked");
+    let link = r.body["link"].as_i64().unwrap();
+    app.negative(&nth_id("131082", 11), Duration::hours(1));
+    let r = as_citizen(&app, &token, "GET", &format!("/api/v1/citizen/family/{link}/pass"), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["entry"]["verdict"], "pass");
+    // A minor: a registry officer approves; until then the pass is not shown.
+    let child = id("13108220150601001");
+    let r = as_citizen(&app, &token, "POST", "/api/v1/citizen/family/minor", Some(json!({"document_number": child})));
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["status"], "pending");
+    let minor = r.body["link"].as_i64().unwrap();
+    assert_eq!(as_citizen(&app, &token, "GET", &format!("/api/v1/citizen/family/{minor}/pass"), None).status, 403);
+    let pending = app.get("registry", "/api/v1/family-links/pending");
+    assert_eq!(pending.body[0]["link"], minor);
+    assert!(pending.body[0]["member_age"].as_u64().unwrap() < 18);
+    assert_eq!(app.post("officer", &format!("/api/v1/family-links/{minor}/decision"), json!({"action": "approve"})).status, 403);
+    let r = app.post("registry", &format!("/api/v1/family-links/{minor}/decision"), json!({"action": "approve"}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(as_citizen(&app, &token, "GET", &format!("/api/v1/citizen/family/{minor}/pass"), None).status, 200);
+    // An adult cannot be linked as a minor.
+    let r = as_citizen(&app, &token, "POST", "/api/v1/citizen/family/minor", Some(json!({"document_number": nth_id("131082", 11)})));
+    assert_eq!(r.status, 422, "{r:?}");
+    // Two more make four; a fifth is refused.
+    assert_eq!(link_adult(12).status, 201);
+    assert_eq!(link_adult(13).status, 201);
+    let r = link_adult(14);
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(as_citizen(&app, &token, "GET", "/api/v1/citizen/family", None).body.as_array().unwrap().len(), 4);
+    // After removing one, a fifth person may be linked; the removed one's pass is gone.
+    let r = as_citizen(&app, &token, "POST", &format!("/api/v1/citizen/family/{link}/remove"), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(as_citizen(&app, &token, "GET", &format!("/api/v1/citizen/family/{link}/pass"), None).status, 403);
+    assert_eq!(link_adult(15).status, 201);
+    // Another citizen cannot use my links.
+    let other = nth_id("131082", 20);
+    person(&app, &other, "13812345620", "陌生人");
+    let other_token = sign_in(&app, &codes, &other);
+    let r = as_citizen(&app, &other_token, "GET", &format!("/api/v1/citizen/family/{minor}/pass"), None);
+    assert_eq!(r.status, 404, "{r:?}");
+});
