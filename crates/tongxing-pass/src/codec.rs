@@ -3,7 +3,7 @@
 //! it guards, and keeps its buffers between calls so that a checkpoint's verification loop does
 //! not allocate for the envelope.
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::base45;
 use crate::cose;
@@ -34,17 +34,16 @@ pub struct VerifiedPass {
     pub pass_id: RevocationHash,
 }
 
-/// Signs passes into QR texts, reusing its compressor and buffers.
+/// Signs passes into QR texts, reusing its buffers.
 pub struct Issuer<'a> {
     signer: &'a Signer,
-    deflate: Compress,
     tbs: Vec<u8>,
-    zipped: Vec<u8>,
+    zlib: Vec<u8>,
 }
 
 impl<'a> Issuer<'a> {
     pub fn new(signer: &'a Signer) -> Self {
-        Issuer { signer, deflate: Compress::new(Compression::best(), true), tbs: Vec::new(), zipped: Vec::new() }
+        Issuer { signer, tbs: Vec::new(), zlib: Vec::new() }
     }
 
     /// The QR text of `pass`, signed.
@@ -54,7 +53,7 @@ impl<'a> Issuer<'a> {
         cose::sig_structure(&protected, &payload, &mut self.tbs);
         let signature = self.signer.sign(&self.tbs);
         let cose = cose::assemble(&protected, None, &payload, &signature);
-        Ok(wrap(PREFIX, &cose, &mut self.deflate, &mut self.zipped))
+        Ok(wrap(PREFIX, &cose, &mut self.zlib))
     }
 }
 
@@ -64,24 +63,48 @@ pub fn issue(signer: &Signer, pass: &Pass) -> Result<String, PassError> {
 }
 
 /// prefix + Base45(zlib(cose)).
-pub(crate) fn wrap(prefix: &str, cose: &[u8], deflate: &mut Compress, zipped: &mut Vec<u8>) -> String {
-    deflate.reset();
-    zipped.clear();
-    zipped.reserve(cose.len() + 64);
-    loop {
-        let before = deflate.total_in() as usize;
-        let status = deflate
-            .compress_vec(&cose[before..], zipped, FlushCompress::Finish)
-            .expect("deflate into a growing buffer");
-        if status == Status::StreamEnd {
-            break;
-        }
-        zipped.reserve(64);
-    }
-    let mut text = String::with_capacity(prefix.len() + zipped.len().div_ceil(2) * 3);
+pub(crate) fn wrap(prefix: &str, cose: &[u8], zlib: &mut Vec<u8>) -> String {
+    stored_zlib(cose, zlib);
+    let mut text = String::with_capacity(prefix.len() + zlib.len().div_ceil(2) * 3);
     text.push_str(prefix);
-    base45::encode_into(zipped, &mut text);
+    base45::encode_into(zlib, &mut text);
     text
+}
+
+/// A zlib stream (RFC 1950) of stored deflate blocks (RFC 1951 §3.2.4). A pass is ~180 bytes,
+/// most of them random (signature, key id, person reference): deflate at level 9 gives the same
+/// size (it falls back to a stored block) after a compressor reset that costs 6–21 µs, more
+/// than the signature. Any zlib reader reads this; verifiers accept compressed streams too.
+pub fn stored_zlib(data: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(data.len() + 6 + 5 * data.len().div_ceil(65535).max(1));
+    out.extend_from_slice(&[0x78, 0x01]); // deflate, 32 KiB window, no dictionary, level "fastest"
+    let mut blocks = data.chunks(65535).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        let len = block.len() as u16;
+        out.push(blocks.peek().is_none() as u8); // BFINAL on the last block, BTYPE 00
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&adler32(data).to_be_bytes());
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    // 5552 bytes is the most that can be summed before b could overflow 32 bits.
+    for chunk in data.chunks(5552) {
+        for &x in chunk {
+            a += x as u32;
+            b += a;
+        }
+        a %= 65521;
+        b %= 65521;
+    }
+    (b << 16) | a
 }
 
 /// The envelope stages shared by TX1 and HC1: size, prefix, Base45, zlib.
@@ -229,4 +252,22 @@ impl Decoder {
 /// Verifies one code (see [`Decoder`] for many), with the default clock tolerance.
 pub fn decode(text: &str, trust: &TrustList, revocations: &RevocationSet, now: i64) -> Result<VerifiedPass, Refusal> {
     Decoder::new().decode(text, trust, revocations, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn stored_zlib_is_read_by_flate2() {
+        for n in [0usize, 1, 179, 65535, 65536, 200_000] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            let mut z = Vec::new();
+            stored_zlib(&data, &mut z);
+            let mut back = Vec::new();
+            flate2::read::ZlibDecoder::new(&z[..]).read_to_end(&mut back).unwrap();
+            assert_eq!(back, data, "{n} bytes");
+        }
+    }
 }
