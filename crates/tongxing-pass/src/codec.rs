@@ -107,11 +107,18 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-/// The envelope stages shared by TX1 and HC1: size, prefix, Base45, zlib.
-pub(crate) struct Envelope {
+/// The envelope stages shared by TX1 and HC1: size, prefix, Base45, zlib. Public for tools
+/// that show what a code holds (e.g. in CBOR diagnostic notation) before or without verifying.
+pub struct Envelope {
     b45: Vec<u8>,
     inflated: Box<[u8]>,
     inflater: Decompress,
+}
+
+impl Default for Envelope {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Envelope {
@@ -147,6 +154,9 @@ impl Envelope {
 /// Inflates a zlib stream into `out` (whose last byte is the overflow sentinel): more than
 /// `out.len() - 1` bytes of output is a bomb and stops there.
 fn inflate(z: &mut Decompress, input: &[u8], out: &mut [u8]) -> Result<usize, Refusal> {
+    if let Some(n) = inflate_stored(input, out)? {
+        return Ok(n);
+    }
     let cap = out.len() - 1;
     z.reset(true);
     let status = z.decompress(input, out, FlushDecompress::Finish);
@@ -163,6 +173,48 @@ fn inflate(z: &mut Decompress, input: &[u8], out: &mut [u8]) -> Result<usize, Re
         }
         Ok(_) => refuse(Stage::BadCompression, "the zlib stream is truncated"),
         Err(e) => refuse(Stage::BadCompression, format!("not a zlib stream: {e}")),
+    }
+}
+
+/// The fast path for what [`stored_zlib`] writes: a zlib stream of stored blocks only is copied
+/// out directly (miniz's reset alone costs more than the whole copy). `None` when the stream
+/// has a compressed block, or is not a plain zlib header: the general inflater then reads it.
+fn inflate_stored(input: &[u8], out: &mut [u8]) -> Result<Option<usize>, Refusal> {
+    let cap = out.len() - 1;
+    match input {
+        [0x78, flg, ..] if (0x7800u16 | *flg as u16) % 31 == 0 && flg & 0x20 == 0 => {}
+        _ => return Ok(None),
+    }
+    let (mut pos, mut written) = (2usize, 0usize);
+    loop {
+        let Some(&[head, l0, l1, n0, n1]) = input.get(pos..pos + 5).map(|h| <&[u8; 5]>::try_from(h).unwrap()) else {
+            return Ok(None);
+        };
+        if head & !1 != 0 {
+            return Ok(None); // a compressed block (or bits this path does not handle)
+        }
+        let len = u16::from_le_bytes([l0, l1]) as usize;
+        if len as u16 != !u16::from_le_bytes([n0, n1]) {
+            return Ok(None);
+        }
+        let Some(block) = input.get(pos + 5..pos + 5 + len) else { return Ok(None) };
+        if written + len > cap {
+            return refuse(Stage::TooLarge, format!("the payload inflates past {cap} bytes"));
+        }
+        out[written..written + len].copy_from_slice(block);
+        written += len;
+        pos += 5 + len;
+        if head & 1 == 1 {
+            break;
+        }
+    }
+    match input.get(pos..) {
+        Some(adler)
+            if adler.len() == 4 && u32::from_be_bytes(adler.try_into().unwrap()) == adler32(&out[..written]) =>
+        {
+            Ok(Some(written))
+        }
+        _ => Ok(None),
     }
 }
 
