@@ -9,8 +9,7 @@ use base64::Engine as _;
 use tongxing_domain::facts::{CodeColour, CommuterKind, CommuterStatus, SiteKind, TestResult};
 use tongxing_pass::cbor::diagnostic;
 use tongxing_pass::{
-    Algorithm, CommuterBadge, Entry, Pass, PassTest, RevocationHash, RevocationSet, Signer, TrustList, base45, cose,
-    issue,
+    Algorithm, CommuterBadge, Entry, Pass, PassTest, RevocationHash, RevocationSet, Signer, TrustList, cose, issue,
 };
 
 /// 2022-01-10T08:00:00Z, a Monday.
@@ -52,11 +51,7 @@ fn hex_bytes(s: &str) -> Vec<u8> {
 }
 
 fn cose_of(text: &str) -> Vec<u8> {
-    let mut z = Vec::new();
-    base45::decode_into(text[4..].as_bytes(), &mut z).unwrap();
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&z[..]), &mut out).unwrap();
-    out
+    tongxing_pass::codec::Envelope::new().open("TX1:", text, false).unwrap().to_vec()
 }
 
 fn pass_example(out: &mut String, n: u32, signer: &Signer, p: &Pass) {

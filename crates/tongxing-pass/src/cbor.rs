@@ -448,7 +448,7 @@ mod tests {
         let e = check(&nested(17)).unwrap_err();
         assert!(e.0.contains("deeper than 16"), "{e}");
         // Maps count too, and a tag does not open a level.
-        let mut m = vec![0xa1, 0x01].repeat(17);
+        let mut m = [0xa1, 0x01].repeat(17);
         m.push(0x00);
         assert!(check(&m).is_err());
         assert!(check(&[0xd2, 0xc1, 0x81, 0x00]).is_ok());

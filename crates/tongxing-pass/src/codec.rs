@@ -182,7 +182,7 @@ fn inflate(z: &mut Decompress, input: &[u8], out: &mut [u8]) -> Result<usize, Re
 fn inflate_stored(input: &[u8], out: &mut [u8]) -> Result<Option<usize>, Refusal> {
     let cap = out.len() - 1;
     match input {
-        [0x78, flg, ..] if (0x7800u16 | *flg as u16) % 31 == 0 && flg & 0x20 == 0 => {}
+        [0x78, flg, ..] if (0x7800u16 | *flg as u16).is_multiple_of(31) && flg & 0x20 == 0 => {}
         _ => return Ok(None),
     }
     let (mut pos, mut written) = (2usize, 0usize);

@@ -321,7 +321,7 @@ impl RevocationDelta {
         let (Some(from_version), Some(removals)) = (f.from_version, f.removals) else {
             return refuse(Stage::BadClaims, "revocation delta: from_version (5) and removals (6) are required");
         };
-        if removals.len() % HASH_LEN != 0 {
+        if !removals.len().is_multiple_of(HASH_LEN) {
             return refuse(Stage::BadClaims, "revocation delta: removals are not whole 16-byte hashes");
         }
         let removals =
@@ -383,7 +383,7 @@ fn read_list<'a>(payload: &'a [u8], kind: &str) -> Result<ListFields<'a>, Refusa
 }
 
 fn parse_entries(b: &[u8]) -> Result<Vec<Entry>, Refusal> {
-    if b.len() % ENTRY_WIRE_LEN != 0 {
+    if !b.len().is_multiple_of(ENTRY_WIRE_LEN) {
         return refuse(Stage::BadClaims, "revocation list: entries are not whole 24-byte records");
     }
     Ok(b.chunks_exact(ENTRY_WIRE_LEN)

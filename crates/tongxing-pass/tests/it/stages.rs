@@ -26,7 +26,7 @@ fn wrap(cose: &[u8]) -> String {
 /// The COSE bytes inside a TX1 text.
 fn open(text: &str) -> Vec<u8> {
     let mut z = Vec::new();
-    base45::decode_into(text[4..].as_bytes(), &mut z).unwrap();
+    base45::decode_into(&text.as_bytes()[4..], &mut z).unwrap();
     let mut out = Vec::new();
     ZlibDecoder::new(&z[..]).read_to_end(&mut out).unwrap();
     out
