@@ -259,16 +259,16 @@ impl Decoder {
         let Some(entry) = trust.get(&kid) else {
             return refuse(Stage::UnknownKey, format!("key {kid} is not in trust list version {}", trust.version()));
         };
+        if let Some(until) = entry.verifies_until
+            && now >= until
+        {
+            return refuse(Stage::KeyNotValid, format!("key {kid} was retired and verifies nothing after {until}"));
+        }
         if entry.key.algorithm() != sign1.alg {
             return refuse(
                 Stage::BadSignature,
                 format!("key {kid} is {}, the code says {}", entry.key.algorithm(), sign1.alg),
             );
-        }
-        if let Some(until) = entry.verifies_until
-            && now >= until
-        {
-            return refuse(Stage::KeyNotValid, format!("key {kid} was retired and verifies nothing after {until}"));
         }
         cose::sig_structure(sign1.protected, sign1.payload, &mut self.tbs);
         if !entry.key.verify(&self.tbs, sign1.signature) {

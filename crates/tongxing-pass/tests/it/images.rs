@@ -108,3 +108,13 @@ fn not_an_image_and_no_code() {
     assert_eq!(r.stage, Stage::BadImage);
     assert!(r.detail.contains("no QR code"), "{r}");
 }
+
+/// A JPEG made outside this crate (Pillow: scaled 1.5×, rotated 3°, blurred, noised, quality
+/// 70, from a PNG of `qr_png`): the JPEG path reads it. See testdata/qr/README.md.
+#[test]
+fn a_jpeg_photo_decodes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/qr");
+    let jpeg = std::fs::read(format!("{dir}/photo.jpg")).unwrap();
+    let want = std::fs::read_to_string(format!("{dir}/photo.txt")).unwrap();
+    assert_eq!(decode_image(&jpeg).unwrap(), want.trim());
+}
