@@ -146,7 +146,11 @@ fn main() {
             // at a checkpoint.
             (0..16_384).map(|i| issuer.issue(&pass(i)).unwrap()).collect()
         };
-        println!("QR text: {} characters", texts[0].len());
+        let version =
+            match qrcode::QrCode::with_error_correction_level(&texts[0], qrcode::EcLevel::Q).unwrap().version() {
+                qrcode::Version::Normal(v) | qrcode::Version::Micro(v) => v,
+            };
+        println!("QR text: {} characters, a version-{version} QR code at level Q", texts[0].len());
 
         // The same Sig_structure and signature the decoder verifies, for the raw measurement.
         let payload = pass(0).to_cwt().unwrap();
