@@ -126,7 +126,35 @@ fn over_white(l: u8, a: u8) -> u8 {
     ((l as u32 * a as u32 + 255 * (255 - a as u32)) / 255) as u8
 }
 
+/// The dimensions in a JPEG's frame header (SOFn), found by walking the marker segments
+/// before the decoder is given the file.
+fn jpeg_dimensions(b: &[u8]) -> Option<(u64, u64)> {
+    let mut i = 2;
+    loop {
+        while b.get(i) == Some(&0xff) && b.get(i + 1) == Some(&0xff) {
+            i += 1; // fill bytes
+        }
+        if b.get(i) != Some(&0xff) {
+            return None;
+        }
+        let m = *b.get(i + 1)?;
+        match m {
+            0xd8 | 0x01 | 0xd0..=0xd7 => i += 2,
+            0xd9 | 0xda => return None,
+            0xc0..=0xc3 | 0xc5..=0xc7 | 0xc9..=0xcb | 0xcd..=0xcf => {
+                let h = u16::from_be_bytes([*b.get(i + 5)?, *b.get(i + 6)?]);
+                let w = u16::from_be_bytes([*b.get(i + 7)?, *b.get(i + 8)?]);
+                return Some((w as u64, h as u64));
+            }
+            _ => i += 2 + u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]) as usize,
+        }
+    }
+}
+
 fn read_jpeg(bytes: &[u8]) -> Result<Grey, Refusal> {
+    if let Some((w, h)) = jpeg_dimensions(bytes) {
+        check_size(w, h)?;
+    }
     use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     let opts = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::Luma)
