@@ -10,6 +10,9 @@
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
 //! - [`pass`]: a person's pass as the citizen sees it.
+//! - [`signing`]: signed passes, the trust list and the revocation list; the changes of
+//!   colour and certification that revoke passes.
+//! - [`verify`]: deciding on a scanned pass, for the online check and the offline checkpoint.
 //! - [`input`]: what the edges receive (a sample, a commuter application, a document) parsed
 //!   into domain values, with errors naming the field; shared by the API and the CSV imports.
 
@@ -18,6 +21,8 @@ pub mod citizen;
 pub mod dryrun;
 pub mod input;
 pub mod pass;
+pub mod signing;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -86,6 +91,10 @@ pub struct App {
     rules: Arc<RwLock<Arc<Vec<RuleSet>>>>,
     /// Sends one-time codes; none configured means citizens cannot sign in here.
     codes: Option<Arc<dyn citizen::CodeSender>>,
+    /// Signs passes and lists; none configured means this server issues no passes.
+    keys: Option<Arc<signing::PassKeys>>,
+    /// People whose pass reference this server has stored (so issuing a pass stays a read).
+    refs_stored: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 impl App {
@@ -96,6 +105,8 @@ impl App {
             checkpoints: Default::default(),
             rules: Arc::new(RwLock::new(Arc::new(tongxing_rules::builtin()))),
             codes: None,
+            keys: None,
+            refs_stored: Default::default(),
         }
     }
 

@@ -72,6 +72,8 @@ pub struct PassView {
     pub latest_test: Option<TestView>,
     pub entry: EntryNow,
     pub commuter: Option<CommuterBadge>,
+    /// The signed pass to show at a checkpoint, when this server issues them.
+    pub qr: Option<crate::signing::IssuedPass>,
     #[serde(serialize_with = "time::serialize")]
     pub as_of: DateTime<Utc>,
 }
@@ -113,7 +115,9 @@ impl App {
             }),
             _ => None,
         };
+        let qr = if self.issues_passes() { Some(self.issue_pass(person_id, now).await?) } else { None };
         Ok(PassView {
+            qr,
             colour: facts.person.colour_at(now).to_string(),
             colour_reason: facts.person.colour_reason_at(now).map(str::to_string),
             name: person.name.as_deref().map(mask::name),

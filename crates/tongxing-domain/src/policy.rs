@@ -54,10 +54,30 @@ pub struct Policy {
     /// deny can say "too old" rather than "no test", and an older positive still counts.
     #[serde(default = "default_lookback_days")]
     pub facts_lookback_days: i64,
+    /// How long a signed pass (the QR) is valid after it is issued. Short, so that a screenshot
+    /// forwarded to someone else soon expires; the citizen's page fetches a new one.
+    #[serde(default = "default_pass_minutes")]
+    pub pass_lifetime_minutes: i64,
+    /// An offline checkpoint warns when its trust list, rules or revocation list are older.
+    #[serde(default = "default_offline_hours")]
+    pub offline_data_max_age_hours: i64,
+    /// An offline checkpoint refuses to decide when its clock is this far behind a pass's
+    /// issue time.
+    #[serde(default = "default_clock_tolerance")]
+    pub clock_tolerance_seconds: i64,
 }
 
 fn default_lookback_days() -> i64 {
     30
+}
+fn default_pass_minutes() -> i64 {
+    15
+}
+fn default_offline_hours() -> i64 {
+    24
+}
+fn default_clock_tolerance() -> i64 {
+    300
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +128,18 @@ impl Policy {
                 });
             }
         }
+        for (field, v, range) in [
+            ("pass_lifetime_minutes", self.pass_lifetime_minutes, 1..=24 * 60),
+            ("offline_data_max_age_hours", self.offline_data_max_age_hours, 1..=24 * 30),
+            ("clock_tolerance_seconds", self.clock_tolerance_seconds, 0..=3600),
+        ] {
+            if !range.contains(&v) {
+                return Err(PolicyError::Field {
+                    field,
+                    reason: format!("must be from {} to {}, got {v}", range.start(), range.end()),
+                });
+            }
+        }
         if !(0..=MAX_WINDOW_DAYS).contains(&self.facts_lookback_days) {
             return Err(PolicyError::Field {
                 field: "facts_lookback_days",
@@ -149,6 +181,11 @@ impl Policy {
         Duration::hours(self.commitment_window_hours)
     }
     /// How far back a decision is given samples: the look-back, and at least every window.
+    /// How long a signed pass is valid.
+    pub fn pass_lifetime(&self) -> Duration {
+        Duration::minutes(self.pass_lifetime_minutes)
+    }
+
     pub fn lookback(&self) -> Duration {
         Duration::days(self.facts_lookback_days)
             .max(self.nat_window())

@@ -77,6 +77,68 @@ macro_rules! citizens_impl {
         }
 
         impl crate::Pools<$db> {
+            pub(crate) async fn set_pass_ref(&self, person_id: PersonId, pass_ref: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE people SET pass_ref = $2 WHERE id = $1 AND pass_ref IS NULL")
+                    .bind(person_id)
+                    .bind(pass_ref)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn person_by_pass_ref(&self, pass_ref: &str) -> Result<Option<PersonId>, StoreError> {
+                let row = sqlx::query("SELECT id FROM people WHERE pass_ref = $1")
+                    .bind(pass_ref)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+
+            pub(crate) async fn revoke(
+                &self,
+                hash: &str,
+                cutoff: DateTime<Utc>,
+                reason: &str,
+                at: DateTime<Utc>,
+            ) -> Result<i64, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let version: i64 =
+                    sqlx::query("UPDATE revocation_counter SET version = version + 1 WHERE one = 1 RETURNING version")
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .get(0);
+                sqlx::query(
+                    "INSERT INTO revocations (hash, cutoff, version, reason, at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (hash) DO UPDATE SET cutoff = excluded.cutoff, version = excluded.version,
+                        reason = excluded.reason, at = excluded.at",
+                )
+                .bind(hash)
+                .bind(ms(cutoff))
+                .bind(version)
+                .bind(reason)
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(version)
+            }
+
+            pub(crate) async fn revocations_since(&self, version: i64) -> Result<(i64, Vec<(String, DateTime<Utc>)>), StoreError> {
+                // One snapshot: the counter and the rows it covers read together.
+                let mut tx = self.write.begin().await?;
+                let current: i64 = sqlx::query("SELECT version FROM revocation_counter WHERE one = 1")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+                let rows = sqlx::query("SELECT hash, cutoff FROM revocations WHERE version > $1 AND version <= $2 ORDER BY hash")
+                    .bind(version)
+                    .bind(current)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((current, rows.into_iter().map(|r| (r.get(0), from_ms(r.get(1)))).collect()))
+            }
+
             pub(crate) async fn person_by_id(&self, id: PersonId) -> Result<Option<PersonRecord>, StoreError> {
                 let row = sqlx::query(
                     "SELECT id, doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at
@@ -309,6 +371,29 @@ macro_rules! on_backend {
 }
 
 impl Store {
+    /// Keeps the person's pass reference (the first time a pass is issued for them).
+    pub async fn set_pass_ref(&self, person_id: PersonId, pass_ref: &str) -> Result<(), StoreError> {
+        on_backend!(self, p => p.set_pass_ref(person_id, pass_ref).await)
+    }
+    /// The person a pass reference names.
+    pub async fn person_by_pass_ref(&self, pass_ref: &str) -> Result<Option<PersonId>, StoreError> {
+        on_backend!(self, p => p.person_by_pass_ref(pass_ref).await)
+    }
+    /// Puts `hash` on the revocation list (passes issued before `cutoff`), or moves its
+    /// cut-off; returns the list's new version.
+    pub async fn revoke(
+        &self,
+        hash: &str,
+        cutoff: DateTime<Utc>,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        on_backend!(self, p => p.revoke(hash, cutoff, reason, at).await)
+    }
+    /// The list's version and the entries set after `version` (all of them from 0).
+    pub async fn revocations_since(&self, version: i64) -> Result<(i64, Vec<(String, DateTime<Utc>)>), StoreError> {
+        on_backend!(self, p => p.revocations_since(version).await)
+    }
     pub async fn person_by_id(&self, id: PersonId) -> Result<Option<PersonRecord>, StoreError> {
         on_backend!(self, p => p.person_by_id(id).await)
     }

@@ -328,3 +328,9 @@ pub fn tokens_path(database: &str) -> PathBuf {
         _ => PathBuf::from("demo-tokens.json"),
     }
 }
+
+/// The demo's pass keys: `tongxing-keys` beside the SQLite file, or in the working directory
+/// for PostgreSQL.
+pub fn keys_dir(database: &str) -> PathBuf {
+    tokens_path(database).with_file_name("tongxing-keys")
+}

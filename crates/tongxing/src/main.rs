@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod import;
+mod keys;
 mod rules;
 mod serve;
 mod sms;
@@ -48,6 +49,36 @@ enum Cmd {
     /// CertLogic rules and entry policies: eval, check, test, reissue, dry-run.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
+    /// The keys that sign passes and lists: generate, rotate, list.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// Signed passes (health codes): issue one.
+    #[command(subcommand)]
+    Pass(PassCmd),
+}
+
+#[derive(Subcommand)]
+enum PassCmd {
+    /// Issue a signed pass for a person and print its QR text (for operators and tests).
+    Issue {
+        /// The person's document number.
+        document: String,
+        /// resident_id (default), passport, hk_macao_permit or taiwan_permit.
+        #[arg(long)]
+        document_kind: Option<String>,
+        /// The key folder (`tongxing keys generate`).
+        #[arg(long, env = "TONGXING_KEYS")]
+        keys: PathBuf,
+        /// Also write the QR code as SVG to this file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Also write the QR code as PNG to this file.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// The server's database: sqlite://PATH or postgres://USER:PASS@HOST/DB.
+        #[arg(long, default_value = DEFAULT_DATABASE, env = "TONGXING_DATABASE")]
+        database: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,10 +190,57 @@ impl tracing_subscriber::fmt::time::FormatTime for BeijingTime {
     }
 }
 
+/// A command whose every failure is bad input: one line on stderr, exit code 2.
+fn input_error(r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn issue_pass(
+    document: &str,
+    kind: Option<&str>,
+    keys: &std::path::Path,
+    svg: Option<&std::path::Path>,
+    png: Option<&std::path::Path>,
+    database: &str,
+) -> Result<()> {
+    let now = chrono::Utc::now();
+    let doc = tongxing_app::input::document(kind, document, "", now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = keys::load(keys, now)?;
+    let store = Store::connect(database).await.with_context(|| format!("opening {database}"))?;
+    let result = async {
+        let person = store.person(&doc.key()).await?.context("no person is registered with this document")?;
+        let app = tongxing_app::App::new(store.clone(), load_policies(&[])?.policies).with_pass_keys(keys);
+        app.reload_rules().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pass = app.issue_pass(person.id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(path) = svg {
+            std::fs::write(path, tongxing_pass::qr_svg(&pass.text)?).with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(path) = png {
+            std::fs::write(path, tongxing_pass::qr_png(&pass.text, 6)?).with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("{}", pass.text);
+        eprintln!("valid until {}", tongxing_domain::time::rfc3339(pass.expires_at));
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Rules(cmd) => rules::run(cmd).await,
         Cmd::Import(cmd) => import::run(cmd).await,
+        Cmd::Keys(cmd) => Ok(input_error(keys::run(cmd))),
+        Cmd::Pass(PassCmd::Issue { document, document_kind, keys, svg, png, database }) => Ok(input_error(
+            issue_pass(&document, document_kind.as_deref(), &keys, svg.as_deref(), png.as_deref(), &database).await,
+        )),
         other => run_other(other).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -179,7 +257,7 @@ async fn run_other(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
-        Cmd::Rules(_) | Cmd::Import(_) => unreachable!("handled in run"),
+        Cmd::Rules(_) | Cmd::Import(_) | Cmd::Keys(_) | Cmd::Pass(_) => unreachable!("handled in run"),
     }
 }
 

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// when that is set. Without it citizens cannot sign in on this server.
     #[arg(long, env = "TONGXING_OTP_SENDER")]
     otp_sender: Option<String>,
+    /// The key folder that signs passes and lists (`tongxing keys generate`). Without it this
+    /// server issues no signed passes. With --demo and no --keys, a folder beside the database
+    /// (tongxing-keys) is made if missing.
+    #[arg(long, env = "TONGXING_KEYS")]
+    keys: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -64,6 +69,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             app = app.with_code_sender(std::sync::Arc::new(tongxing_app::citizen::LogSender));
         }
         Some(url) => app = app.with_code_sender(std::sync::Arc::new(crate::sms::Gateway::new(url)?)),
+    }
+    let keys_dir = args.keys.clone().or_else(|| args.demo.then(|| crate::demo::keys_dir(&args.database)));
+    if let Some(dir) = keys_dir {
+        if args.demo && args.keys.is_none() && !dir.join("keys.json").exists() {
+            crate::keys::generate(&dir, tongxing_pass::Algorithm::Es256, chrono::Utc::now())?;
+            println!("demo: pass keys made in {} (trust anchor: {})", dir.display(), dir.join("trust-anchor.pem").display());
+        }
+        app = app.with_pass_keys(crate::keys::load(&dir, chrono::Utc::now())?);
     }
     let state = AppState::new(app);
     let rule_sets = state.app.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;

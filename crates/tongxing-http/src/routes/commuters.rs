@@ -148,7 +148,7 @@ pub async fn decide(
         .await?
         .ok_or_else(|| ApiError::NotFound("no person is registered with this document".into()))?;
     let valid_until = (d.action.trim() == "approve").then(|| now + Duration::days(policy.commuter_validity_days));
-    s.app.store.change_commuter(person.id, to, reason.as_deref(), valid_until, &caller.token_id, now).await?;
+    s.app.change_commuter(person.id, to, reason.as_deref(), valid_until, &caller.token_id, now).await?;
     let rec = s.app.store.commuter(person.id).await?;
     Ok(Json(CommuterState { status: to.to_string(), valid_until: rec.and_then(|r| r.valid_until) }))
 }

@@ -3,6 +3,7 @@
 
 pub mod checkpoints;
 pub mod checks;
+pub mod passes;
 pub mod citizen;
 pub mod commuters;
 pub mod people;

@@ -275,6 +275,6 @@ pub async fn set_code(
         .store
         .upsert_person(&PersonInput { document, name: None, phone: None, residence_region: None }, now)
         .await?;
-    s.app.store.set_code(person_id, colour, reason.as_deref(), expires_at, &caller.token_id, now).await?;
+    s.app.set_code(person_id, colour, reason.as_deref(), expires_at, &caller.token_id, now).await?;
     Ok(Json(CodeSet { colour: colour.to_string(), reason }))
 }
