@@ -11,9 +11,11 @@
 //! Invariants: every multi-row write is one transaction (a bad batch writes nothing); once a
 //! method returns `Ok`, the data is committed (SQLite in WAL mode survives a killed process).
 
+pub mod checkpoint;
 mod citizens;
 mod migrate;
 pub mod model;
+mod offline;
 mod sql;
 
 use std::collections::{HashMap, HashSet};

@@ -150,6 +150,16 @@ pub struct EntryEvent {
     pub commuter_first_check: bool,
 }
 
+/// A check made at an offline checkpoint and uploaded later: its entry event, how the person
+/// was identified (`offline`, or `offline_at` for a decision made as of a time the officer gave),
+/// and the checkpoint's idempotency key for it.
+#[derive(Debug, Clone)]
+pub struct OfflineEntry {
+    pub event: EntryEvent,
+    pub via: String,
+    pub idempotency_key: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EntryRecord {
     pub id: i64,
