@@ -9,6 +9,8 @@
 //! - [`check`]: check a person, check a vehicle.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
+//! - [`offline`]: what an offline checkpoint syncs besides the signed lists, and recording the
+//!   checks it uploads, once each.
 //! - [`pass`]: a person's pass as the citizen sees it.
 //! - [`signing`]: signed passes, the trust list and the revocation list; the changes of
 //!   colour and certification that revoke passes.
@@ -20,6 +22,7 @@ pub mod check;
 pub mod citizen;
 pub mod dryrun;
 pub mod input;
+pub mod offline;
 pub mod pass;
 pub mod signing;
 pub mod verify;

@@ -108,6 +108,8 @@ pub fn routes() -> Routes {
         .add(Method::GET, &v1("/checkpoints"), checkpoints::list)
         .add(Method::POST, &v1("/checks"), checks::check)
         .add(Method::POST, &v1("/checks/vehicle"), checks::check_vehicle)
+        .add_limited(Method::POST, &v1("/checks/offline"), offline::upload, 4 * 1024 * 1024)
+        .add(Method::GET, &v1("/checkpoint/bundle"), offline::bundle)
         .add(Method::GET, &v1("/entries"), checks::entries)
         .add(Method::GET, &v1("/stats/overview"), stats::overview)
         .add(Method::GET, &v1("/stats/verdicts"), stats::verdicts)

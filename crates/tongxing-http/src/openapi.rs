@@ -37,6 +37,8 @@ use crate::routes;
         routes::checks::check,
         routes::checks::check_vehicle,
         routes::checks::entries,
+        routes::offline::bundle,
+        routes::offline::upload,
         routes::stats::overview,
         routes::stats::verdicts,
         routes::policies::list,

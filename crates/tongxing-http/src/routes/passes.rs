@@ -40,10 +40,9 @@ async fn qr(s: &AppState, person_id: i64, format: Option<&str>) -> ApiResult<Res
             let png = tongxing_pass::qr_png(&issued.text, 6).map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(([(header::CONTENT_TYPE, "image/png"), (header::EXPIRES, expires.as_str())], png).into_response())
         }
-        other => Err(ApiError::invalid(
-            "format",
-            format!("{} is not one of: svg, png", tongxing_domain::text::quote(other)),
-        )),
+        other => {
+            Err(ApiError::invalid("format", format!("{} is not one of: svg, png", tongxing_domain::text::quote(other))))
+        }
     }
 }
 
