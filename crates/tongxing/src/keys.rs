@@ -162,7 +162,11 @@ fn read_secret(path: &Path) -> Result<Vec<u8>> {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.permissions().mode();
         if mode & 0o077 != 0 {
-            bail!("{} is readable or writable by others (mode {:o}): run chmod 600 on it", path.display(), mode & 0o777);
+            bail!(
+                "{} is readable or writable by others (mode {:o}): run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            );
         }
     }
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -205,7 +209,11 @@ pub fn run(cmd: KeysCmd) -> Result<()> {
     match cmd {
         KeysCmd::Generate { dir, algorithm: alg } => {
             generate(&dir, algorithm(&alg)?, now)?;
-            println!("made {}: give {} to every checkpoint (--trust-anchor)", dir.display(), dir.join("trust-anchor.pem").display());
+            println!(
+                "made {}: give {} to every checkpoint (--trust-anchor)",
+                dir.display(),
+                dir.join("trust-anchor.pem").display()
+            );
         }
         KeysCmd::Rotate { dir, algorithm: alg } => {
             let kid = rotate(&dir, algorithm(&alg)?, now)?;

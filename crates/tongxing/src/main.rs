@@ -2,6 +2,7 @@
 //! commuter list from CSV; `token` makes API tokens; `bench` measures.
 
 mod bench;
+mod checkpoint;
 mod demo;
 mod import;
 mod keys;
@@ -55,6 +56,13 @@ enum Cmd {
     /// Signed passes (health codes): issue one.
     #[command(subcommand)]
     Pass(PassCmd),
+    /// The offline checkpoint's data: sync it from the server (uploading the checks made
+    /// offline), show it.
+    #[command(subcommand)]
+    Checkpoint(checkpoint::CheckpointCmd),
+    /// Decide on a pass with no network: a QR text, an image of one, or a scanner's stream on
+    /// stdin, by the data `tongxing checkpoint sync` stored. Every check is queued for upload.
+    Verify(checkpoint::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -219,10 +227,12 @@ async fn issue_pass(
         app.reload_rules().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let pass = app.issue_pass(person.id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(path) = svg {
-            std::fs::write(path, tongxing_pass::qr_svg(&pass.text)?).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, tongxing_pass::qr_svg(&pass.text)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(path) = png {
-            std::fs::write(path, tongxing_pass::qr_png(&pass.text, 6)?).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, tongxing_pass::qr_png(&pass.text, 6)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         println!("{}", pass.text);
         eprintln!("valid until {}", tongxing_domain::time::rfc3339(pass.expires_at));
@@ -241,6 +251,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Pass(PassCmd::Issue { document, document_kind, keys, svg, png, database }) => Ok(input_error(
             issue_pass(&document, document_kind.as_deref(), &keys, svg.as_deref(), png.as_deref(), &database).await,
         )),
+        Cmd::Checkpoint(cmd) => Ok(checkpoint::run_checkpoint(cmd).await),
+        Cmd::Verify(args) => Ok(checkpoint::run_verify(args).await),
         other => run_other(other).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -257,13 +269,18 @@ async fn run_other(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
-        Cmd::Rules(_) | Cmd::Import(_) | Cmd::Keys(_) | Cmd::Pass(_) => unreachable!("handled in run"),
+        Cmd::Rules(_) | Cmd::Import(_) | Cmd::Keys(_) | Cmd::Pass(_) | Cmd::Checkpoint(_) | Cmd::Verify(_) => {
+            unreachable!("handled in run")
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(&cli.cmd, Cmd::Import(cmd) if cmd.quiet()));
+    // The checkpoint's commands print what they report; the log keeps to errors.
+    let quiet =
+        matches!(&cli.cmd, Cmd::Import(cmd) if cmd.quiet()) || matches!(&cli.cmd, Cmd::Checkpoint(_) | Cmd::Verify(_));
+    init_logging(quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
