@@ -142,9 +142,13 @@ impl App {
                 format!("version {since} is ahead of the list's ({version}); sync from 0"),
             ));
         }
+        // Cut-offs are whole seconds, as a pass's issue time is: rounded up, so that a pass issued
+        // in the same second as the change, before it, is caught (`iat < cutoff`).
         let entries = rows
             .iter()
-            .map(|(hash, cutoff)| Ok(Entry { hash: parse_hash(hash)?, cutoff: cutoff.timestamp() }))
+            .map(|(hash, cutoff)| {
+                Ok(Entry { hash: parse_hash(hash)?, cutoff: (cutoff.timestamp_millis() + 999).div_euclid(1000) })
+            })
             .collect::<AppResult<Vec<_>>>()?;
         let version = version as u64;
         Ok(if since == 0 {
