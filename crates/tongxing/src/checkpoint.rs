@@ -345,7 +345,7 @@ async fn verify_with(
             refused |= !v.check(line.into_input()).await?;
         }
     } else if let Some(text) = &args.text {
-        refused |= !v.check(Input::Text(text.trim().to_string())).await?;
+        refused |= !v.check(Input::Text(text.trim_end_matches(['\r', '\n']).to_string())).await?;
     }
     Ok(if refused { 3 } else { 0 })
 }
@@ -372,7 +372,7 @@ fn read_image(path: &Path) -> std::result::Result<Input, Fail> {
     }
     let bytes = std::fs::read(path).map_err(|e| bad_input(anyhow::anyhow!("--image {}: {e}", path.display())))?;
     Ok(match tongxing_pass::decode_image(&bytes) {
-        Ok(text) => Input::Text(text.trim().to_string()),
+        Ok(text) => Input::Text(text),
         Err(r) => Input::Refused(PassRefusal { stage: r.stage.as_str().into(), detail: r.detail }),
     })
 }
@@ -386,7 +386,7 @@ enum Line {
 impl Line {
     fn into_input(self) -> Input {
         match self {
-            Line::Text(t) => Input::Text(t.trim().to_string()),
+            Line::Text(t) => Input::Text(t),
             Line::TooLong(n) => Input::Refused(refusal(
                 tongxing_pass::Stage::TooLarge,
                 format!("the code is {n} bytes or more: at most {}", tongxing_pass::MAX_TEXT_BYTES),
@@ -397,7 +397,8 @@ impl Line {
 }
 
 /// One line of a scanner's stream, holding at most 4 KiB of it (a longer line is read to its end
-/// and refused). `None` at the end of the input.
+/// and refused). `None` at the end of the input. Only the line end (LF or CRLF) is removed:
+/// a space is a Base45 character, so a code is never trimmed.
 fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Line>> {
     let cap = tongxing_pass::MAX_TEXT_BYTES + 2; // room for "\r\n"
     let mut buf = Vec::with_capacity(256);

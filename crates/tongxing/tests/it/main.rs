@@ -13,6 +13,7 @@ mod commuters;
 mod contract;
 mod crash;
 mod import;
+mod offline;
 mod policies;
 mod readme;
 mod results;
