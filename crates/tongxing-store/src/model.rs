@@ -148,6 +148,8 @@ pub struct EntryEvent {
     pub officer: String,
     /// Record the commuter's first check on the person.
     pub commuter_first_check: bool,
+    /// How the person was identified: "document" or "pass".
+    pub via: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]

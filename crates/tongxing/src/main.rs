@@ -219,10 +219,12 @@ async fn issue_pass(
         app.reload_rules().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let pass = app.issue_pass(person.id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(path) = svg {
-            std::fs::write(path, tongxing_pass::qr_svg(&pass.text)?).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, tongxing_pass::qr_svg(&pass.text)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(path) = png {
-            std::fs::write(path, tongxing_pass::qr_png(&pass.text, 6)?).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, tongxing_pass::qr_png(&pass.text, 6)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         println!("{}", pass.text);
         eprintln!("valid until {}", tongxing_domain::time::rfc3339(pass.expires_at));

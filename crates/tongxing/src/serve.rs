@@ -74,7 +74,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(dir) = keys_dir {
         if args.demo && args.keys.is_none() && !dir.join("keys.json").exists() {
             crate::keys::generate(&dir, tongxing_pass::Algorithm::Es256, chrono::Utc::now())?;
-            println!("demo: pass keys made in {} (trust anchor: {})", dir.display(), dir.join("trust-anchor.pem").display());
+            println!(
+                "demo: pass keys made in {} (trust anchor: {})",
+                dir.display(),
+                dir.join("trust-anchor.pem").display()
+            );
         }
         app = app.with_pass_keys(crate::keys::load(&dir, chrono::Utc::now())?);
     }

@@ -3,9 +3,9 @@
 
 pub mod checkpoints;
 pub mod checks;
-pub mod passes;
 pub mod citizen;
 pub mod commuters;
+pub mod passes;
 pub mod people;
 pub mod policies;
 pub mod results;

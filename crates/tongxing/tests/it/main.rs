@@ -13,6 +13,7 @@ mod commuters;
 mod contract;
 mod crash;
 mod import;
+mod passes;
 mod policies;
 mod readme;
 mod results;
