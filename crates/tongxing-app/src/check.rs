@@ -138,6 +138,7 @@ impl App {
             plate: plate.map(|p| p.as_str().to_string()),
             officer: officer.to_string(),
             commuter_first_check: decision.records_commuter_first_check,
+            via: "document",
         };
         self.store.record_entry(event).await?;
         Ok(outcome)
@@ -178,4 +179,87 @@ pub(crate) fn explain(
             }
         })
         .collect()
+}
+
+impl App {
+    /// Checks a person by a scanned pass: verified as an offline checkpoint verifies it (the
+    /// same stages, [`crate::verify`]), its revocation looked up in the database, then decided
+    /// by the rule set in force on the facts the pass carries — so that online and offline agree
+    /// on every pass. The entry event names the person the pass refers to, and a commuter's
+    /// first check is recorded as with a document.
+    pub async fn check_pass(
+        &self,
+        checkpoint: &CheckpointId,
+        text: &str,
+        plate: Option<&Plate>,
+        officer: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<CheckOutcome> {
+        let keys = self.pass_keys()?.clone();
+        let cp = self.checkpoint(checkpoint, "checkpoint_id").await?;
+        let policy = self.policy_at(now)?;
+        let refused =
+            |r: tongxing_pass::Refusal| AppError::PassRefused { stage: r.stage.as_str().into(), detail: r.detail };
+        let mut decoder = tongxing_pass::Decoder::new().with_clock_tolerance(policy.clock_tolerance_seconds);
+        let verified = decoder
+            .decode(text, &keys.trust, &tongxing_pass::RevocationSet::empty(), now.timestamp())
+            .map_err(refused)?;
+        // The revocation list is the database's: the two entries that could name this pass.
+        let person_hash = tongxing_pass::RevocationHash::of_person(&verified.pass.person_ref);
+        let mut entries = Vec::new();
+        for hash in [person_hash, verified.pass_id] {
+            if let Some(cutoff) = self.store.revocation_of(&hash.to_hex()).await? {
+                entries.push(tongxing_pass::Entry { hash, cutoff: cutoff.timestamp() });
+            }
+        }
+        if !entries.is_empty() {
+            let set = tongxing_pass::RevocationSet::new(0, now.timestamp(), entries);
+            if let Some(why) = set.check(&verified.pass.person_ref, &verified.pass_id, verified.pass.issued_at) {
+                return Err(AppError::PassRefused {
+                    stage: tongxing_pass::Stage::Revoked.as_str().into(),
+                    detail: why,
+                });
+            }
+        }
+        let rules = self.rules();
+        let checkpoint_facts = CheckpointFacts { id: cp.id.clone(), road: cp.road.clone() };
+        let decided = crate::verify::decide_verified(verified, &rules, checkpoint_facts, now)
+            .map_err(|r| AppError::PassRefused { stage: r.stage, detail: r.detail })?;
+        let pass_ref = crate::signing::hex(&decided.verified.pass.person_ref);
+        let person_id = self.store.person_by_pass_ref(&pass_ref).await?;
+        let person = match person_id {
+            Some(id) => Some(self.person_record(id).await?),
+            None => None,
+        };
+        let d = decided.decision;
+        let outcome = CheckOutcome {
+            verdict: d.verdict.clone(),
+            reasons: d.reasons,
+            document: person.as_ref().map_or_else(|| "(pass)".to_string(), |p| mask::document_number(&p.doc_number)),
+            name: person.as_ref().and_then(|p| p.name.as_deref()).map(mask::name),
+            code_colour: d.code_colour,
+            commuter: d.commuter,
+            policy_id: d.policy_id.clone(),
+            policy_version: d.policy_version.clone(),
+            checked_at: now,
+        };
+        let event = EntryEvent {
+            checkpoint_id: cp.id.clone(),
+            checked_at: now,
+            doc_key: person.as_ref().map_or_else(|| format!("REF:{pass_ref}"), |p| p.doc_key.clone()),
+            person_id,
+            verdict: decided.verdict,
+            reasons: decided.reason_codes.into_iter().map(|(code, sample)| Reason { code, sample }).collect(),
+            policy_id: d.policy_id,
+            policy_version: d.policy_version,
+            rule_versions: decided.rule_versions,
+            facts: decided.facts,
+            plate: plate.map(|p| p.as_str().to_string()),
+            officer: officer.to_string(),
+            commuter_first_check: decided.records_commuter_first_check,
+            via: "pass",
+        };
+        self.store.record_entry(event).await?;
+        Ok(outcome)
+    }
 }

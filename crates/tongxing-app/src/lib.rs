@@ -50,6 +50,9 @@ pub enum AppError {
     /// Not this caller's to see or do (a citizen asking for someone not linked to them).
     #[error("{0}")]
     Forbidden(String),
+    /// A scanned pass was refused at a stage of its verification (`bad_signature`, `expired`, …).
+    #[error("{stage}: {detail}")]
+    PassRefused { stage: String, detail: String },
     /// Too many requests of this kind; retry after the given seconds.
     #[error("{message}")]
     TooMany { message: String, retry_after_secs: u64 },

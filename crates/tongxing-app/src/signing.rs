@@ -27,7 +27,8 @@ pub struct PassKeys {
     /// Signs the trust list and the revocation list; its public half is the checkpoints'
     /// trust anchor.
     pub list_signer: Signer,
-    /// The signed trust list, as served (made when the keys are loaded).
+    /// The keys passes are verified with (online checks), and the same list signed, as served.
+    pub trust: tongxing_pass::TrustList,
     pub trust_list: Vec<u8>,
     /// Makes the pseudonymous person reference a pass carries (never the document number).
     pub person_key: hmac::Key,
@@ -142,13 +143,9 @@ impl App {
                 format!("version {since} is ahead of the list's ({version}); sync from 0"),
             ));
         }
-        // Cut-offs are whole seconds, as a pass's issue time is: rounded up, so that a pass issued
-        // in the same second as the change, before it, is caught (`iat < cutoff`).
         let entries = rows
             .iter()
-            .map(|(hash, cutoff)| {
-                Ok(Entry { hash: parse_hash(hash)?, cutoff: (cutoff.timestamp_millis() + 999).div_euclid(1000) })
-            })
+            .map(|(hash, cutoff)| Ok(Entry { hash: parse_hash(hash)?, cutoff: cutoff.timestamp() }))
             .collect::<AppResult<Vec<_>>>()?;
         let version = version as u64;
         Ok(if since == 0 {
@@ -175,7 +172,10 @@ impl App {
             return Ok(());
         };
         let hash = RevocationHash::of_person(&keys.person_ref(person_id));
-        self.store.revoke(&hash.to_hex(), now, reason, now).await?;
+        // Passes are stamped in whole seconds: every pass of the second of the change, and
+        // before, is revoked (one issued in that second may show the old state).
+        let cutoff = DateTime::from_timestamp(now.timestamp() + 1, 0).unwrap_or(now);
+        self.store.revoke(&hash.to_hex(), cutoff, reason, now).await?;
         Ok(())
     }
 

@@ -88,7 +88,6 @@ pub struct PassRefusal {
 }
 
 /// Verifies `text` and decides on it with the rule set in force at `now`.
-#[allow(clippy::too_many_arguments)]
 pub fn decide_on_pass(
     decoder: &mut Decoder,
     text: &str,
@@ -101,6 +100,16 @@ pub fn decide_on_pass(
     let verified = decoder
         .decode(text, trust, revocations, now.timestamp())
         .map_err(|r| PassRefusal { stage: r.stage.as_str().to_string(), detail: r.detail })?;
+    decide_verified(verified, rules, checkpoint, now)
+}
+
+/// Decides on a pass already verified (the rules' stage alone).
+pub fn decide_verified(
+    verified: VerifiedPass,
+    rules: &[RuleSet],
+    checkpoint: CheckpointFacts,
+    now: DateTime<Utc>,
+) -> Result<Decided, PassRefusal> {
     let rule_set = tongxing_rules::select(rules, now).ok_or_else(|| PassRefusal {
         stage: "no_rules".into(),
         detail: format!("no entry rule set is in force at {}", tongxing_domain::time::rfc3339(now)),

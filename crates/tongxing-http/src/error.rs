@@ -33,6 +33,11 @@ pub struct Problem {
     /// `results[3].sampled_at`, a query or path parameter's name, or `body` for the whole body).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a scanned pass that was refused: the stage of its verification that refused it
+    /// (bad_prefix, bad_base45, bad_compression, bad_cose, unknown_key, bad_signature,
+    /// bad_claims, key_not_valid, clock_behind, not_yet_valid, expired, revoked, too_large).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,8 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("{message}")]
     TooMany { message: String, retry_after_secs: u64 },
+    #[error("{stage}: {detail}")]
+    PassRefused { stage: String, detail: String },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("internal error")]
@@ -98,6 +105,7 @@ impl From<tongxing_app::AppError> for ApiError {
             AppError::NotFound(m) => ApiError::NotFound(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
             AppError::Forbidden(m) => ApiError::Forbidden(m),
+            AppError::PassRefused { stage, detail } => ApiError::PassRefused { stage, detail },
             AppError::TooMany { message, retry_after_secs } => ApiError::TooMany { message, retry_after_secs },
             AppError::Unavailable(m) => ApiError::Unavailable(m),
             AppError::Internal(m) => ApiError::Internal(m),
@@ -151,13 +159,20 @@ fn bounded(mut detail: String) -> String {
 /// A problem+json response.
 pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Response {
     let (kind, title) = kind_and_title(status);
-    let body = Problem {
+    respond(Problem {
         kind: format!("/problems/{kind}"),
         title: title.into(),
         status: status.as_u16(),
-        detail: bounded(detail),
+        detail,
         field,
-    };
+        stage: None,
+    })
+}
+
+/// The response carrying `body`, its detail bounded.
+fn respond(mut body: Problem) -> Response {
+    body.detail = bounded(body.detail);
+    let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     resp
@@ -165,6 +180,16 @@ pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Res
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::PassRefused { stage, detail } = self {
+            return respond(Problem {
+                kind: "/problems/pass-refused".into(),
+                title: "Pass refused".into(),
+                status: 422,
+                detail: format!("qr: the pass was refused at {stage}: {detail}"),
+                field: Some("qr".into()),
+                stage: Some(stage),
+            });
+        }
         if let ApiError::TooMany { message, retry_after_secs } = self {
             let mut resp = problem(StatusCode::TOO_MANY_REQUESTS, message, None);
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -192,6 +217,9 @@ impl IntoResponse for ApiError {
             ),
             ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m, Some("content-type".into())),
             ApiError::TooMany { message, .. } => (StatusCode::TOO_MANY_REQUESTS, message, None),
+            ApiError::PassRefused { stage, detail } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, format!("{stage}: {detail}"), None)
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (

@@ -145,21 +145,28 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
         use axum::extract::rejection::PathRejection;
+        // A route with one parameter names it in a refusal that names none.
+        let only_param = parts.extensions.get::<axum::extract::MatchedPath>().and_then(|m| {
+            let names: Vec<&str> =
+                m.as_str().split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')).collect();
+            (names.len() == 1).then(|| names[0].to_string())
+        });
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 let kind = e.into_kind();
                 let reason = text::shorten_quoted(&kind.to_string());
                 let field = match &kind {
-                    axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
-                    axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. } => key.clone(),
-                    axum::extract::path::ErrorKind::DeserializeError { key, .. } => key.clone(),
-                    _ => "path".to_string(),
+                    ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                    ErrorKind::ParseErrorAtKey { key, .. } => key.clone(),
+                    ErrorKind::DeserializeError { key, .. } => key.clone(),
+                    _ => only_param.unwrap_or_else(|| "path".to_string()),
                 };
                 Err(ApiError::malformed(field, reason))
             }
-            Err(other) => Err(ApiError::malformed("path", other.body_text())),
+            Err(other) => Err(ApiError::malformed(only_param.unwrap_or_else(|| "path".into()), other.body_text())),
         }
     }
 }

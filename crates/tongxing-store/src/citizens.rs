@@ -123,6 +123,14 @@ macro_rules! citizens_impl {
                 Ok(version)
             }
 
+            pub(crate) async fn revocation_of(&self, hash: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+                let row = sqlx::query("SELECT cutoff FROM revocations WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(row.map(|r| from_ms(r.get(0))))
+            }
+
             pub(crate) async fn revocations_since(&self, version: i64) -> Result<(i64, Vec<(String, DateTime<Utc>)>), StoreError> {
                 // One snapshot: the counter and the rows it covers read together.
                 let mut tx = self.write.begin().await?;
@@ -389,6 +397,10 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         on_backend!(self, p => p.revoke(hash, cutoff, reason, at).await)
+    }
+    /// The cut-off of one hash on the revocation list, if it is on it.
+    pub async fn revocation_of(&self, hash: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_backend!(self, p => p.revocation_of(hash).await)
     }
     /// The list's version and the entries set after `version` (all of them from 0).
     pub async fn revocations_since(&self, version: i64) -> Result<(i64, Vec<(String, DateTime<Utc>)>), StoreError> {

@@ -96,8 +96,8 @@ mod sqlite_impl {
                     j.value ->> 'r' AS r, j.value ->> 'p' AS p FROM jsonb_each($1) AS j) AS j",
         entries = "(SELECT j.value ->> 'c' AS c, j.value ->> 't' AS t, j.value ->> 'k' AS k, j.value ->> 'p' AS p,
                     j.value ->> 'v' AS v, j.value ->> 'r' AS r, j.value ->> 'pi' AS pi, j.value ->> 'pv' AS pv,
-                    j.value ->> 'rv' AS rv, j.value ->> 'f' AS f, j.value ->> 'pl' AS pl, j.value ->> 'o' AS o
-                    FROM jsonb_each($1) AS j) AS j",
+                    j.value ->> 'rv' AS rv, j.value ->> 'f' AS f, j.value ->> 'pl' AS pl, j.value ->> 'o' AS o,
+                    j.value ->> 'vi' AS vi FROM jsonb_each($1) AS j) AS j",
         agg = "json_group_array",
         arr = "json_array",
         // The weeks $3 to $4, one index seek each.
@@ -111,7 +111,7 @@ mod postgres_impl {
         samples = "jsonb_to_recordset($1::jsonb) AS j(k text, dk text, dn text, l text, s text, t bigint, w bigint, si text, sk text, r text, p bigint)",
         entries =
             "jsonb_to_recordset($1::jsonb) AS j(c text, t bigint, k text, p bigint, v text, r text, pi text, pv text,
-                   rv text, f text, pl text, o text)",
+                   rv text, f text, pl text, o text, vi text)",
         agg = "json_agg",
         arr = "json_build_array",
         weeks = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"

@@ -148,15 +148,17 @@ pub struct EntryEvent {
     pub officer: String,
     /// Record the commuter's first check on the person.
     pub commuter_first_check: bool,
+    /// How the person was identified: "document" or "pass"; "offline" for a pass checked at an
+    /// offline checkpoint and uploaded later, "offline_at" when that decision was made as of a
+    /// time the officer gave (`verify --at`).
+    pub via: &'static str,
 }
 
-/// A check made at an offline checkpoint and uploaded later: its entry event, how the person
-/// was identified (`offline`, or `offline_at` for a decision made as of a time the officer gave),
-/// and the checkpoint's idempotency key for it.
+/// A check made at an offline checkpoint and uploaded later: its entry event and the
+/// checkpoint's idempotency key for it.
 #[derive(Debug, Clone)]
 pub struct OfflineEntry {
     pub event: EntryEvent,
-    pub via: String,
     pub idempotency_key: String,
 }
 

@@ -32,7 +32,7 @@ macro_rules! offline_impl {
                     .bind(crate::sql::to_json(&e.facts)?)
                     .bind(e.plate.as_deref())
                     .bind(&e.officer)
-                    .bind(&r.via)
+                    .bind(e.via)
                     .bind(&r.idempotency_key)
                     .execute(&mut *tx)
                     .await?;

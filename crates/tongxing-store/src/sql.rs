@@ -148,6 +148,7 @@ pub(crate) struct EntryRow<'a> {
     pub f: String,
     pub pl: Option<&'a str>,
     pub o: &'a str,
+    pub vi: &'static str,
 }
 
 /// Batches travel as one JSON array parameter, unpacked by the database into rows with named
@@ -740,13 +741,14 @@ macro_rules! sql_impl {
                         f: serde_json::to_string(&e.facts).unwrap_or_default(),
                         pl: e.plate.as_deref(),
                         o: &e.officer,
+                        vi: e.via,
                     })
                     .collect();
                 let json = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let mut tx = self.write.begin().await?;
                 sqlx::query(concat!(
-                    "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer)
-                     SELECT j.c, CAST(j.t AS BIGINT), j.k, CAST(j.p AS BIGINT), j.v, j.r, j.pi, j.pv, j.rv, j.f, j.pl, j.o
+                    "INSERT INTO entry_events (checkpoint_id, checked_at, doc_key, person_id, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer, via)
+                     SELECT j.c, CAST(j.t AS BIGINT), j.k, CAST(j.p AS BIGINT), j.v, j.r, j.pi, j.pv, j.rv, j.f, j.pl, j.o, j.vi
                      FROM ", $entries
                 ))
                 .bind(&json)

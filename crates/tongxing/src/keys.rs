@@ -189,9 +189,11 @@ pub fn load(dir: &Path, now: DateTime<Utc>) -> Result<Arc<PassKeys>> {
         }
         trust.add(s.public_key().clone(), k.created_at.timestamp()).map_err(|e| anyhow::anyhow!("{e}"))?;
         match k.retired_at {
-            Some(at) => {
-                trust.retire(&s.kid(), at.timestamp(), MAX_PASS_LIFETIME_SECS).map_err(|e| anyhow::anyhow!("{e}"))?
-            }
+            // Passes are stamped in whole seconds: the key signed until the end of the second
+            // it was retired in.
+            Some(at) => trust
+                .retire(&s.kid(), at.timestamp() + 1, MAX_PASS_LIFETIME_SECS)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
             None => signer = Some(s),
         }
     }
@@ -201,7 +203,7 @@ pub fn load(dir: &Path, now: DateTime<Utc>) -> Result<Arc<PassKeys>> {
     let person_key = hmac::Key::new(hmac::HMAC_SHA256, &read_secret(&dir.join("person-ref.key"))?);
     let trust_list = trust.sign(&list_signer);
     tracing::info!(kid = %signer.kid(), keys = trust.len(), version = m.version, "pass keys loaded");
-    Ok(Arc::new(PassKeys { signer, list_signer, trust_list, person_key }))
+    Ok(Arc::new(PassKeys { signer, list_signer, trust, trust_list, person_key }))
 }
 
 pub fn run(cmd: KeysCmd) -> Result<()> {

@@ -28,8 +28,14 @@ pub struct CheckRequest {
     #[serde(default)]
     #[schema(value_type = Option<schema::DocumentKind>)]
     pub document_kind: Option<String>,
-    #[schema(value_type = schema::DocumentNumber)]
-    pub document_number: String,
+    /// The document number as read from the card; or else `qr`.
+    #[schema(value_type = Option<schema::DocumentNumber>)]
+    pub document_number: Option<String>,
+    /// A scanned signed pass (`TX1:…`), instead of a document number: verified as an offline
+    /// checkpoint verifies it, then decided on the facts it carries. A refused pass is a 422
+    /// naming the stage that refused it.
+    #[schema(value_type = Option<String>, max_length = 4096, pattern = "^TX1:")]
+    pub qr: Option<String>,
     /// Vehicle plate, if the person is in a vehicle.
     #[schema(value_type = Option<schema::Plate>)]
     pub plate: Option<String>,
@@ -52,10 +58,33 @@ pub async fn check(
     let checkpoint_id = CheckpointId::parse(&req.checkpoint_id).at("checkpoint_id")?;
     caller.require_scope("checkpoint", checkpoint_id.as_str())?;
     let now = Utc::now();
-    let document = document(req.document_kind.as_deref(), &req.document_number, "", now)?;
     let plate = optional("plate", req.plate.as_deref(), Plate::parse)?;
-    let person = Person { document, commitment_letter: req.commitment_letter };
-    let outcome = s.app.check_person(&checkpoint_id, &person, plate.as_ref(), &caller.token_id, now).await?;
+    let outcome = match (req.document_number.as_deref(), req.qr.as_deref()) {
+        (Some(number), None) => {
+            let document = document(req.document_kind.as_deref(), number, "", now)?;
+            let person = Person { document, commitment_letter: req.commitment_letter };
+            s.app.check_person(&checkpoint_id, &person, plate.as_ref(), &caller.token_id, now).await?
+        }
+        (None, Some(qr)) => {
+            if req.document_kind.is_some() || req.commitment_letter {
+                return Err(ApiError::invalid(
+                    if req.document_kind.is_some() { "document_kind" } else { "commitment_letter" },
+                    "goes with a document number, not with a scanned pass",
+                ));
+            }
+            if qr.len() > tongxing_pass::MAX_TEXT_BYTES {
+                return Err(ApiError::PassRefused {
+                    stage: "too_large".into(),
+                    detail: format!("{} bytes; a pass is at most {}", qr.len(), tongxing_pass::MAX_TEXT_BYTES),
+                });
+            }
+            s.app.check_pass(&checkpoint_id, qr.trim(), plate.as_ref(), &caller.token_id, now).await?
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("qr", "send a document number or a scanned pass, not both"));
+        }
+        (None, None) => return Err(ApiError::invalid("document_number", "is required (or a scanned pass in `qr`)")),
+    };
     s.metrics.verdict(&outcome.verdict, outcome.reasons.first().map_or("", |r| r.code.as_str()));
     Ok(Json(outcome))
 }

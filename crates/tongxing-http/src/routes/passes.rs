@@ -28,10 +28,21 @@ pub struct QrQuery {
     pub format: Option<String>,
 }
 
-async fn qr(s: &AppState, person_id: i64, format: Option<&str>) -> ApiResult<Response> {
+/// The image formats of a QR code.
+fn image_format(format: Option<&str>) -> ApiResult<&'static str> {
+    match format.unwrap_or("svg") {
+        "svg" => Ok("svg"),
+        "png" => Ok("png"),
+        other => {
+            Err(ApiError::invalid("format", format!("{} is not one of: svg, png", tongxing_domain::text::quote(other))))
+        }
+    }
+}
+
+async fn qr(s: &AppState, person_id: i64, format: &str) -> ApiResult<Response> {
     let issued = s.app.issue_pass(person_id, Utc::now()).await?;
     let expires = tongxing_domain::time::rfc3339(issued.expires_at);
-    match format.unwrap_or("svg") {
+    match format {
         "svg" => {
             let svg = tongxing_pass::qr_svg(&issued.text).map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::EXPIRES, expires.as_str())], svg).into_response())
@@ -56,8 +67,9 @@ pub async fn my_qr(
     QueryParams(q): QueryParams<QrQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ActAsCitizen)?;
+    let format = image_format(q.format.as_deref())?;
     let me = caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))?;
-    qr(&s, me, q.format.as_deref()).await
+    qr(&s, me, format).await
 }
 
 /// A linked family member's QR code.
@@ -72,9 +84,10 @@ pub async fn member_qr(
     QueryParams(q): QueryParams<QrQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ActAsCitizen)?;
+    let format = image_format(q.format.as_deref())?;
     let me = caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))?;
     let member = s.app.member_of(me, link).await?;
-    qr(&s, member, q.format.as_deref()).await
+    qr(&s, member, format).await
 }
 
 /// The trust list: the public keys that sign passes, with their validity, signed by the
@@ -132,12 +145,12 @@ pub async fn withdraw(
     JsonBody(req): JsonBody<Withdraw>,
 ) -> ApiResult<axum::http::StatusCode> {
     caller.require(Action::SetCode)?;
-    if !s.app.issues_passes() {
-        return Err(ApiError::Unavailable("this server has no pass keys (--keys DIR)".into()));
-    }
     let now = Utc::now();
     let doc = document(req.document_kind.as_deref(), &req.document_number, "", now)?;
     let reason = Reason::parse(&req.reason).at("reason")?;
+    if !s.app.issues_passes() {
+        return Err(ApiError::Unavailable("this server has no pass keys (--keys DIR)".into()));
+    }
     let person = s
         .app
         .store

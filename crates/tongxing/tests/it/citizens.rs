@@ -182,3 +182,53 @@ both!(fn family_links_need_consent_and_stop_at_four(b) {
     let r = as_citizen(&app, &other_token, "GET", &format!("/api/v1/citizen/family/{minor}/pass"), None);
     assert_eq!(r.status, 404, "{r:?}");
 });
+
+/// Keeps the codes it is asked to send.
+#[derive(Default)]
+struct Keep(std::sync::Mutex<Vec<String>>);
+
+impl tongxing_app::citizen::CodeSender for Keep {
+    fn send<'a>(
+        &'a self,
+        _phone: &'a str,
+        code: &'a str,
+        _message: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        self.0.lock().unwrap().push(code.to_string());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+// The time is a parameter of the use case: a code is refused five minutes after it was sent,
+// and the phone's hourly limit holds; both checked without waiting.
+both!(fn codes_expire_after_five_minutes(b) {
+    let db = TestDb::new(b);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = tongxing_store::Store::connect(&db.url).await.unwrap();
+        let keep = std::sync::Arc::new(Keep::default());
+        let app = tongxing_app::App::new(store.clone(), vec![tongxing_domain::Policy::beijing_2021_11_17()])
+            .with_code_sender(keep.clone());
+        let now = Utc::now();
+        let doc = tongxing_app::input::document(None, &nth_id("131082", 60), "", now).unwrap();
+        let input = tongxing_store::PersonInput { document: doc.clone(), name: None, phone: Some("13812345660".into()), residence_region: None };
+        store.upsert_person(&input, now).await.unwrap();
+        use tongxing_app::citizen::Purpose;
+        app.send_code(&doc, Purpose::SignIn, "10.0.0.1", now).await.unwrap();
+        let code = keep.0.lock().unwrap()[0].clone();
+        let late = app.sign_in(&doc, &code, now + Duration::minutes(5) + Duration::seconds(1)).await.unwrap_err();
+        assert!(late.to_string().contains("expired"), "{late}");
+        // In time, it works.
+        app.send_code(&doc, Purpose::SignIn, "10.0.0.1", now + Duration::minutes(6)).await.unwrap();
+        let code = keep.0.lock().unwrap()[1].clone();
+        assert!(app.sign_in(&doc, &code, now + Duration::minutes(10)).await.is_ok());
+        // Five codes an hour to one phone; the sixth is refused even a minute apart.
+        for i in 2..5 {
+            app.send_code(&doc, Purpose::SignIn, "10.0.0.1", now + Duration::minutes(6 + 2 * i)).await.unwrap();
+        }
+        let r = app.send_code(&doc, Purpose::SignIn, "10.0.0.1", now + Duration::minutes(20)).await.unwrap_err();
+        assert!(matches!(r, tongxing_app::AppError::TooMany { .. }), "{r}");
+        assert_eq!(keep.0.lock().unwrap().len(), 5);
+        store.close().await;
+    });
+});

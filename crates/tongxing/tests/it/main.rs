@@ -14,6 +14,7 @@ mod contract;
 mod crash;
 mod import;
 mod offline;
+mod passes;
 mod policies;
 mod readme;
 mod results;
