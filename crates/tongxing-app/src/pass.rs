@@ -102,7 +102,16 @@ impl App {
             site_kind: s.site_kind.to_string(),
             result: s.result.to_string(),
         });
-        let commuter = match (self.store.commuter(person_id).await?, &facts.person.commuter) {
+        let commuter_record = match &facts.person.commuter {
+            Some(_) => self.store.commuter(person_id).await?,
+            None => None,
+        };
+        let qr = if self.issues_passes() {
+            Some(self.sign_pass(person_id, &facts.person, commuter_record.as_ref(), now).await?)
+        } else {
+            None
+        };
+        let commuter = match (commuter_record, &facts.person.commuter) {
             (Some(record), Some(c)) => Some(CommuterBadge {
                 kind: record.kind,
                 status: c.status.to_string(),
@@ -115,7 +124,6 @@ impl App {
             }),
             _ => None,
         };
-        let qr = if self.issues_passes() { Some(self.issue_pass(person_id, now).await?) } else { None };
         Ok(PassView {
             qr,
             colour: facts.person.colour_at(now).to_string(),

@@ -75,11 +75,27 @@ impl App {
     /// Issues a signed pass for a person at `now`, carrying what a checkpoint decides on:
     /// the colour in force, the latest tests and the commuter badge.
     pub async fn issue_pass(&self, person_id: i64, now: DateTime<Utc>) -> AppResult<IssuedPass> {
-        let keys = self.pass_keys()?;
         let person = self.person_record(person_id).await?;
         let policy = self.policy_at(now)?;
         let loaded = self.store.load_facts(&person.doc_key, now - policy.lookback(), now).await?;
-        let facts = loaded.facts;
+        let commuter = match &loaded.facts.commuter {
+            Some(_) => self.store.commuter(person_id).await?,
+            None => None,
+        };
+        self.sign_pass(person_id, &loaded.facts, commuter.as_ref(), now).await
+    }
+
+    /// Signs a pass from facts already loaded (the citizen's page loads them once for both
+    /// the view and the pass).
+    pub(crate) async fn sign_pass(
+        &self,
+        person_id: i64,
+        facts: &tongxing_domain::facts::PersonFacts,
+        commuter_record: Option<&tongxing_store::CommuterRecord>,
+        now: DateTime<Utc>,
+    ) -> AppResult<IssuedPass> {
+        let keys = self.pass_keys()?;
+        let policy = self.policy_at(now)?;
         let mut samples: Vec<_> = facts.samples.iter().filter(|s| s.sampled_at <= now).collect();
         // Newest first; the latest conclusive results are what a checkpoint needs, and a
         // pending service-area sample (for a commitment) after them.
@@ -90,7 +106,7 @@ impl App {
             .take(tongxing_pass::pass::MAX_TESTS)
             .map(|s| PassTest { sampled_at: s.sampled_at.timestamp(), site_kind: s.site_kind, result: s.result })
             .collect();
-        let commuter = match (&facts.commuter, self.store.commuter(person_id).await?) {
+        let commuter = match (&facts.commuter, commuter_record) {
             (Some(c), Some(record)) => Some(CommuterBadge {
                 kind: CommuterKind::parse(&record.kind).map_err(AppError::Internal)?,
                 status: c.status,

@@ -92,6 +92,24 @@ enum BenchCmd {
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
     },
+    /// Pass issuance over HTTP: citizens fetching their pass (the page's data and a freshly
+    /// signed QR text) against a populated database, with a key folder made for the run.
+    Passes {
+        #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
+        database: String,
+        /// People the populated database holds (citizens are picked among them).
+        #[arg(long, default_value_t = 1_000_000)]
+        people: u64,
+        /// Citizens signed in (sessions made directly in the store).
+        #[arg(long, default_value_t = 2_000)]
+        citizens: u64,
+        /// Passes to fetch in all.
+        #[arg(long, default_value_t = 50_000)]
+        requests: u64,
+        /// Concurrent connections (citizens' phones).
+        #[arg(long, default_value_t = 32)]
+        concurrency: u64,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -103,6 +121,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         }
         BenchCmd::Checks { database, people, requests, concurrency } => {
             bench_checks(&database, people, requests, concurrency).await
+        }
+        BenchCmd::Passes { database, people, citizens, requests, concurrency } => {
+            bench_passes(&database, people, citizens, requests, concurrency).await
         }
     }
 }
@@ -347,16 +368,114 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
     let state =
         tongxing_http::AppState::new(tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies));
+    let addr = serve(state).await?;
+    let run = load(addr, requests, concurrency, move |rng| {
+        let doc = person_doc(rng.below(people.max(1)));
+        let body = format!(r#"{{"checkpoint_id":"CP-JINGHA","document_number":"{doc}"}}"#);
+        format!(
+            "POST /api/v1/checks HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    })
+    .await?;
+    println!(
+        "checks: {} requests, {concurrency} connections, {}; pass {} conditional {} deny {}",
+        run.latencies.len(),
+        run.summary(),
+        run.verdicts[0],
+        run.verdicts[1],
+        run.verdicts[2]
+    );
+    println!("{:?}", store.counts().await?);
+    store.close().await;
+    Ok(())
+}
+
+async fn bench_passes(database: &str, people: u64, citizens: u64, requests: u64, concurrency: u64) -> Result<()> {
+    let store = open_bench_database(database).await?;
+    let dir = std::env::temp_dir().join(format!("tongxing-bench-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    crate::keys::generate(&dir, tongxing_pass::Algorithm::Es256, Utc::now())?;
+    let keys = crate::keys::load(&dir, Utc::now())?;
+    // Sessions for citizens spread over the population, made as signing in makes them.
+    let mut tokens = Vec::new();
+    let mut rng = Rng::new(99);
+    while (tokens.len() as u64) < citizens {
+        let doc = person_doc(rng.below(people.max(1)));
+        let Some(person) = store.person(&format!("ID:{doc}")).await? else { continue };
+        let t = tongxing_http::auth::new_token();
+        store.create_session(&t.id, &t.hash, person.id, Utc::now(), Utc::now() + Duration::hours(1)).await?;
+        tokens.push(t.secret);
+    }
+    let app = tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies).with_pass_keys(keys);
+    let addr = serve(tongxing_http::AppState::new(app)).await?;
+    let tokens = Arc::new(tokens);
+    let run = load(addr, requests, concurrency, move |rng| {
+        let token = &tokens[rng.below(tokens.len() as u64) as usize];
+        format!("GET /api/v1/citizen/pass HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {token}\r\n\r\n")
+    })
+    .await?;
+    println!(
+        "passes: {} requests, {concurrency} connections, {} (each a page of data and a newly signed QR); pass {} conditional {} deny {}",
+        run.latencies.len(),
+        run.summary(),
+        run.verdicts[0],
+        run.verdicts[1],
+        run.verdicts[2]
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Serves the API on a loopback port in this process.
+async fn serve(state: tongxing_http::AppState) -> Result<std::net::SocketAddr> {
     let app = tongxing_http::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
 
+/// What a load run measured.
+struct Run {
+    latencies: Vec<StdDuration>,
+    /// Answers with a pass, conditional, deny verdict.
+    verdicts: [u64; 3],
+    secs: f64,
+}
+
+impl Run {
+    fn summary(&self) -> String {
+        let all = &self.latencies;
+        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+        let ms = |d: StdDuration| d.as_secs_f64() * 1000.0;
+        format!(
+            "{:.2} s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.secs,
+            all.len() as f64 / self.secs,
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(*all.last().unwrap_or(&StdDuration::ZERO))
+        )
+    }
+}
+
+/// Sends `requests` requests over `concurrency` keep-alive connections, each made by `request`
+/// (given the connection's random source), and measures each answer's latency. An answer that
+/// is not a 200 stops the run.
+async fn load(
+    addr: std::net::SocketAddr,
+    requests: u64,
+    concurrency: u64,
+    request: impl Fn(&mut Rng) -> String + Send + Sync + 'static,
+) -> Result<Run> {
+    let request = Arc::new(request);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..concurrency {
-        let (next, token) = (next.clone(), token.clone());
+        let (next, request) = (next.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut verdicts = [0u64; 3];
@@ -369,52 +488,38 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
                 if i >= requests {
                     break;
                 }
-                let doc = person_doc(rng.below(people.max(1)));
-                let body = format!(r#"{{"checkpoint_id":"CP-JINGHA","document_number":"{doc}"}}"#);
-                let req = format!(
-                    "POST /api/v1/checks HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                let req = request(&mut rng);
                 let t0 = Instant::now();
                 stream.write_all(req.as_bytes()).await?;
                 let text = read_response(&mut stream, &mut buf).await?;
                 latencies.push(t0.elapsed());
                 if !text.starts_with("HTTP/1.1 200") {
-                    anyhow::bail!("check failed: {}", text.lines().next().unwrap_or(""));
+                    anyhow::bail!("request failed: {}", text.lines().next().unwrap_or(""));
                 }
-                let v = if text.contains("\"verdict\":\"pass\"") { 0 } else if text.contains("\"verdict\":\"conditional\"") { 1 } else { 2 };
+                let v = if text.contains("\"verdict\":\"pass\"") {
+                    0
+                } else if text.contains("\"verdict\":\"conditional\"") {
+                    1
+                } else {
+                    2
+                };
                 verdicts[v] += 1;
             }
             Ok::<_, anyhow::Error>((latencies, verdicts))
         }));
     }
-    let mut all = Vec::with_capacity(requests as usize);
+    let mut latencies = Vec::with_capacity(requests as usize);
     let mut verdicts = [0u64; 3];
     for t in tasks {
         let (l, v) = t.await??;
-        all.extend(l);
+        latencies.extend(l);
         for k in 0..3 {
             verdicts[k] += v[k];
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    let ms = |d: StdDuration| d.as_secs_f64() * 1000.0;
-    println!(
-        "checks: {} requests, {concurrency} connections, {secs:.2} s = {:.0} checks/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; pass {} conditional {} deny {}",
-        all.len(),
-        all.len() as f64 / secs,
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(*all.last().unwrap_or(&StdDuration::ZERO)),
-        verdicts[0],
-        verdicts[1],
-        verdicts[2]
-    );
-    println!("{:?}", store.counts().await?);
-    store.close().await;
-    Ok(())
+    latencies.sort();
+    Ok(Run { latencies, verdicts, secs })
 }
 
 /// Reads one HTTP/1.1 response with a content-length body; returns it as text.
