@@ -598,3 +598,94 @@ fn stale_data_warns_and_at_is_recorded() {
         .collect();
     assert_eq!(times.iter().filter(|t| **t == minute_ago.timestamp()).count(), 2, "{entries}");
 }
+
+// The offline verifier (`tongxing verify --json`) and the online check (`POST /api/v1/checks`
+// with the `qr`) agree on the same passes: the same verdict, reason codes, colour, commuter badge
+// and policy, or the same refusing stage. Both call `tongxing_app::verify::decide_on_pass`;
+// this holds the two paths around it (data synced vs. read from the database) to the same answer.
+both!(fn offline_and_online_agree(b) {
+    let o = Offline::spawn(b);
+    let app = &o.app;
+    let doc = |n: u32| nth_id("110105", 20 + n);
+    // Green with a recent test; no test in the window; yellow and red codes; a commuter before and
+    // after the first check; a person whose code turns yellow after their pass was issued.
+    for n in [0, 2, 3, 6] {
+        app.negative(&doc(n), Duration::hours(3));
+    }
+    app.negative(&doc(1), Duration::hours(80));
+    let commuter = nth_id("131082", 7);
+    let r = app.post("registry", "/api/v1/commuters", json!({
+        "document_number": commuter, "name": "王伟", "phone": "13800000000", "kind": "worker",
+        "residence_region": "131082", "residence_proof": "lease", "employer_name": "北京星河科技有限公司",
+        "employer_uscc": "91350100M000100Y43", "work_region": "110105"}));
+    assert_eq!(r.status, 201, "{r:?}");
+    app.post("registry", "/api/v1/commuters/decision", json!({"document_number": commuter, "action": "approve"}));
+    app.negative(&commuter, Duration::days(5));
+    let first = nth_id("131082", 8);
+    app.post("registry", "/api/v1/commuters", json!({
+        "document_number": first, "kind": "worker", "residence_region": "131082", "residence_proof": "lease",
+        "employer_name": "x", "employer_uscc": "91350100M000100Y43", "work_region": "110105"}));
+    app.post("registry", "/api/v1/commuters/decision", json!({"document_number": first, "action": "approve"}));
+    app.negative(&first, Duration::hours(20));
+    let revoked = o.issue(&doc(6));
+    for (n, colour) in [(2, "yellow"), (3, "red"), (6, "yellow")] {
+        let r = app.put("health", "/api/v1/people/code", json!({"document_number": doc(n), "colour": colour, "reason": "contact"}));
+        assert!(r.status < 300, "{r:?}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let signer = o.signer();
+    let green = o.issue(&doc(0));
+    // Expired: signed at the key's first second, valid for one second.
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(o.keys.join("keys.json")).unwrap()).unwrap();
+    let key_from = chrono::DateTime::parse_from_rfc3339(manifest["signing"][0]["created_at"].as_str().unwrap()).unwrap();
+    let mut expired = claims(&green);
+    expired.issued_at = key_from.timestamp() + 1;
+    expired.expires_at = expired.issued_at + 1;
+    while Utc::now().timestamp() <= expired.expires_at {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut tampered = cose_of(&green);
+    *tampered.last_mut().unwrap() ^= 1;
+    let passes = [
+        ("green", green.clone()),
+        ("no recent test", o.issue(&doc(1))),
+        ("yellow", o.issue(&doc(2))),
+        ("red", o.issue(&doc(3))),
+        ("commuter", o.issue(&commuter)),
+        ("commuter's first check", o.issue(&first)),
+        ("revoked", revoked),
+        ("expired", tongxing_pass::issue(&signer, &expired).unwrap()),
+        ("tampered", wrap(&tampered)),
+        ("prefix", green.replacen("TX1:", "HC1:", 1)),
+    ];
+    o.synced();
+    let mut seen = std::collections::BTreeSet::new();
+    for (what, qr) in &passes {
+        let (code, lines, err) = o.verify(&[qr]);
+        let offline = &lines[0];
+        let online = app.post("officer", "/api/v1/checks", json!({"checkpoint_id": "CP1", "qr": qr}));
+        let codes = |v: &Value| -> Vec<String> {
+            v["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap().to_string()).collect()
+        };
+        if offline["decided"] == true {
+            assert_eq!(code, 0, "{what}: {err}");
+            assert_eq!(online.status, 200, "{what}: online {online:?}, offline {offline}");
+            for field in ["verdict", "code_colour", "commuter", "policy_id", "policy_version"] {
+                assert_eq!(offline[field], online.body[field], "{what}: {field}: offline {offline}, online {:?}", online.body);
+            }
+            assert_eq!(codes(offline), codes(&online.body), "{what}");
+            seen.insert(format!("{} {}", offline["verdict"].as_str().unwrap(), codes(offline)[0]));
+        } else {
+            assert_eq!(code, 3, "{what}");
+            assert_eq!(online.status, 422, "{what}: online {online:?}, offline {offline}");
+            assert_eq!(offline["stage"], online.body["stage"], "{what}: offline {offline}, online {:?}", online.body);
+            seen.insert(offline["stage"].as_str().unwrap().to_string());
+        }
+    }
+    // The set covers every kind of answer.
+    for expected in ["pass NEGATIVE_WITHIN_WINDOW", "deny TEST_TOO_OLD", "expired", "revoked", "bad_signature", "bad_prefix"] {
+        assert!(seen.contains(expected), "{expected} not among {seen:?}");
+    }
+    assert!(seen.iter().any(|s| s.contains("COMMUTER")), "{seen:?}");
+    assert!(seen.iter().filter(|s| s.starts_with("deny")).count() >= 3, "{seen:?}");
+});
