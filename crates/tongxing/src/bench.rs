@@ -1,6 +1,8 @@
 //! `tongxing bench`: the measurements behind docs/PERFORMANCE.md, printed as figures.
 //!
 //! - `decide`: the pure decision function on one core.
+//! - `offline`: the offline checkpoint's decision on a pass against raw signature verification
+//!   (`bench_offline.rs`).
 //! - `populate`: fills a database with people and results (for the other benches).
 //! - `import`: writes a lab CSV of N rows and imports it as `tongxing import results` does.
 //! - `checks`: the real server on a loopback port and a load generator in the same process,
@@ -92,6 +94,16 @@ enum BenchCmd {
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
     },
+    /// The offline checkpoint's decision on a pass (every stage, then the rules, through
+    /// decide_on_pass) against raw ES256 verification of the same passes, one core.
+    Offline {
+        /// Entries of the revocation list (random, plus one pass in a hundred revoked).
+        #[arg(long, default_value_t = 1_000_000)]
+        revoked: u64,
+        /// Paired rounds of 300 ms each.
+        #[arg(long, default_value_t = 15)]
+        rounds: u32,
+    },
     /// Pass issuance over HTTP: citizens fetching their pass (the page's data and a freshly
     /// signed QR text) against a populated database, with a key folder made for the run.
     Passes {
@@ -115,6 +127,7 @@ enum BenchCmd {
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchCmd::Decide { iterations } => bench_decide(iterations),
+        BenchCmd::Offline { revoked, rounds } => crate::bench_offline::bench_offline(revoked, rounds),
         BenchCmd::Populate { database, people, results } => populate(&database, people, results).await,
         BenchCmd::Import { database, rows, people, seed, batch } => {
             bench_import(&database, rows, people, seed, batch).await
