@@ -176,7 +176,7 @@ fn entries_to_bytes(set: &RevocationSet) -> Vec<u8> {
 }
 
 fn entries_from_bytes(bytes: &[u8]) -> Result<Vec<Entry>> {
-    anyhow::ensure!(bytes.len() % ENTRY_WIRE_LEN == 0, "the stored revocation list is damaged");
+    anyhow::ensure!(bytes.len().is_multiple_of(ENTRY_WIRE_LEN), "the stored revocation list is damaged");
     Ok(bytes
         .chunks_exact(ENTRY_WIRE_LEN)
         .map(|r| {
