@@ -45,6 +45,27 @@ pub struct CheckOutcome {
     pub policy_version: String,
     #[serde(serialize_with = "time::serialize")]
     pub checked_at: DateTime<Utc>,
+    /// An EU test certificate shown as evidence: whose it is (to compare with the document)
+    /// and the test it carried into the decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// An EU Digital COVID Certificate's test, verified, as the officer sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Evidence {
+    /// The holder's names as written on the certificate (ICAO transliteration).
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub date_of_birth: Option<String>,
+    /// The country that issued it.
+    pub country: String,
+    /// LP6464-4 (nucleic acid) or LP217198-3 (rapid antigen, which does not count here).
+    pub test_type: String,
+    #[serde(serialize_with = "time::serialize")]
+    pub sampled_at: DateTime<Utc>,
+    pub result: String,
+    pub certificate_id: String,
 }
 
 /// One person to check (alone, or as an occupant of a vehicle).
@@ -53,6 +74,9 @@ pub struct Person {
     pub document: Document,
     /// The person signed the entry commitment letter for a pending service-area sample.
     pub commitment_letter: bool,
+    /// An EU test certificate (`HC1:…`) shown as evidence: its nucleic-acid test joins the
+    /// person's samples for this decision, like a lab result.
+    pub dcc: Option<String>,
 }
 
 impl App {
@@ -106,6 +130,14 @@ impl App {
         let loaded = self.store.load_facts(&doc_key, now - policy.lookback(), now).await?;
         let (person_id, mut facts_of_person) = (loaded.person_id, loaded.facts);
         facts_of_person.commitment_letter = person.commitment_letter;
+        let evidence = match &person.dcc {
+            Some(text) => {
+                let (sample, evidence) = self.dcc_evidence(text, now)?;
+                facts_of_person.samples.push(sample);
+                Some(evidence)
+            }
+            None => None,
+        };
         let facts = Facts {
             person: facts_of_person,
             checkpoint: CheckpointFacts { id: checkpoint.id.clone(), road: checkpoint.road.clone() },
@@ -123,6 +155,7 @@ impl App {
             policy_id: rule_set.id().to_string(),
             policy_version: rule_set.version().to_string(),
             checked_at: now,
+            evidence,
         };
         let event = EntryEvent {
             checkpoint_id: checkpoint.id.clone(),
@@ -242,6 +275,7 @@ impl App {
             policy_id: d.policy_id.clone(),
             policy_version: d.policy_version.clone(),
             checked_at: now,
+            evidence: None,
         };
         let event = EntryEvent {
             checkpoint_id: cp.id.clone(),
@@ -261,5 +295,57 @@ impl App {
         };
         self.store.record_entry(event).await?;
         Ok(outcome)
+    }
+}
+
+impl App {
+    /// Verifies an EU test certificate (the same envelope stages as a pass, then the document
+    /// signer's key and signature, expiry) and turns its nucleic-acid test into a sample.
+    pub fn dcc_evidence(
+        &self,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(tongxing_domain::facts::SampleFact, Evidence)> {
+        let trust = self.dcc.as_ref().ok_or_else(|| {
+            AppError::Unavailable("this server accepts no EU certificates: start it with --dcc-trust FILE".into())
+        })?;
+        let refused = |stage: &str, detail: String| AppError::PassRefused { stage: stage.into(), detail };
+        let dcc = tongxing_pass::hcert::decode(text, trust, now.timestamp())
+            .map_err(|r| refused(r.stage.as_str(), r.detail))?;
+        let Some(test) = dcc.tests.iter().max_by_key(|t| t.sampled_at) else {
+            return Err(refused(
+                "not_a_test",
+                "the certificate holds no test (vaccinations and recoveries are not evidence here)".into(),
+            ));
+        };
+        if !test.is_nucleic_acid() {
+            return Err(refused(
+                "not_a_test",
+                format!(
+                    "the test is of type {} (rapid antigen); a nucleic-acid test (LP6464-4) is required",
+                    test.test_type
+                ),
+            ));
+        }
+        let sampled_at = DateTime::from_timestamp(test.sampled_at, 0).unwrap_or_default();
+        let sample = tongxing_domain::facts::SampleFact {
+            lab: format!("DCC-{}", test.country),
+            sample_id: test.certificate_id.clone(),
+            sampled_at,
+            site: test.centre.clone().unwrap_or_default(),
+            site_kind: tongxing_domain::facts::SiteKind::Hospital,
+            result: test.result,
+        };
+        let evidence = Evidence {
+            family_name: dcc.family_name.clone(),
+            given_name: dcc.given_name.clone(),
+            date_of_birth: dcc.date_of_birth.clone(),
+            country: test.country.clone(),
+            test_type: test.test_type.clone(),
+            sampled_at,
+            result: test.result.to_string(),
+            certificate_id: test.certificate_id.clone(),
+        };
+        Ok((sample, evidence))
     }
 }

@@ -99,6 +99,9 @@ pub struct App {
     codes: Option<Arc<dyn citizen::CodeSender>>,
     /// Signs passes and lists; none configured means this server issues no passes.
     keys: Option<Arc<signing::PassKeys>>,
+    /// Document signers of EU Digital COVID Certificates, for test certificates shown as
+    /// evidence; none configured means they are not accepted here.
+    dcc: Option<Arc<tongxing_pass::hcert::DccTrustList>>,
     /// People whose pass reference this server has stored (so issuing a pass stays a read).
     refs_stored: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
@@ -112,8 +115,15 @@ impl App {
             rules: Arc::new(RwLock::new(Arc::new(tongxing_rules::builtin()))),
             codes: None,
             keys: None,
+            dcc: None,
             refs_stored: Default::default(),
         }
+    }
+
+    /// With the EU DCC trust list (the gateway's document signer certificates).
+    pub fn with_dcc_trust(mut self, trust: Arc<tongxing_pass::hcert::DccTrustList>) -> App {
+        self.dcc = Some(trust);
+        self
     }
 
     /// With a sender of one-time codes (citizens may then sign in).

@@ -35,7 +35,8 @@ pub struct Problem {
     pub field: Option<String>,
     /// For a scanned pass that was refused: the stage of its verification that refused it
     /// (bad_prefix, bad_base45, bad_compression, bad_cose, unknown_key, bad_signature,
-    /// bad_claims, key_not_valid, clock_behind, not_yet_valid, expired, revoked, too_large).
+    /// bad_claims, key_not_valid, clock_behind, not_yet_valid, expired, revoked, too_large; for
+    /// an EU certificate also not_a_test).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
 }

@@ -147,27 +147,6 @@ macro_rules! citizens_impl {
                 Ok((current, rows.into_iter().map(|r| (r.get(0), from_ms(r.get(1)))).collect()))
             }
 
-            pub(crate) async fn person_by_id(&self, id: PersonId) -> Result<Option<PersonRecord>, StoreError> {
-                let row = sqlx::query(
-                    "SELECT id, doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at
-                     FROM people WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
-                Ok(row.map(|r| PersonRecord {
-                    id: r.get(0),
-                    doc_key: r.get(1),
-                    doc_kind: r.get(2),
-                    doc_number: r.get(3),
-                    name: r.get(4),
-                    phone: r.get(5),
-                    residence_region: r.get(6),
-                    created_at: from_ms(r.get(7)),
-                    updated_at: from_ms(r.get(8)),
-                }))
-            }
-
             pub(crate) async fn otp_counts(
                 &self,
                 phone: &str,

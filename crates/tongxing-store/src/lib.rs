@@ -479,11 +479,20 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(p) => {
                 // The log copied into the database file and emptied: the file alone is whole.
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&p.write).await {
-                    tracing::warn!(error = %e, "final WAL checkpoint failed");
+                // Readers first (a reader's snapshot holds the log); the checkpointer's own
+                // passive run may still hold it for a moment, so a busy answer is retried.
+                p.read.close().await;
+                for _ in 0..40 {
+                    match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&p.write).await {
+                        Ok(r) if r.get::<i64, _>(0) == 0 => break,
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "final WAL checkpoint failed");
+                            break;
+                        }
+                    }
                 }
                 p.write.close().await;
-                p.read.close().await;
             }
             Backend::Postgres(p) => p.write.close().await,
         }

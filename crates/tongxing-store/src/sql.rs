@@ -178,8 +178,31 @@ pub(crate) const UPSERT_PERSON_KEEP: &str =
                             phone = COALESCE(people.phone, excluded.phone), residence_region = COALESCE(people.residence_region, excluded.residence_region)
                          RETURNING id";
 
+/// The columns of a person, in the order `person_record` reads them.
+macro_rules! person_select {
+    () => {
+        "SELECT id, doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at FROM people"
+    };
+}
+
+pub(crate) use person_select;
+
 macro_rules! sql_impl {
     ($db:ty, samples = $samples:literal, entries = $entries:literal, agg = $agg:literal, arr = $arr:literal, weeks = $weeks:literal) => {
+        fn person_record(r: &<$db as sqlx::Database>::Row) -> PersonRecord {
+            PersonRecord {
+                id: r.get(0),
+                doc_key: r.get(1),
+                doc_kind: r.get(2),
+                doc_number: r.get(3),
+                name: r.get(4),
+                phone: r.get(5),
+                residence_region: r.get(6),
+                created_at: from_ms(r.get(7)),
+                updated_at: from_ms(r.get(8)),
+            }
+        }
+
         impl crate::Pools<$db> {
             pub(crate) async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -194,24 +217,19 @@ macro_rules! sql_impl {
             }
 
             pub(crate) async fn person(&self, doc_key: &str) -> Result<Option<PersonRecord>, StoreError> {
-                let row = sqlx::query(
-                    "SELECT id, doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at
-                     FROM people WHERE doc_key = $1",
-                )
-                .bind(doc_key)
-                .fetch_optional(&self.read)
-                .await?;
-                Ok(row.map(|r| PersonRecord {
-                    id: r.get(0),
-                    doc_key: r.get(1),
-                    doc_kind: r.get(2),
-                    doc_number: r.get(3),
-                    name: r.get(4),
-                    phone: r.get(5),
-                    residence_region: r.get(6),
-                    created_at: from_ms(r.get(7)),
-                    updated_at: from_ms(r.get(8)),
-                }))
+                let row = sqlx::query(concat!($crate::sql::person_select!(), " WHERE doc_key = $1"))
+                    .bind(doc_key)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(row.as_ref().map(person_record))
+            }
+
+            pub(crate) async fn person_by_id(&self, id: PersonId) -> Result<Option<PersonRecord>, StoreError> {
+                let row = sqlx::query(concat!($crate::sql::person_select!(), " WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(row.as_ref().map(person_record))
             }
 
             /// The person's samples taken from `since` to `until`, newest first, at most `limit`.

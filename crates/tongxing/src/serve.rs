@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// (tongxing-keys) is made if missing.
     #[arg(long, env = "TONGXING_KEYS")]
     keys: Option<PathBuf>,
+    /// The EU DCC trust list: the gateway's JSON of document signer certificates (an array of
+    /// {kid, rawData}, or {"certificates": [...]}). With it a check accepts an EU test
+    /// certificate (`dcc`) as evidence.
+    #[arg(long, env = "TONGXING_DCC_TRUST")]
+    dcc_trust: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -81,6 +86,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             );
         }
         app = app.with_pass_keys(crate::keys::load(&dir, chrono::Utc::now())?);
+    }
+    if let Some(file) = &args.dcc_trust {
+        let json = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let trust = tongxing_pass::hcert::DccTrustList::from_json(&json)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        tracing::info!(signers = trust.len(), "EU DCC trust list loaded");
+        app = app.with_dcc_trust(std::sync::Arc::new(trust));
     }
     let state = AppState::new(app);
     let rule_sets = state.app.reload().await.map_err(|e| anyhow::anyhow!("loading the published policies: {e}"))?;

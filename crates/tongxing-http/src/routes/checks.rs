@@ -36,6 +36,11 @@ pub struct CheckRequest {
     /// naming the stage that refused it.
     #[schema(value_type = Option<String>, max_length = 4096, pattern = "^TX1:")]
     pub qr: Option<String>,
+    /// An EU Digital COVID Certificate (`HC1:…`) shown with the document: its nucleic-acid
+    /// test counts like a lab result for this check. A refused certificate is a 422 naming the
+    /// stage, as for a pass.
+    #[schema(value_type = Option<String>, max_length = 4096, pattern = "^HC1:")]
+    pub dcc: Option<String>,
     /// Vehicle plate, if the person is in a vehicle.
     #[schema(value_type = Option<schema::Plate>)]
     pub plate: Option<String>,
@@ -62,15 +67,28 @@ pub async fn check(
     let outcome = match (req.document_number.as_deref(), req.qr.as_deref()) {
         (Some(number), None) => {
             let document = document(req.document_kind.as_deref(), number, "", now)?;
-            let person = Person { document, commitment_letter: req.commitment_letter };
+            if let Some(dcc) = &req.dcc
+                && dcc.len() > tongxing_pass::MAX_TEXT_BYTES
+            {
+                return Err(ApiError::PassRefused {
+                    stage: "too_large".into(),
+                    detail: format!("{} bytes; a certificate is at most {}", dcc.len(), tongxing_pass::MAX_TEXT_BYTES),
+                });
+            }
+            let dcc = req.dcc.as_deref().map(|d| d.trim().to_string());
+            let person = Person { document, commitment_letter: req.commitment_letter, dcc };
             s.app.check_person(&checkpoint_id, &person, plate.as_ref(), &caller.token_id, now).await?
         }
         (None, Some(qr)) => {
-            if req.document_kind.is_some() || req.commitment_letter {
-                return Err(ApiError::invalid(
-                    if req.document_kind.is_some() { "document_kind" } else { "commitment_letter" },
-                    "goes with a document number, not with a scanned pass",
-                ));
+            if req.document_kind.is_some() || req.commitment_letter || req.dcc.is_some() {
+                let field = if req.document_kind.is_some() {
+                    "document_kind"
+                } else if req.commitment_letter {
+                    "commitment_letter"
+                } else {
+                    "dcc"
+                };
+                return Err(ApiError::invalid(field, "goes with a document number, not with a scanned pass"));
             }
             if qr.len() > tongxing_pass::MAX_TEXT_BYTES {
                 return Err(ApiError::PassRefused {
@@ -143,7 +161,7 @@ pub async fn check_vehicle(
         .enumerate()
         .map(|(i, o)| {
             let document = document(o.document_kind.as_deref(), &o.document_number, &format!("occupants[{i}]."), now)?;
-            Ok(Person { document, commitment_letter: o.commitment_letter })
+            Ok(Person { document, commitment_letter: o.commitment_letter, dcc: None })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let occupants = s.app.check_vehicle(&checkpoint_id, &plate, &people, &caller.token_id, now).await?;

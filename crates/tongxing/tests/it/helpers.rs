@@ -153,6 +153,25 @@ impl Drop for TestDb {
     }
 }
 
+/// Waits for the server's "listening" line on stdout; returns its address, and keeps draining
+/// stdout so the server never blocks on a full pipe.
+fn listening(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(addr) = line.strip_prefix("tongxing listening on ") {
+                    break addr.trim().to_string();
+                }
+            }
+            _ => panic!("the server exited before listening"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    base
+}
+
 /// The one-time codes a server has logged, oldest first.
 #[derive(Clone, Default)]
 pub struct Codes(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
@@ -194,20 +213,7 @@ impl Server {
             .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .expect("start tongxing serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("tongxing listening on ") {
-                        break addr.trim().to_string();
-                    }
-                }
-                _ => panic!("the server exited before listening"),
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let base = listening(&mut child);
         Server { base, child }
     }
 
@@ -233,19 +239,7 @@ impl Server {
                 }
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("tongxing listening on ") {
-                        break addr.trim().to_string();
-                    }
-                }
-                _ => panic!("the server exited before listening"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let base = listening(&mut child);
         (Server { base, child }, codes)
     }
 

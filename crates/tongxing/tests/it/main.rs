@@ -12,6 +12,7 @@ mod citizens;
 mod commuters;
 mod contract;
 mod crash;
+mod dcc;
 mod import;
 mod offline;
 mod passes;
