@@ -324,7 +324,7 @@ async fn verify_with(
         at,
         plate,
         json: args.json,
-        warned: false,
+        warned: 0,
         rng: SystemRandom::new(),
     };
     let mut refused = false;
@@ -448,7 +448,9 @@ struct Verifier<'a> {
     at: Option<DateTime<Utc>>,
     plate: Option<&'a str>,
     json: bool,
-    warned: bool,
+    /// How many parts of the data were stale when last warned about: a scanner's stream warns
+    /// again when another part turns stale during the run.
+    warned: usize,
     rng: SystemRandom,
 }
 
@@ -464,12 +466,12 @@ impl Verifier<'_> {
         let checked_at = Utc::now();
         let at = self.at.unwrap_or(checked_at);
         let (data, warnings) = self.loaded.data(at);
-        if !self.warned {
+        if warnings.len() > self.warned {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            self.warned = true;
         }
+        self.warned = warnings.len();
         let key = self.new_key()?;
         let (qr, outcome) = match input {
             Input::Text(text) => {
