@@ -121,6 +121,14 @@ pub struct VerifyArgs {
     at: Option<String>,
 }
 
+/// A line of what `sync` and `status` report, on stdout. A closed stdout (`| head`) is not a
+/// reason to stop a sync half-way: the line is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// A failure with its exit code.
 struct Fail(u8, anyhow::Error);
 
@@ -601,21 +609,15 @@ async fn status(path: &Path) -> std::result::Result<u8, Fail> {
     let result = async {
         let counts = state.queue_counts().await.map_err(failure)?;
         match state.synced().await.map_err(failure)? {
-            None => println!("{}: never synced", path.display()),
+            None => say!("{}: never synced", path.display()),
             Some(s) => {
                 let loaded = Loaded::from(s).map_err(failure)?;
                 let now = Utc::now();
-                println!("server {}", loaded.synced.server);
-                println!(
-                    "checkpoint {}",
-                    loaded.synced.checkpoint_id.as_deref().unwrap_or("(none: pass --checkpoint)")
-                );
-                println!(
-                    "checkpoints {}",
-                    loaded.checkpoints.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
-                );
-                println!("data: {}", loaded.data_line(now));
-                println!(
+                say!("server {}", loaded.synced.server);
+                say!("checkpoint {}", loaded.synced.checkpoint_id.as_deref().unwrap_or("(none: pass --checkpoint)"));
+                say!("checkpoints {}", loaded.checkpoints.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "));
+                say!("data: {}", loaded.data_line(now));
+                say!(
                     "trust list: {} keys; revocation list: {} entries; rule sets: {}",
                     loaded.trust.len(),
                     loaded.revocations.len(),
@@ -626,9 +628,13 @@ async fn status(path: &Path) -> std::result::Result<u8, Fail> {
                 }
             }
         }
-        println!(
+        say!(
             "checks: {} to upload, {} recorded, {} duplicates, {} rejected, {} refused codes (kept here)",
-            counts.pending, counts.recorded, counts.duplicate, counts.rejected, counts.local
+            counts.pending,
+            counts.recorded,
+            counts.duplicate,
+            counts.rejected,
+            counts.local
         );
         Ok(0)
     }
@@ -794,7 +800,7 @@ async fn sync_with(
             return Err(failure(anyhow::anyhow!("the server answered for none of the checks sent")));
         }
     }
-    println!("uploaded: {recorded} recorded, {duplicates} already recorded, {rejected} rejected");
+    say!("uploaded: {recorded} recorded, {duplicates} already recorded, {rejected} rejected");
 
     // 2. The lists and the bundle, verified, then stored together.
     let now = Utc::now();
@@ -879,16 +885,17 @@ async fn sync_with(
         rules_synced_at: now,
     };
     state.save_synced(&synced, &rule_sets).await.map_err(failure)?;
-    println!("trust list v{}: {} keys", trust.version(), trust.len());
-    println!("revocation list v{}: {} entries", revocations.version(), revocations.len());
-    println!("rule sets: {}", rule_sets.iter().map(|(id, v, _)| format!("{id} {v}")).collect::<Vec<_>>().join(", "));
-    println!(
+    say!("trust list v{}: {} keys", trust.version(), trust.len());
+    say!("revocation list v{}: {} entries", revocations.version(), revocations.len());
+    say!("rule sets: {}", rule_sets.iter().map(|(id, v, _)| format!("{id} {v}")).collect::<Vec<_>>().join(", "));
+    say!(
         "policy: warn after {} h without a sync; clock tolerance {} s",
-        bundle.policy.offline_data_max_age_hours, bundle.policy.clock_tolerance_seconds
+        bundle.policy.offline_data_max_age_hours,
+        bundle.policy.clock_tolerance_seconds
     );
     match &checkpoint_id {
-        Some(cp) => println!("checkpoint {cp}"),
-        None => println!("checkpoint: none chosen (this token may check at: {}); pass --checkpoint", known()),
+        Some(cp) => say!("checkpoint {cp}"),
+        None => say!("checkpoint: none chosen (this token may check at: {}); pass --checkpoint", known()),
     }
     Ok(if rejected > 0 { 4 } else { 0 })
 }
