@@ -177,6 +177,20 @@ pub struct LoadedFacts {
     pub facts: tongxing_domain::facts::PersonFacts,
 }
 
+/// What a citizen's pass is made from, read in one statement.
+#[derive(Debug, Clone)]
+pub struct PassFacts {
+    pub person_id: PersonId,
+    pub name: Option<String>,
+    pub doc_key: String,
+    pub doc_number: String,
+    /// The commuter certification's kind, if the person applied.
+    pub commuter_kind: Option<String>,
+    /// The pass reference stored for the person, once a pass was issued.
+    pub pass_ref: Option<String>,
+    pub facts: tongxing_domain::facts::PersonFacts,
+}
+
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     pub id: String,
