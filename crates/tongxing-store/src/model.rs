@@ -167,6 +167,8 @@ pub struct EntryRecord {
     pub facts: serde_json::Value,
     pub plate: Option<String>,
     pub officer: String,
+    /// How the person was identified: document or pass (or offline, uploaded later).
+    pub via: String,
 }
 
 /// The facts of one person for a decision, with what the officer sees of them.

@@ -834,7 +834,7 @@ macro_rules! sql_impl {
                 limit: i64,
             ) -> Result<Vec<EntryRecord>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer
+                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer, via
                      FROM entry_events WHERE id > $1 AND checked_at >= $2 AND checked_at < $3
                      ORDER BY id LIMIT $4",
                 )
@@ -860,6 +860,7 @@ macro_rules! sql_impl {
                             facts: json(r.get(9))?,
                             plate: r.get(10),
                             officer: r.get(11),
+                            via: r.get(12),
                         })
                     })
                     .collect()
