@@ -102,8 +102,6 @@ pub struct App {
     /// Document signers of EU Digital COVID Certificates, for test certificates shown as
     /// evidence; none configured means they are not accepted here.
     dcc: Option<Arc<tongxing_pass::hcert::DccTrustList>>,
-    /// People whose pass reference this server has stored (so issuing a pass stays a read).
-    refs_stored: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 impl App {
@@ -116,7 +114,6 @@ impl App {
             codes: None,
             keys: None,
             dcc: None,
-            refs_stored: Default::default(),
         }
     }
 

@@ -81,10 +81,8 @@ pub struct PassView {
 impl App {
     /// The pass of a person at `now`.
     pub async fn pass_view(&self, person_id: i64, now: DateTime<Utc>) -> AppResult<PassView> {
-        let person = self.person_record(person_id).await?;
-        let policy = self.policy_at(now)?;
-        let loaded = self.store.load_facts(&person.doc_key, now - policy.lookback(), now).await?;
-        let facts = Facts { person: loaded.facts, checkpoint: CheckpointFacts::default() };
+        let p = self.pass_facts(person_id, now).await?;
+        let facts = Facts { person: p.facts.clone(), checkpoint: CheckpointFacts::default() };
         let rules = self.rules();
         let rule_set = tongxing_rules::select(&rules, now).ok_or_else(|| App::no_rule_set(now))?;
         let decision = rule_set.decide(&facts, now);
@@ -102,18 +100,10 @@ impl App {
             site_kind: s.site_kind.to_string(),
             result: s.result.to_string(),
         });
-        let commuter_record = match &facts.person.commuter {
-            Some(_) => self.store.commuter(person_id).await?,
-            None => None,
-        };
-        let qr = if self.issues_passes() {
-            Some(self.sign_pass(person_id, &facts.person, commuter_record.as_ref(), now).await?)
-        } else {
-            None
-        };
-        let commuter = match (commuter_record, &facts.person.commuter) {
-            (Some(record), Some(c)) => Some(CommuterBadge {
-                kind: record.kind,
+        let qr = if self.issues_passes() { Some(self.sign_pass(&p, now).await?) } else { None };
+        let commuter = match (&p.commuter_kind, &facts.person.commuter) {
+            (Some(kind), Some(c)) => Some(CommuterBadge {
+                kind: kind.clone(),
                 status: c.status.to_string(),
                 in_force: c.in_force_at(now),
                 valid_until: c.valid_until,
@@ -128,8 +118,8 @@ impl App {
             qr,
             colour: facts.person.colour_at(now).to_string(),
             colour_reason: facts.person.colour_reason_at(now).map(str::to_string),
-            name: person.name.as_deref().map(mask::name),
-            document: mask::document_number(&person.doc_number),
+            name: p.name.as_deref().map(mask::name),
+            document: mask::document_number(&p.doc_number),
             latest_test,
             entry,
             commuter,

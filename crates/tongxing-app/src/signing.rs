@@ -75,25 +75,24 @@ impl App {
     /// Issues a signed pass for a person at `now`, carrying what a checkpoint decides on:
     /// the colour in force, the latest tests and the commuter badge.
     pub async fn issue_pass(&self, person_id: i64, now: DateTime<Utc>) -> AppResult<IssuedPass> {
-        let person = self.person_record(person_id).await?;
+        let p = self.pass_facts(person_id, now).await?;
+        self.sign_pass(&p, now).await
+    }
+
+    /// What a pass is made from (one read).
+    pub(crate) async fn pass_facts(&self, person_id: i64, now: DateTime<Utc>) -> AppResult<tongxing_store::PassFacts> {
         let policy = self.policy_at(now)?;
-        let loaded = self.store.load_facts(&person.doc_key, now - policy.lookback(), now).await?;
-        let commuter = match &loaded.facts.commuter {
-            Some(_) => self.store.commuter(person_id).await?,
-            None => None,
-        };
-        self.sign_pass(person_id, &loaded.facts, commuter.as_ref(), now).await
+        self.store
+            .load_pass_facts(person_id, now - policy.lookback(), now)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no person {person_id}")))
     }
 
     /// Signs a pass from facts already loaded (the citizen's page loads them once for both
     /// the view and the pass).
-    pub(crate) async fn sign_pass(
-        &self,
-        person_id: i64,
-        facts: &tongxing_domain::facts::PersonFacts,
-        commuter_record: Option<&tongxing_store::CommuterRecord>,
-        now: DateTime<Utc>,
-    ) -> AppResult<IssuedPass> {
+    pub(crate) async fn sign_pass(&self, p: &tongxing_store::PassFacts, now: DateTime<Utc>) -> AppResult<IssuedPass> {
+        let facts = &p.facts;
+        let person_id = p.person_id;
         let keys = self.pass_keys()?;
         let policy = self.policy_at(now)?;
         let mut samples: Vec<_> = facts.samples.iter().filter(|s| s.sampled_at <= now).collect();
@@ -106,9 +105,9 @@ impl App {
             .take(tongxing_pass::pass::MAX_TESTS)
             .map(|s| PassTest { sampled_at: s.sampled_at.timestamp(), site_kind: s.site_kind, result: s.result })
             .collect();
-        let commuter = match (&facts.commuter, commuter_record) {
-            (Some(c), Some(record)) => Some(CommuterBadge {
-                kind: CommuterKind::parse(&record.kind).map_err(AppError::Internal)?,
+        let commuter = match (&facts.commuter, &p.commuter_kind) {
+            (Some(c), Some(kind)) => Some(CommuterBadge {
+                kind: CommuterKind::parse(kind).map_err(AppError::Internal)?,
                 status: c.status,
                 valid_until: c.valid_until.map(|t| t.timestamp()),
                 first_check_done: c.first_checked_at.is_some_and(|t| t <= now),
@@ -117,11 +116,9 @@ impl App {
             _ => None,
         };
         let person_ref = keys.person_ref(person_id);
-        // The reference is stored once per person (a check on the pass finds them by it); this
-        // server remembers whom it stored, so that issuing stays a read.
-        if !self.refs_stored.lock().expect("refs lock").contains(&person_id) {
+        // The reference is stored once per person (a check on the pass finds them by it).
+        if p.pass_ref.is_none() {
             self.store.set_pass_ref(person_id, &hex(&person_ref)).await?;
-            self.refs_stored.lock().expect("refs lock").insert(person_id);
         }
         let issued_at = now.timestamp();
         let expires_at = issued_at + policy.pass_lifetime().num_seconds();

@@ -367,6 +367,15 @@ impl Store {
     ) -> Result<LoadedFacts, StoreError> {
         dispatch!(self, b => b.load_facts(doc_key, since, until).await)
     }
+    /// A citizen's pass's facts, in one statement (`None`: no such person).
+    pub async fn load_pass_facts(
+        &self,
+        person_id: PersonId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<PassFacts>, StoreError> {
+        dispatch!(self, b => b.load_pass_facts(person_id, since, until).await)
+    }
     pub async fn record_commuter_first_check(&self, person_id: PersonId, at: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self, b => b.record_commuter_first_check(person_id, at).await)
     }

@@ -177,6 +177,8 @@ pub struct EntryRecord {
     pub facts: serde_json::Value,
     pub plate: Option<String>,
     pub officer: String,
+    /// How the person was identified: document or pass (or offline, uploaded later).
+    pub via: String,
 }
 
 /// The facts of one person for a decision, with what the officer sees of them.
@@ -184,6 +186,20 @@ pub struct EntryRecord {
 pub struct LoadedFacts {
     pub person_id: Option<PersonId>,
     pub name: Option<String>,
+    pub facts: tongxing_domain::facts::PersonFacts,
+}
+
+/// What a citizen's pass is made from, read in one statement.
+#[derive(Debug, Clone)]
+pub struct PassFacts {
+    pub person_id: PersonId,
+    pub name: Option<String>,
+    pub doc_key: String,
+    pub doc_number: String,
+    /// The commuter certification's kind, if the person applied.
+    pub commuter_kind: Option<String>,
+    /// The pass reference stored for the person, once a pass was issued.
+    pub pass_ref: Option<String>,
     pub facts: tongxing_domain::facts::PersonFacts,
 }
 

@@ -203,6 +203,28 @@ macro_rules! sql_impl {
             }
         }
 
+        /// A person's facts from the columns 2..=8 of the facts statements.
+        fn person_facts(r: &<$db as sqlx::Database>::Row) -> Result<PersonFacts, StoreError> {
+            let code = match r.get::<Option<String>, _>(2) {
+                Some(c) => Some(CodeFacts {
+                    colour: CodeColour::parse(&c).map_err(StoreError::Corrupt)?,
+                    reason: r.get(3),
+                    expires_at: r.get::<Option<i64>, _>(4).map(from_ms),
+                }),
+                None => None,
+            };
+            let commuter = match r.get::<Option<String>, _>(5) {
+                Some(s) => Some(CommuterFacts {
+                    status: CommuterStatus::parse(&s).map_err(StoreError::Corrupt)?,
+                    valid_until: r.get::<Option<i64>, _>(6).map(from_ms),
+                    first_checked_at: r.get::<Option<i64>, _>(7).map(from_ms),
+                }),
+                None => None,
+            };
+            let samples = parse_sample_facts(r.get::<Option<String>, _>(8).as_deref())?;
+            Ok(PersonFacts { known: true, code, commuter, samples, commitment_letter: false })
+        }
+
         impl crate::Pools<$db> {
             pub(crate) async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -710,25 +732,43 @@ macro_rules! sql_impl {
                     let facts = PersonFacts { known: false, code: None, commuter: None, samples: Vec::new(), commitment_letter: false };
                     return Ok(LoadedFacts { person_id: None, name: None, facts });
                 };
-                let code = match r.get::<Option<String>, _>(2) {
-                    Some(c) => Some(CodeFacts {
-                        colour: CodeColour::parse(&c).map_err(StoreError::Corrupt)?,
-                        reason: r.get(3),
-                        expires_at: r.get::<Option<i64>, _>(4).map(from_ms),
-                    }),
-                    None => None,
-                };
-                let commuter = match r.get::<Option<String>, _>(5) {
-                    Some(s) => Some(CommuterFacts {
-                        status: CommuterStatus::parse(&s).map_err(StoreError::Corrupt)?,
-                        valid_until: r.get::<Option<i64>, _>(6).map(from_ms),
-                        first_checked_at: r.get::<Option<i64>, _>(7).map(from_ms),
-                    }),
-                    None => None,
-                };
-                let samples = parse_sample_facts(r.get::<Option<String>, _>(8).as_deref())?;
-                let facts = PersonFacts { known: true, code, commuter, samples, commitment_letter: false };
-                Ok(LoadedFacts { person_id: Some(r.get(0)), name: r.get(1), facts })
+                Ok(LoadedFacts { person_id: Some(r.get(0)), name: r.get(1), facts: person_facts(&r)? })
+            }
+
+            /// What a citizen's pass needs, in one statement: the person, their facts, their
+            /// commuter kind and pass reference.
+            pub(crate) async fn load_pass_facts(
+                &self,
+                person_id: PersonId,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<Option<PassFacts>, StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT p.id, p.name, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at,
+                        (SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.sampled_at, s.site, s.site_kind, s.result)) AS TEXT)
+                         FROM samples s WHERE s.sampled_week ", $weeks, " AND s.person_id = p.id AND s.sampled_at >= $2),
+                        p.doc_key, p.doc_number, c.kind, p.pass_ref
+                     FROM people p
+                     LEFT JOIN health_codes h ON h.person_id = p.id
+                     LEFT JOIN commuters c ON c.person_id = p.id
+                     WHERE p.id = $1"
+                ))
+                .bind(person_id)
+                .bind(ms(since))
+                .bind(crate::model::week(ms(since)))
+                .bind(crate::model::week(ms(until)))
+                .fetch_optional(&self.read)
+                .await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some(PassFacts {
+                    person_id,
+                    name: r.get(1),
+                    doc_key: r.get(9),
+                    doc_number: r.get(10),
+                    commuter_kind: r.get(11),
+                    pass_ref: r.get(12),
+                    facts: person_facts(&r)?,
+                }))
             }
 
             /// Records that a certified commuter passed a first check at `at` (from past entry
@@ -794,7 +834,7 @@ macro_rules! sql_impl {
                 limit: i64,
             ) -> Result<Vec<EntryRecord>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer
+                    "SELECT id, checkpoint_id, checked_at, doc_key, verdict, reasons, policy_id, policy_version, rule_versions, facts, plate, officer, via
                      FROM entry_events WHERE id > $1 AND checked_at >= $2 AND checked_at < $3
                      ORDER BY id LIMIT $4",
                 )
@@ -820,6 +860,7 @@ macro_rules! sql_impl {
                             facts: json(r.get(9))?,
                             plate: r.get(10),
                             officer: r.get(11),
+                            via: r.get(12),
                         })
                     })
                     .collect()

@@ -218,6 +218,8 @@ pub struct EntryView {
     pub rule_versions: serde_json::Value,
     pub plate: Option<String>,
     pub officer: String,
+    /// How the person was identified: document, pass, or offline (a checkpoint's upload).
+    pub via: String,
 }
 
 /// Entry events of a period (masked), for explaining decisions.
@@ -249,6 +251,7 @@ pub async fn entries(
                 rule_versions: e.rule_versions,
                 plate: e.plate,
                 officer: e.officer,
+                via: e.via,
             })
             .collect(),
     ))

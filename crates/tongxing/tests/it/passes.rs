@@ -203,3 +203,44 @@ both!(fn citizens_get_their_pass_as_text_svg_and_png(b) {
     let r = app.call("GET", "/api/v1/citizen/pass/qr?format=gif", Some(&token), None);
     assert_eq!((r.status, r.body["field"].as_str()), (422, Some("format")), "{r:?}");
 });
+
+both!(fn a_commuters_first_check_by_pass_is_recorded(b) {
+    let (app, dir) = spawn(b);
+    app.checkpoint("CP1", "京哈高速");
+    let c = nth_id("131082", 55);
+    let r = app.post("registry", "/api/v1/commuters", json!({
+        "document_number": c, "name": "王伟", "phone": "13800000055", "kind": "worker",
+        "residence_region": "131082", "residence_proof": "lease", "employer_name": "北京星河科技有限公司",
+        "employer_uscc": "91350100M000100Y43", "work_region": "110105"}));
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(app.post("registry", "/api/v1/commuters/decision", json!({"document_number": c, "action": "approve"})).status, 200);
+    app.negative(&c, Duration::hours(20));
+    let first = issue(&app, &dir, &c);
+    let r = check_qr(&app, &first);
+    assert_eq!((r.body["verdict"].as_str(), r.body["reasons"][0]["code"].as_str()), (Some("pass"), Some("COMMUTER_FIRST_CHECK")), "{r:?}");
+    assert_eq!(r.body["commuter"], true);
+    // Recorded on the certification, as a check by document does; the next pass carries it.
+    let r = app.post("registry", "/api/v1/people/lookup", json!({"document_number": c, "purpose": "test"}));
+    assert!(r.body["commuter"]["first_checked_at"].is_string(), "{r:?}");
+    let next = issue(&app, &dir, &c);
+    let verified = tongxing_pass::decode(
+        &next,
+        &tongxing_pass::TrustList::verify(
+            &{
+                let resp = ureq::get(&app.url("/api/v1/trust-list")).call().unwrap();
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut resp.into_reader(), &mut v).unwrap();
+                v
+            },
+            &tongxing_pass::keyfile::read_public_key(&dir.join("trust-anchor.pem")).unwrap(),
+        )
+        .unwrap(),
+        &tongxing_pass::RevocationSet::empty(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    assert!(verified.pass.commuter.unwrap().first_check_done);
+    // And the entry event says it was a pass that identified the person.
+    let r = app.get("admin", "/api/v1/entries");
+    assert_eq!(r.body[0]["via"], "pass", "{r:?}");
+});
