@@ -205,6 +205,7 @@ both!(fn sync_then_decide_offline_and_upload_once(b) {
     let verdicts: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["verdict"].as_str().unwrap()).collect();
     assert_eq!(verdicts, ["pass", "deny", "pass", "pass"]);
     assert_eq!(entries[1]["plate"], "冀R12345");
+    assert!(entries.as_array().unwrap().iter().all(|e| e["via"] == "offline"), "{entries}");
     assert_eq!(entries[0]["policy_version"], "2021-11-17-test");
     // Synced again: nothing more is sent, nothing recorded twice.
     let (code, out, _) = o.sync();
@@ -597,6 +598,8 @@ fn stale_data_warns_and_at_is_recorded() {
         .map(|e| chrono::DateTime::parse_from_rfc3339(e["checked_at"].as_str().unwrap()).unwrap().timestamp())
         .collect();
     assert_eq!(times.iter().filter(|t| **t == minute_ago.timestamp()).count(), 2, "{entries}");
+    let via: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["via"].as_str().unwrap()).collect();
+    assert_eq!(via, ["offline", "offline_at", "offline_at"], "a decision as of a given time says so");
 }
 
 // The offline verifier (`tongxing verify --json`) and the online check (`POST /api/v1/checks`
