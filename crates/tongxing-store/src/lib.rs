@@ -12,6 +12,7 @@
 //! method returns `Ok`, the data is committed (SQLite in WAL mode survives a killed process).
 
 pub mod checkpoint;
+mod alerts;
 mod citizens;
 mod migrate;
 pub mod model;
@@ -31,6 +32,7 @@ use sqlx::{Pool, Postgres, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts};
 
+pub use alerts::{AlertFilter, AlertRecord, NewAlert, OutboxEvent};
 pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord};
 pub use model::*;
 use sql::{
