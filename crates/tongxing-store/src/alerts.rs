@@ -81,7 +81,7 @@ macro_rules! alert_select {
 }
 
 macro_rules! alerts_impl {
-    ($db:ty) => {
+    ($db:ty, notify = $notify:literal) => {
         fn alert_record(r: &<$db as sqlx::Database>::Row) -> Result<AlertRecord, StoreError> {
             Ok(AlertRecord {
                 id: r.get(0),
@@ -119,6 +119,10 @@ macro_rules! alerts_impl {
                 .bind(ms(at))
                 .execute(&mut **tx)
                 .await?;
+            // PostgreSQL: wakes the servers listening (delivered at the commit); they poll anyway.
+            if !$notify.is_empty() {
+                sqlx::query($notify).bind(id.to_string()).execute(&mut **tx).await?;
+            }
             Ok(id)
         }
 
@@ -225,6 +229,11 @@ macro_rules! alerts_impl {
                 Ok(true)
             }
 
+            /// The id of the last committed outbox event (0: none).
+            pub(crate) async fn outbox_head(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query("SELECT id FROM outbox_counter WHERE one = 1").fetch_one(&self.write).await?.get(0))
+            }
+
             pub(crate) async fn outbox_after(&self, after: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT id, event, alert_id, payload, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
@@ -251,34 +260,30 @@ macro_rules! alerts_impl {
 
 pub(crate) mod sqlite_impl {
     use super::*;
-    alerts_impl!(sqlx::Sqlite);
+    alerts_impl!(sqlx::Sqlite, notify = "");
 }
 pub(crate) mod postgres_impl {
     use super::*;
-    alerts_impl!(sqlx::Postgres);
+    alerts_impl!(sqlx::Postgres, notify = "SELECT pg_notify('tongxing_outbox', $1)");
 }
 
-macro_rules! on_backend {
-    ($self:expr, $p:ident => $e:expr) => {
-        match &$self.inner.backend {
-            Backend::Sqlite($p) => $e,
-            Backend::Postgres($p) => $e,
-        }
-    };
-}
+/// The channel writers of the outbox notify on PostgreSQL.
+pub(crate) const OUTBOX_CHANNEL: &str = "tongxing_outbox";
 
 impl Store {
     /// Raises an alert (its own transaction), with its outbox event; `None` when one with the
     /// same dedup key exists.
     pub async fn raise_alert(&self, a: &NewAlert) -> Result<Option<i64>, StoreError> {
-        on_backend!(self, p => p.raise_alert(a).await)
+        let id = crate::retried!(self, p => p.raise_alert(a).await)?;
+        self.outbox_written();
+        Ok(id)
     }
     pub async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
-        on_backend!(self, p => p.alert(id).await)
+        crate::retried!(self, p => p.alert(id).await)
     }
     /// Alerts, newest first.
     pub async fn alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
-        on_backend!(self, p => p.alerts(f).await)
+        crate::retried!(self, p => p.alerts(f).await)
     }
     /// Acknowledges (`to` = acknowledged) or resolves (`to` = resolved, with an outcome) an
     /// alert in state `from`; false when it is not in that state.
@@ -291,10 +296,73 @@ impl Store {
         outcome: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        on_backend!(self, p => p.move_alert(id, from, to, by, outcome, at).await)
+        let moved = crate::retried!(self, p => p.move_alert(id, from, to, by, outcome, at).await)?;
+        self.outbox_written();
+        Ok(moved)
+    }
+    /// The id of the last committed outbox event (0: none yet).
+    pub async fn outbox_head(&self) -> Result<i64, StoreError> {
+        crate::retried!(self, p => p.outbox_head().await)
     }
     /// Outbox events after `after`, in order.
     pub async fn outbox_after(&self, after: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
-        on_backend!(self, p => p.outbox_after(after, limit).await)
+        crate::retried!(self, p => p.outbox_after(after, limit).await)
+    }
+}
+
+impl Store {
+    /// Wakes this process's outbox readers early: call it after committing a transaction that
+    /// wrote to the outbox (`raise_alert_in`). Without it they find the events at their next poll;
+    /// on PostgreSQL the commit's NOTIFY wakes every server's readers anyway.
+    pub fn outbox_written(&self) {
+        self.inner.outbox_signal.notify_one();
+    }
+
+    /// What wakes this process's outbox reader: [`Store::outbox_written`] here and, on
+    /// PostgreSQL, a notification from any server (a task LISTENs from the first call on). A
+    /// wake-up may be lost (NOTIFY is not kept for whoever does not listen): readers poll too.
+    pub fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        if let Backend::Postgres(p) = &self.inner.backend
+            && !self.inner.outbox_listening.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let pool = p.read.clone();
+            let signal = self.inner.outbox_signal.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            if pool.is_closed() {
+                                return;
+                            }
+                            tracing::warn!(error = %e, "LISTEN for the outbox: no connection; polling only");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    if let Err(e) = listener.listen(OUTBOX_CHANNEL).await {
+                        tracing::warn!(error = %e, "LISTEN for the outbox failed; polling only");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    // `recv` reconnects by itself after a lost connection (what was sent meanwhile
+                    // is lost: the readers' polls find it).
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => signal.notify_one(),
+                            Err(e) => {
+                                if pool.is_closed() {
+                                    return;
+                                }
+                                tracing::warn!(error = %e, "LISTEN for the outbox interrupted");
+                                signal.notify_one();
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        self.inner.outbox_signal.clone()
     }
 }

@@ -11,9 +11,10 @@
 //! Invariants: every multi-row write is one transaction (a bad batch writes nothing); once a
 //! method returns `Ok`, the data is committed (SQLite in WAL mode survives a killed process).
 
-pub mod checkpoint;
 mod alerts;
+pub mod checkpoint;
 mod citizens;
+mod delivery;
 mod migrate;
 pub mod model;
 mod offline;
@@ -34,6 +35,10 @@ use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatu
 
 pub use alerts::{AlertFilter, AlertRecord, NewAlert, OutboxEvent};
 pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord};
+pub use delivery::{
+    Attempt, DueDelivery, Fence, IDEMPOTENCY_ABANDONED, IDEMPOTENCY_TTL, IdempotencyStart, IdempotentRecord,
+    LeaseRecord, NewWebhook, WebhookRecord,
+};
 pub use model::*;
 use sql::{
     EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored, plan_samples,
@@ -58,6 +63,9 @@ pub enum StoreError {
     Closed,
     #[error("a concurrent write stored the same sample first; run the batch again")]
     Raced,
+    /// A fenced write by a server that no longer holds the lease (another took it over).
+    #[error("the lease '{0}' is held by another server now")]
+    LeaseLost(String),
 }
 
 impl StoreError {
@@ -80,6 +88,38 @@ impl StoreError {
                 | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         )
     }
+}
+
+/// Runs a store call on the backend again (up to 8 times, after a short random pause) while it
+/// fails because it lost to a concurrent transaction: a serialization failure (40001: any
+/// transaction on CockroachDB and YugabyteDB, or PostgreSQL at SERIALIZABLE) or a deadlock
+/// (40P01). A failed attempt was rolled back whole, so running it again is safe.
+macro_rules! retried {
+    ($self:expr, $p:ident => $e:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let r = match &$self.inner.backend {
+                crate::Backend::Sqlite($p) => $e,
+                crate::Backend::Postgres($p) => $e,
+            };
+            match r {
+                Err(e) if e.is_retryable() && attempt < 8 => {
+                    attempt += 1;
+                    crate::retry_pause(attempt, &e).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use retried;
+
+/// The pause before attempt `attempt` + 1: 1 ms, 2 ms, 4 ms … (at most 32 ms), plus up to 5 ms.
+pub(crate) async fn retry_pause(attempt: u32, e: &StoreError) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let jitter = u64::from(nanos.subsec_nanos() % 5000);
+    tracing::debug!(attempt, error = %e, "transaction retried");
+    tokio::time::sleep(Duration::from_micros((500u64 << attempt.min(6)) + jitter)).await;
 }
 
 /// A read pool and a write pool. With SQLite the write pool has one connection (SQLite has
@@ -140,6 +180,9 @@ struct Inner {
     entries: mpsc::Sender<(EntryEvent, oneshot::Sender<Result<(), String>>)>,
     /// Whether the last batch of samples was all new: then the next is first tried as such.
     fresh_samples: std::sync::atomic::AtomicBool,
+    /// Wakes this process's outbox reader (`Store::outbox_signal`), and whether a LISTEN task runs.
+    outbox_signal: Arc<tokio::sync::Notify>,
+    outbox_listening: std::sync::atomic::AtomicBool,
 }
 
 /// The store. Cheap to clone; all clones share the pools and the entry writer.
@@ -222,7 +265,13 @@ impl Store {
         };
         let (tx, rx) = mpsc::channel(8192);
         let store = Store {
-            inner: Arc::new(Inner { backend, entries: tx, fresh_samples: std::sync::atomic::AtomicBool::new(true) }),
+            inner: Arc::new(Inner {
+                backend,
+                entries: tx,
+                fresh_samples: std::sync::atomic::AtomicBool::new(true),
+                outbox_signal: Default::default(),
+                outbox_listening: Default::default(),
+            }),
         };
         tokio::spawn(entry_writer(store.clone_backend_handle(), rx));
         if let Some((pool, writer)) = sqlite_checkpoints {
