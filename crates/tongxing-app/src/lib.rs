@@ -15,17 +15,24 @@
 //! - [`signing`]: signed passes, the trust list and the revocation list; the changes of
 //!   colour and certification that revoke passes.
 //! - [`verify`]: deciding on a scanned pass, for the online check and the offline checkpoint.
+//! - [`alerts`]: alerts for the health authority (list, acknowledge, resolve); [`feed`]: the
+//!   outbox as a live feed for the SSE stream; [`webhooks`]: webhooks, signing and the relay;
+//!   [`lease`]: tasks that run on one server at a time, fenced by a token.
 //! - [`input`]: what the edges receive (a sample, a commuter application, a document) parsed
 //!   into domain values, with errors naming the field; shared by the API and the CSV imports.
 
+pub mod alerts;
 pub mod check;
 pub mod citizen;
 pub mod dryrun;
+pub mod feed;
 pub mod input;
+pub mod lease;
 pub mod offline;
 pub mod pass;
 pub mod signing;
 pub mod verify;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -102,19 +109,27 @@ pub struct App {
     /// Document signers of EU Digital COVID Certificates, for test certificates shown as
     /// evidence; none configured means they are not accepted here.
     dcc: Option<Arc<tongxing_pass::hcert::DccTrustList>>,
+    /// The outbox as a live feed (one poller per server, shared by its stream clients).
+    feed: Arc<feed::Feed>,
 }
 
 impl App {
     pub fn new(store: Store, policies: Vec<Policy>) -> App {
         App {
-            store,
             policies: Arc::new(policies),
             checkpoints: Default::default(),
             rules: Arc::new(RwLock::new(Arc::new(tongxing_rules::builtin()))),
             codes: None,
             keys: None,
             dcc: None,
+            feed: Arc::new(feed::Feed::new(store.clone())),
+            store,
         }
+    }
+
+    /// The outbox as a live feed, for stream clients.
+    pub fn alert_feed(&self) -> &Arc<feed::Feed> {
+        &self.feed
     }
 
     /// With the EU DCC trust list (the gateway's document signer certificates).
