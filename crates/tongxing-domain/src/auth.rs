@@ -44,6 +44,14 @@ pub enum Action {
     ReviewFamilyLinks,
     /// Act as a signed-in citizen: one's own pass, one's family's.
     ActAsCitizen,
+    /// List alerts and follow their stream.
+    ReadAlerts,
+    /// Acknowledge and resolve alerts, follow their live stream.
+    HandleAlerts,
+    /// Register, rotate and disable webhooks.
+    ManageWebhooks,
+    /// See the servers' shared state (leases).
+    ReadOperations,
 }
 
 impl Action {
@@ -68,6 +76,10 @@ impl Action {
             PublishPolicy => "publish, activate or dry-run entry policies",
             ReviewFamilyLinks => "approve a citizen's link to a minor",
             ActAsCitizen => "act as a signed-in citizen",
+            ReadAlerts => "read alerts",
+            HandleAlerts => "handle alerts",
+            ManageWebhooks => "manage webhooks",
+            ReadOperations => "read the servers' operational state",
         }
     }
 }
@@ -94,6 +106,10 @@ impl Role {
             PublishPolicy => matches!(self, Health),
             ReviewFamilyLinks => matches!(self, Registry),
             ActAsCitizen => matches!(self, Citizen),
+            ReadAlerts => matches!(self, Health | Analyst),
+            HandleAlerts => matches!(self, Health),
+            ManageWebhooks => matches!(self, Admin | Health),
+            ReadOperations => matches!(self, Admin),
         }
     }
 }

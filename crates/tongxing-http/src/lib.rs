@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 mod openapi;
 mod routes;
@@ -72,7 +73,12 @@ impl Routes {
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
-        let mut route = on(filter, handler)
+        let mut route = on(filter, handler);
+        // Inside the body limits (it reads the body by the route's limit).
+        if openapi::idempotent(&method, path) {
+            route = route.layer::<_, std::convert::Infallible>(middleware::from_fn(idempotency::layer));
+        }
+        let mut route = route
             .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
             .layer::<_, std::convert::Infallible>(axum::Extension(extract::BodyLimit(limit)));
         // A route whose document declares no query parameter refuses any: none is ignored.
@@ -134,6 +140,17 @@ pub fn routes() -> Routes {
         .add(Method::POST, &v1("/passes/withdraw"), passes::withdraw)
         .add(Method::GET, &v1("/family-links/pending"), citizen::pending)
         .add(Method::POST, &v1("/family-links/{link}/decision"), citizen::decide)
+        // Delivery: alerts, their live stream, webhooks, the servers' leases.
+        .add(Method::GET, &v1("/alerts"), alerts::list)
+        .add(Method::GET, &v1("/alerts/stream"), alerts::stream)
+        .add(Method::GET, &v1("/alerts/{id}"), alerts::get)
+        .add(Method::POST, &v1("/alerts/{id}/acknowledge"), alerts::acknowledge)
+        .add(Method::POST, &v1("/alerts/{id}/resolve"), alerts::resolve)
+        .add(Method::POST, &v1("/webhooks"), webhooks::create)
+        .add(Method::GET, &v1("/webhooks"), webhooks::list)
+        .add(Method::POST, &v1("/webhooks/{id}/rotate"), webhooks::rotate)
+        .add(Method::POST, &v1("/webhooks/{id}/disable"), webhooks::disable)
+        .add(Method::GET, &v1("/ops/leases"), ops::leases)
         .add(Method::GET, &v1("/openapi.json"), openapi::document)
         .add(Method::GET, "/healthz", healthz)
         .add(Method::GET, "/metrics", metrics_text)
@@ -145,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(error::problem_layer))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // For the layers inside the routes (Idempotency-Key), which are made without the state.
+        .layer(axum::Extension(state.clone()))
         .with_state(state)
 }
 

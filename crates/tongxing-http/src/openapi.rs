@@ -62,12 +62,22 @@ use crate::routes;
         routes::passes::trust_list,
         routes::passes::revocations,
         routes::passes::withdraw,
+        routes::alerts::list,
+        routes::alerts::stream,
+        routes::alerts::get,
+        routes::alerts::acknowledge,
+        routes::alerts::resolve,
+        routes::webhooks::create,
+        routes::webhooks::list,
+        routes::webhooks::rotate,
+        routes::webhooks::disable,
+        routes::ops::leases,
         document,
         crate::healthz,
         crate::metrics_text,
     ),
     components(schemas(crate::error::Problem)),
-    modifiers(&BearerAuth, &Refusals),
+    modifiers(&BearerAuth, &IdempotencyKeys, &Refusals),
     security(("bearer" = []))
 )]
 struct ApiDoc;
@@ -82,6 +92,61 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// `Idempotency-Key` on every POST a token may send (`crate::idempotency`).
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Required, header::HeaderBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let Some(op) = item.post.as_mut().filter(|op| !is_public(op)) else { continue };
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::idempotency::MAX_KEY))
+                .pattern(Some("^[!-~]{1,255}$"));
+            let param = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: the first request with this key (per token) runs; a repeat with the same \
+                     body, within 24 hours and on any server, gets the same answer (with `Idempotent-Replayed: true`), \
+                     one with another body a 422 naming `Idempotency-Key`, and one while the first still runs waits \
+                     for its answer (409 with `Retry-After` after 10 s). A random UUID is usual.",
+                ))
+                .schema(Some(schema))
+                .build();
+            op.parameters.get_or_insert_with(Vec::new).push(param);
+            let busy = ResponseBuilder::new()
+                .description("The first request with this Idempotency-Key is still running; send it again shortly")
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new().schema(ObjectBuilder::new().schema_type(Type::Integer)).build(),
+                )
+                .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+                .build();
+            op.responses.responses.entry("409".into()).or_insert(RefOr::T(busy));
+        }
+    }
+}
+
+/// An operation anyone may call (no bearer token).
+fn is_public(op: &Operation) -> bool {
+    op.security.as_ref().is_some_and(|reqs| {
+        reqs.iter().all(|r| serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty())))
+    })
+}
+
+/// Whether a route takes `Idempotency-Key`: every POST that needs a token.
+pub fn idempotent(method: &axum::http::Method, path: &str) -> bool {
+    static DOC: std::sync::LazyLock<utoipa::openapi::OpenApi> = std::sync::LazyLock::new(build);
+    *method == axum::http::Method::POST
+        && DOC.paths.paths.get(path).and_then(|item| item.post.as_ref()).is_some_and(|op| !is_public(op))
 }
 
 /// The shared refusals, as response components.
@@ -115,9 +180,7 @@ impl Modify for Refusals {
 }
 
 fn add_refusals(op: &mut Operation) {
-    let public = op.security.as_ref().is_some_and(|reqs| {
-        reqs.iter().all(|r| serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty())))
-    });
+    let public = is_public(op);
     let has_body = op.request_body.is_some();
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let responses = &mut op.responses.responses;
@@ -230,6 +293,11 @@ mod tests {
                 }
                 for p in op["parameters"].as_array().into_iter().flatten() {
                     let name = p["name"].as_str().unwrap();
+                    if p["in"] == "header" {
+                        assert!(["Idempotency-Key", "Last-Event-ID"].contains(&name), "{method} {path} {name}");
+                        assert!(!p["required"].as_bool().unwrap_or(false), "{method} {path} {name}");
+                        continue;
+                    }
                     let in_path = path.contains(&format!("{{{name}}}"));
                     assert_eq!(p["in"], if in_path { "path" } else { "query" }, "{method} {path} {name}");
                     assert_eq!(p["required"].as_bool().unwrap_or(false), in_path, "{method} {path} {name}");

@@ -1,16 +1,19 @@
 //! One module per resource. Shared here: the document every request names and its parsing at
 //! the edge, and how optional text fields are read.
 
+pub mod alerts;
 pub mod checkpoints;
 pub mod checks;
 pub mod citizen;
 pub mod commuters;
 pub mod offline;
+pub mod ops;
 pub mod passes;
 pub mod people;
 pub mod policies;
 pub mod results;
 pub mod stats;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 pub use tongxing_app::input::{document, optional};
