@@ -10,6 +10,7 @@ mod keys;
 mod rules;
 mod serve;
 mod sms;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -47,6 +47,13 @@ pub struct ServeArgs {
     /// certificate (`dcc`) as evidence.
     #[arg(long, env = "TONGXING_DCC_TRUST")]
     dcc_trust: Option<PathBuf>,
+    /// Seconds a lease lasts: a task that runs on one server at a time (the webhook relay) moves
+    /// to another server within this (and a fifth of it) when its server dies.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    lease_ttl: u64,
+    /// Take no part in running the webhook relay (other servers of the database do).
+    #[arg(long)]
+    no_relay: bool,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -113,6 +120,37 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // ---- Delivery (issue 11): tasks that run on one server at a time, each under its lease. ----
+    if !args.no_relay {
+        let holder = tongxing_app::lease::holder_name(&addr.to_string());
+        let ttl = std::time::Duration::from_secs(args.lease_ttl);
+        let relay = std::sync::Arc::new(tongxing_app::webhooks::Relay {
+            store: store.clone(),
+            sender: std::sync::Arc::new(crate::webhook::HttpSender::new()),
+        });
+        let every = std::time::Duration::from_millis(200);
+        let (s, h) = (store.clone(), holder.clone());
+        tokio::spawn(async move {
+            tongxing_app::lease::run_exclusive(s, "webhook-relay", h, ttl, every, move |fence| {
+                let relay = relay.clone();
+                async move { relay.pass(&fence).await.map(|_| ()) }
+            })
+            .await
+        });
+        let s = store.clone();
+        let purge_every = std::time::Duration::from_secs(600);
+        tokio::spawn(async move {
+            tongxing_app::lease::run_exclusive(s.clone(), "idempotency-purge", holder, ttl, purge_every, move |_| {
+                let s = s.clone();
+                async move {
+                    s.idempotency_purge(chrono::Utc::now() - tongxing_store::IDEMPOTENCY_TTL).await?;
+                    Ok(())
+                }
+            })
+            .await
+        });
+    }
+    // ---- end of delivery ----
     // Tests and scripts read this line to find the port.
     println!("tongxing listening on http://{addr}");
     tracing::info!(%addr, database = ?store.kind(), "serving");
