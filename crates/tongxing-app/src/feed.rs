@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tongxing_store::{OutboxEvent, Store};
 
+use crate::AppResult;
+
 /// How often the poller reads the outbox when nothing wakes it.
 pub const POLL: Duration = Duration::from_millis(150);
 /// Events read at once.
@@ -83,15 +85,20 @@ impl Feed {
         });
     }
 
-    /// The events after `after` (`None`: from now on), in order, each once, then the live ones.
-    /// The channel closes when the receiver is dropped.
-    pub fn subscribe(&self, after: Option<i64>) -> mpsc::Receiver<Arc<OutboxEvent>> {
+    /// The events after `after` (`None`: from now on, i.e. after the last one committed when
+    /// this returns), in order, each once, then the live ones. The channel closes when the
+    /// receiver is dropped.
+    pub async fn subscribe(&self, after: Option<i64>) -> AppResult<mpsc::Receiver<Arc<OutboxEvent>>> {
         self.start();
-        let (out, rx) = mpsc::channel(256);
         // Subscribed before the start is read: nothing committed after it can be missed.
         let live = self.tx.subscribe();
+        let after = match after {
+            Some(a) => a,
+            None => self.store.outbox_head().await?,
+        };
+        let (out, rx) = mpsc::channel(256);
         tokio::spawn(follow(self.store.clone(), after, live, out));
-        rx
+        Ok(rx)
     }
 }
 
@@ -99,24 +106,11 @@ impl Feed {
 /// from the database.
 async fn follow(
     store: Store,
-    after: Option<i64>,
+    after: i64,
     mut live: broadcast::Receiver<Arc<OutboxEvent>>,
     out: mpsc::Sender<Arc<OutboxEvent>>,
 ) {
-    let mut last = match after {
-        Some(a) => a,
-        None => loop {
-            match store.outbox_head().await {
-                Ok(h) => break h,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox feed: reading the head failed");
-                    if pause(&out).await {
-                        return;
-                    }
-                }
-            }
-        },
-    };
+    let mut last = after;
     if !catch_up(&store, &mut last, &out).await {
         return;
     }

@@ -147,7 +147,7 @@ pub async fn stream(
     if q.after.is_some_and(|a| a < 0) {
         return Err(ApiError::invalid("after", "must be 0 or more"));
     }
-    let rx = s.app.alert_feed().subscribe(last_event_id.or(q.after));
+    let rx = s.app.alert_feed().subscribe(last_event_id.or(q.after)).await?;
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         let e = rx.recv().await?;
         let event = Event::default().id(e.id.to_string()).event(&e.event).data(envelope(&e).to_string());

@@ -224,6 +224,41 @@ fn examples(app: &App) -> Vec<Example> {
                 Some(json!({"action": "refuse", "reason": "not the parent"})),
             )
         },
+        // Delivery: alerts, their stream, webhooks, leases.
+        e("GET", "/api/v1/alerts", "health", "/api/v1/alerts?status=open&limit=10", None),
+        e("GET", "/api/v1/alerts/stream", "health", "/api/v1/alerts/stream", None),
+        Example { param: Some(("id", "1")), ..e("GET", "/api/v1/alerts/{id}", "health", "/api/v1/alerts/1", None) },
+        Example {
+            param: Some(("id", "1")),
+            ..e("POST", "/api/v1/alerts/{id}/acknowledge", "health", "/api/v1/alerts/1/acknowledge", None)
+        },
+        Example {
+            param: Some(("id", "1")),
+            ..e(
+                "POST",
+                "/api/v1/alerts/{id}/resolve",
+                "health",
+                "/api/v1/alerts/1/resolve",
+                Some(json!({"outcome": "isolated at home"})),
+            )
+        },
+        e(
+            "POST",
+            "/api/v1/webhooks",
+            "admin",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://hooks.example/tongxing", "events": ["alert.raised"]})),
+        ),
+        e("GET", "/api/v1/webhooks", "admin", "/api/v1/webhooks", None),
+        Example {
+            param: Some(("id", "1")),
+            ..e("POST", "/api/v1/webhooks/{id}/rotate", "admin", "/api/v1/webhooks/1/rotate", None)
+        },
+        Example {
+            param: Some(("id", "1")),
+            ..e("POST", "/api/v1/webhooks/{id}/disable", "admin", "/api/v1/webhooks/1/disable", None)
+        },
+        e("GET", "/api/v1/ops/leases", "admin", "/api/v1/ops/leases", None),
         e("GET", "/api/v1/openapi.json", "admin", "/api/v1/openapi.json", None),
         e("GET", "/healthz", "admin", "/healthz", None),
         e("GET", "/metrics", "admin", "/metrics", None),

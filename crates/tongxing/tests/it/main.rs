@@ -2,8 +2,10 @@
 //! SQLite and against PostgreSQL. Every test runs on both (`both!`). PostgreSQL tests need
 //! TONGXING_TEST_PG (an admin URL); without it they fail loudly — CI always has it.
 
+mod delivery_helpers;
 mod helpers;
 
+mod alerts;
 mod api;
 mod bench;
 mod budget;
@@ -13,10 +15,13 @@ mod commuters;
 mod contract;
 mod crash;
 mod dcc;
+mod idempotency;
 mod import;
 mod offline;
 mod passes;
 mod policies;
 mod readme;
 mod results;
+mod scaleout;
 mod serve;
+mod webhooks;
