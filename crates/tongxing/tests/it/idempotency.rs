@@ -54,7 +54,7 @@ both!(fn a_repeated_key_replays_the_first_answer(b) {
     assert_eq!((r.0, r.2["field"].as_str()), (422, Some("Idempotency-Key")), "{:?}", r.2);
     let r = post_keyed(&base, &lab, "/api/v1/results/batch", "key-1", &json!({"results": [sample]}));
     assert_eq!(r.0, 422);
-    assert_eq!(app.get("lab", &format!("/api/v1/results/LAB1/IDEM-1/history")).body.as_array().unwrap().len(), 1);
+    assert_eq!(app.get("lab", "/api/v1/results/LAB1/IDEM-1/history").body.as_array().unwrap().len(), 1);
     // Keys belong to a token: another token's same key is another request.
     let other_lab = app.db.scoped_token("lab", &[]);
     let r = post_keyed(&base, &other_lab, "/api/v1/results", "key-1", &other);
