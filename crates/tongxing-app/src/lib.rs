@@ -8,6 +8,8 @@
 //!   and their reload from the database (several servers share one).
 //! - [`check`]: check a person, check a vehicle.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
+//! - [`commitment`]: test points' samples, the commitment letter, results followed to their end
+//!   (with the store), pools, the overdue scan.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
 //! - [`offline`]: what an offline checkpoint syncs besides the signed lists, and recording the
 //!   checks it uploads, once each.
@@ -20,6 +22,7 @@
 
 pub mod check;
 pub mod citizen;
+pub mod commitment;
 pub mod dryrun;
 pub mod input;
 pub mod offline;

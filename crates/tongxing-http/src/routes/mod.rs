@@ -4,6 +4,7 @@
 pub mod checkpoints;
 pub mod checks;
 pub mod citizen;
+pub mod commitments;
 pub mod commuters;
 pub mod offline;
 pub mod passes;
