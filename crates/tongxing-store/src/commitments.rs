@@ -399,6 +399,34 @@ macro_rules! commitments_impl {
                 Ok(Ok((record, true)))
             }
 
+            /// For the benchmark: `open` pending commitments spread over the people with ids
+            /// 1..=`people`, `due` of them with their deadline before `now` (one statement).
+            pub(crate) async fn bench_commitments(
+                &self,
+                open: i64,
+                due: i64,
+                people: i64,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+                     INSERT INTO commitments (person_id, lab, sample_id, letter_version, letter_sha256, signed_at, place, signed_via,
+                        signed_by, deadline, status)
+                     SELECT 1 + (i % $3), 'BENCH-TP', 'B' || CAST(i AS TEXT), 'bench', 'bench', $4, 'BENCH-TP', 'test_point_device',
+                        'bench', CASE WHEN i <= $2 THEN $4 - 1000 ELSE $4 + 86400000 END, 'pending'
+                     FROM n",
+                )
+                .bind(open)
+                .bind(due)
+                .bind(people)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             pub(crate) async fn commitments_of(&self, person_id: PersonId) -> Result<Vec<CommitmentRecord>, StoreError> {
                 let rows = sqlx::query(commitment_select!("WHERE person_id = $1 ORDER BY signed_at DESC, id DESC"))
                     .bind(person_id)

@@ -338,6 +338,11 @@ impl Store {
     ) -> Result<Result<(CommitmentRecord, bool), SignRefusal>, StoreError> {
         dispatch!(self, b => b.sign_commitment(c).await)
     }
+    /// For `tongxing bench overdue`: `open` pending commitments of the first `people` people,
+    /// `due` of them past their deadline at `now`.
+    pub async fn bench_commitments(&self, open: i64, due: i64, people: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, b => b.bench_commitments(open, due, people, now).await)
+    }
     /// A person's commitments, newest first.
     pub async fn commitments_of(&self, person_id: PersonId) -> Result<Vec<CommitmentRecord>, StoreError> {
         dispatch!(self, b => b.commitments_of(person_id).await)
