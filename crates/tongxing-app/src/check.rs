@@ -68,12 +68,11 @@ pub struct Evidence {
     pub certificate_id: String,
 }
 
-/// One person to check (alone, or as an occupant of a vehicle).
+/// One person to check (alone, or as an occupant of a vehicle). A signed commitment letter is
+/// the store's evidence, never the request's.
 #[derive(Debug, Clone)]
 pub struct Person {
     pub document: Document,
-    /// The person signed the entry commitment letter for a pending service-area sample.
-    pub commitment_letter: bool,
     /// An EU test certificate (`HC1:…`) shown as evidence: its nucleic-acid test joins the
     /// person's samples for this decision, like a lab result.
     pub dcc: Option<String>,
@@ -129,7 +128,6 @@ impl App {
         let doc_key = person.document.key();
         let loaded = self.store.load_facts(&doc_key, now - policy.lookback(), now).await?;
         let (person_id, mut facts_of_person) = (loaded.person_id, loaded.facts);
-        facts_of_person.commitment_letter = person.commitment_letter;
         let evidence = match &person.dcc {
             Some(text) => {
                 let (sample, evidence) = self.dcc_evidence(text, now)?;

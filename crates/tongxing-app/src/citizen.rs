@@ -403,6 +403,14 @@ impl App {
         Ok(out)
     }
 
+    /// Whether a citizen may act for `person`: themselves, or a linked family member.
+    pub async fn acts_for(&self, citizen_id: i64, person: i64) -> AppResult<bool> {
+        if citizen_id == person {
+            return Ok(true);
+        }
+        Ok(self.store.family_links(citizen_id).await?.iter().any(|l| l.status == "linked" && l.member_id == person))
+    }
+
     /// The person a citizen acts for through `link` (which must be theirs, and linked).
     pub async fn member_of(&self, citizen_id: i64, link: i64) -> AppResult<i64> {
         let l = self.own_link(citizen_id, link).await?;

@@ -8,6 +8,8 @@
 //!   and their reload from the database (several servers share one).
 //! - [`check`]: check a person, check a vehicle.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
+//! - [`commitment`]: test points' samples, the commitment letter, results followed to their end
+//!   (with the store), pools, the overdue scan.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
 //! - [`offline`]: what an offline checkpoint syncs besides the signed lists, and recording the
 //!   checks it uploads, once each.
@@ -24,6 +26,7 @@
 pub mod alerts;
 pub mod check;
 pub mod citizen;
+pub mod commitment;
 pub mod dryrun;
 pub mod feed;
 pub mod input;

@@ -74,6 +74,8 @@ pub struct PassView {
     pub commuter: Option<CommuterBadge>,
     /// The signed pass to show at a checkpoint, when this server issues them.
     pub qr: Option<crate::signing::IssuedPass>,
+    /// Commitment letters signed, newest first: "pending: result expected by …", then the outcome.
+    pub commitments: Vec<crate::commitment::CommitmentView>,
     #[serde(serialize_with = "time::serialize")]
     pub as_of: DateTime<Utc>,
 }
@@ -114,8 +116,16 @@ impl App {
             }),
             _ => None,
         };
+        // A letter covers a service-area sample: without one in the look-back, there is none to show.
+        let commitments = if facts.person.samples.iter().any(|s| s.site_kind == tongxing_domain::SiteKind::ServiceArea)
+        {
+            self.commitments_of(person_id).await?.into_iter().take(3).collect()
+        } else {
+            Vec::new()
+        };
         Ok(PassView {
             qr,
+            commitments,
             colour: facts.person.colour_at(now).to_string(),
             colour_reason: facts.person.colour_reason_at(now).map(str::to_string),
             name: p.name.as_deref().map(mask::name),

@@ -259,10 +259,12 @@ impl ReasonCode {
             (lang, Self::TestTooOld | Self::CommuterTestTooOld | Self::FirstCheckNeeds48h | Self::NoValidTest) => {
                 go_test(lang)
             }
-            (Lang::Zh, Self::CommitmentLetterRequired) => "签署《进（返）京人员承诺书》后可有条件通行。".into(),
-            (Lang::En, Self::CommitmentLetterRequired) => {
-                "Sign the entry commitment letter to enter conditionally.".into()
+            (Lang::Zh, Self::CommitmentLetterRequired) => {
+                "签署《进（返）京人员承诺书》后可有条件通行：在采样的服务区检测点签署，或在手机“通行”中签署。".into()
             }
+            (Lang::En, Self::CommitmentLetterRequired) => "Sign the entry commitment letter to enter conditionally: \
+                 at the service-area test point where you were sampled, or on your phone in Tongxing."
+                .into(),
             (Lang::Zh, Self::CommuterNotActive) => "按一般进京人员查验。".into(),
             (Lang::En, Self::CommuterNotActive) => "Checked as a visitor.".into(),
         }

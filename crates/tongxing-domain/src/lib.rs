@@ -14,9 +14,11 @@
 //! Time is always a value passed in: nothing in this crate reads a clock.
 
 pub mod auth;
+pub mod commitment;
 pub mod decision;
 pub mod facts;
 pub mod ids;
+pub mod letter;
 pub mod mask;
 pub mod policy;
 pub mod text;

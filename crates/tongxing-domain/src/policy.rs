@@ -65,6 +65,10 @@ pub struct Policy {
     /// issue time.
     #[serde(default = "default_clock_tolerance")]
     pub clock_tolerance_seconds: i64,
+    /// A sample that let someone in on a commitment letter must have its result within this
+    /// many hours of sampling; after that the commitment is overdue (an alert, a yellow code).
+    #[serde(default = "default_result_deadline")]
+    pub result_deadline_hours: i64,
 }
 
 fn default_lookback_days() -> i64 {
@@ -78,6 +82,9 @@ fn default_offline_hours() -> i64 {
 }
 fn default_clock_tolerance() -> i64 {
     300
+}
+fn default_result_deadline() -> i64 {
+    24
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +139,7 @@ impl Policy {
             ("pass_lifetime_minutes", self.pass_lifetime_minutes, 1..=24 * 60),
             ("offline_data_max_age_hours", self.offline_data_max_age_hours, 1..=24 * 30),
             ("clock_tolerance_seconds", self.clock_tolerance_seconds, 0..=3600),
+            ("result_deadline_hours", self.result_deadline_hours, 1..=24 * 14),
         ] {
             if !range.contains(&v) {
                 return Err(PolicyError::Field {
@@ -181,6 +189,11 @@ impl Policy {
         Duration::hours(self.commitment_window_hours)
     }
     /// How far back a decision is given samples: the look-back, and at least every window.
+    /// How long after sampling a committed sample's result may take before it is overdue.
+    pub fn result_deadline(&self) -> Duration {
+        Duration::hours(self.result_deadline_hours)
+    }
+
     /// How long a signed pass is valid.
     pub fn pass_lifetime(&self) -> Duration {
         Duration::minutes(self.pass_lifetime_minutes)

@@ -140,6 +140,11 @@ pub fn routes() -> Routes {
         .add(Method::POST, &v1("/passes/withdraw"), passes::withdraw)
         .add(Method::GET, &v1("/family-links/pending"), citizen::pending)
         .add(Method::POST, &v1("/family-links/{link}/decision"), citizen::decide)
+        .add(Method::POST, &v1("/test-points/{test_point}/samples"), commitments::register_sample)
+        .add(Method::GET, &v1("/letter"), commitments::letter)
+        .add(Method::POST, &v1("/commitments"), commitments::sign)
+        .add(Method::GET, &v1("/citizen/commitments"), commitments::mine)
+        .add(Method::POST, &v1("/pools/{pool_id}/result"), commitments::pool)
         // Delivery: alerts, their live stream, webhooks, the servers' leases.
         .add(Method::GET, &v1("/alerts"), alerts::list)
         .add(Method::GET, &v1("/alerts/stream"), alerts::stream)

@@ -14,6 +14,7 @@
 mod alerts;
 pub mod checkpoint;
 mod citizens;
+mod commitments;
 mod delivery;
 mod migrate;
 pub mod model;
@@ -26,15 +27,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use commitments::commitment_select;
 use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Postgres, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
-use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts};
+use tongxing_domain::commitment::{CodeChange, CommitmentStatus};
+use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, TestResult};
 
 pub use alerts::{AlertFilter, AlertRecord, NewAlert, OutboxEvent};
 pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord};
+pub use commitments::{CommitmentRecord, FollowUps, NewCommitment, SignRefusal};
 pub use delivery::{
     Attempt, DueDelivery, Fence, IDEMPOTENCY_ABANDONED, IDEMPOTENCY_TTL, IdempotencyStart, IdempotentRecord,
     LeaseRecord, NewWebhook, WebhookRecord,
@@ -145,6 +149,7 @@ mod sqlite_impl {
         // The weeks $3 to $4, one index seek each.
         weeks = "IN (WITH RECURSIVE d(x) AS (SELECT $3 UNION ALL SELECT x + 1 FROM d WHERE x < $4) SELECT x FROM d)"
     );
+    commitments::commitments_impl!(Sqlite, alerts = crate::alerts::sqlite_impl);
 }
 mod postgres_impl {
     use super::*;
@@ -158,6 +163,7 @@ mod postgres_impl {
         arr = "json_build_array",
         weeks = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"
     );
+    commitments::commitments_impl!(Postgres, alerts = crate::alerts::postgres_impl);
 }
 
 enum Backend {
@@ -323,6 +329,17 @@ impl Store {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<SampleOutcome>, StoreError> {
+        self.submit_samples_following(inputs, by, at).await.map(|(outcomes, _)| outcomes)
+    }
+
+    /// [`Store::submit_samples`], with what followed from results that answered commitments
+    /// (codes changed, alerts raised: in the same transaction).
+    pub async fn submit_samples_following(
+        &self,
+        inputs: &[SampleInput],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<SampleOutcome>, FollowUps), StoreError> {
         use std::sync::atomic::Ordering::Relaxed;
         // A testing round is mostly new samples: a batch is first written as if it were all
         // new (no look-up of what is stored); if one of its samples is known, that attempt is
@@ -330,7 +347,8 @@ impl Store {
         // ones go straight to the comparison until one is all new again.
         if self.inner.fresh_samples.load(Relaxed) {
             match dispatch!(self, b => b.submit_new_samples(inputs, by, at).await) {
-                Ok(Some(outcomes)) => return Ok(outcomes),
+                // New samples answer no commitment (one is signed for a stored sample).
+                Ok(Some(outcomes)) => return Ok((outcomes, FollowUps::default())),
                 Ok(None) => self.inner.fresh_samples.store(false, Relaxed),
                 Err(e) if e.is_retryable() => {}
                 Err(e) => return Err(e),
@@ -342,14 +360,62 @@ impl Store {
         loop {
             match dispatch!(self, b => b.submit_samples_once(inputs, by, at).await) {
                 Err(e) if e.is_retryable() && attempt < 5 => attempt += 1,
-                Ok(outcomes) => {
+                Ok((outcomes, follow_ups)) => {
                     let fresh = outcomes.iter().all(|o| *o == SampleOutcome::Accepted);
                     self.inner.fresh_samples.store(fresh, Relaxed);
-                    return Ok(outcomes);
+                    return Ok((outcomes, follow_ups));
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
+    }
+    /// Registers a sample taken at a test point (result pending), the person created if needed.
+    pub async fn register_sample(
+        &self,
+        input: &SampleInput,
+        pool_id: Option<&str>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SampleOutcome, StoreError> {
+        dispatch!(self, b => b.register_sample(input, pool_id, by, at).await)
+    }
+    /// Records a commitment letter; `Ok(Err(..))` says why it was refused, `Ok(Ok((c, false)))`
+    /// that it was signed before.
+    pub async fn sign_commitment(
+        &self,
+        c: &NewCommitment<'_>,
+    ) -> Result<Result<(CommitmentRecord, bool), SignRefusal>, StoreError> {
+        dispatch!(self, b => b.sign_commitment(c).await)
+    }
+    /// For `tongxing bench overdue`: `open` pending commitments of the first `people` people,
+    /// `due` of them past their deadline at `now`.
+    pub async fn bench_commitments(
+        &self,
+        open: i64,
+        due: i64,
+        people: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.bench_commitments(open, due, people, now).await)
+    }
+    /// A person's commitments, newest first.
+    pub async fn commitments_of(&self, person_id: PersonId) -> Result<Vec<CommitmentRecord>, StoreError> {
+        dispatch!(self, b => b.commitments_of(person_id).await)
+    }
+    /// Ends up to `limit` pending commitments past their deadline (overdue: alert, yellow code).
+    pub async fn scan_overdue(&self, now: DateTime<Utc>, limit: i64) -> Result<FollowUps, StoreError> {
+        dispatch!(self, b => b.scan_overdue(now, limit).await)
+    }
+    /// A pool's result (negative or positive); returns the number of members and what followed.
+    pub async fn pool_result(
+        &self,
+        lab: &str,
+        pool_id: &str,
+        result: TestResult,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(usize, FollowUps), StoreError> {
+        dispatch!(self, b => b.pool_result(lab, pool_id, result, by, at).await)
     }
     pub async fn set_code(
         &self,

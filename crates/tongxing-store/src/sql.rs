@@ -178,6 +178,17 @@ pub(crate) const UPSERT_PERSON_KEEP: &str =
                             phone = COALESCE(people.phone, excluded.phone), residence_region = COALESCE(people.residence_region, excluded.residence_region)
                          RETURNING id";
 
+/// Column 9 of the facts statements: whether a signed commitment letter covers a sample of the
+/// person's whose result is still pending (the letter is the only evidence for conditional
+/// entry).
+macro_rules! commitment_letter {
+    () => {
+        "(SELECT COUNT(*) FROM commitments cl JOIN samples sl ON sl.lab = cl.lab AND sl.sample_id = cl.sample_id
+          WHERE cl.person_id = p.id AND cl.status IN ('pending', 'overdue') AND sl.result = 'pending')"
+    };
+}
+pub(crate) use commitment_letter;
+
 /// The columns of a person, in the order `person_record` reads them.
 macro_rules! person_select {
     () => {
@@ -203,7 +214,7 @@ macro_rules! sql_impl {
             }
         }
 
-        /// A person's facts from the columns 2..=8 of the facts statements.
+        /// A person's facts from the columns 2..=9 of the facts statements.
         fn person_facts(r: &<$db as sqlx::Database>::Row) -> Result<PersonFacts, StoreError> {
             let code = match r.get::<Option<String>, _>(2) {
                 Some(c) => Some(CodeFacts {
@@ -222,7 +233,8 @@ macro_rules! sql_impl {
                 None => None,
             };
             let samples = parse_sample_facts(r.get::<Option<String>, _>(8).as_deref())?;
-            Ok(PersonFacts { known: true, code, commuter, samples, commitment_letter: false })
+            let commitment_letter = r.get::<i64, _>(9) > 0;
+            Ok(PersonFacts { known: true, code, commuter, samples, commitment_letter })
         }
 
         impl crate::Pools<$db> {
@@ -355,9 +367,9 @@ macro_rules! sql_impl {
                 inputs: &[SampleInput],
                 by: &str,
                 at: DateTime<Utc>,
-            ) -> Result<Vec<SampleOutcome>, StoreError> {
+            ) -> Result<(Vec<SampleOutcome>, FollowUps), StoreError> {
                 if inputs.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), FollowUps::default()));
                 }
                 let now = ms(at);
                 // The first row of each (lab, sample_id) may be new; later ones in the same
@@ -460,8 +472,17 @@ macro_rules! sql_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
+                // A result for a sample that let someone in on a commitment letter ends the
+                // commitment here, in the transaction that stores it (a new sample has none).
+                let answered: Vec<(&str, &str, TestResult)> = plan
+                    .updates
+                    .iter()
+                    .filter(|(i, _, _)| matches!(i.result, TestResult::Negative | TestResult::Positive))
+                    .map(|(i, _, _)| (i.lab.as_str(), i.sample_id.as_str(), i.result))
+                    .collect();
+                let follow_ups = if answered.is_empty() { FollowUps::default() } else { follow_up_in(&mut tx, &answered, by, at).await? };
                 tx.commit().await?;
-                Ok(plan.outcomes)
+                Ok((plan.outcomes, follow_ups))
             }
 
             pub(crate) async fn set_code(
@@ -716,7 +737,8 @@ macro_rules! sql_impl {
                 let row = sqlx::query(concat!(
                     "SELECT p.id, p.name, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at,
                         (SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.sampled_at, s.site, s.site_kind, s.result)) AS TEXT)
-                         FROM samples s WHERE s.sampled_week ", $weeks, " AND s.person_id = p.id AND s.sampled_at >= $2)
+                         FROM samples s WHERE s.sampled_week ", $weeks, " AND s.person_id = p.id AND s.sampled_at >= $2),
+                        ", crate::sql::commitment_letter!(), "
                      FROM people p
                      LEFT JOIN health_codes h ON h.person_id = p.id
                      LEFT JOIN commuters c ON c.person_id = p.id
@@ -747,6 +769,7 @@ macro_rules! sql_impl {
                     "SELECT p.id, p.name, h.colour, h.reason, h.expires_at, c.status, c.valid_until, c.first_checked_at,
                         (SELECT CAST(", $agg, "(", $arr, "(s.lab, s.sample_id, s.sampled_at, s.site, s.site_kind, s.result)) AS TEXT)
                          FROM samples s WHERE s.sampled_week ", $weeks, " AND s.person_id = p.id AND s.sampled_at >= $2),
+                        ", crate::sql::commitment_letter!(), ",
                         p.doc_key, p.doc_number, c.kind, p.pass_ref
                      FROM people p
                      LEFT JOIN health_codes h ON h.person_id = p.id
@@ -763,10 +786,10 @@ macro_rules! sql_impl {
                 Ok(Some(PassFacts {
                     person_id,
                     name: r.get(1),
-                    doc_key: r.get(9),
-                    doc_number: r.get(10),
-                    commuter_kind: r.get(11),
-                    pass_ref: r.get(12),
+                    doc_key: r.get(10),
+                    doc_number: r.get(11),
+                    commuter_kind: r.get(12),
+                    pass_ref: r.get(13),
                     facts: person_facts(&r)?,
                 }))
             }

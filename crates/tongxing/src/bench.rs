@@ -104,6 +104,21 @@ enum BenchCmd {
         #[arg(long, default_value_t = 15)]
         rounds: u32,
     },
+    /// The overdue scan: `open` pending commitments, `due` of them past their deadline; times
+    /// one scan that ends the due ones (an alert and a yellow code each) and one that finds none.
+    Overdue {
+        #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
+        database: String,
+        /// People the populated database holds (commitments are spread over them).
+        #[arg(long, default_value_t = 1_000_000)]
+        people: u64,
+        /// Open commitments.
+        #[arg(long, default_value_t = 1_000_000)]
+        open: u64,
+        /// Of which past their deadline.
+        #[arg(long, default_value_t = 1_000)]
+        due: u64,
+    },
     /// Pass issuance over HTTP: citizens fetching their pass (the page's data and a freshly
     /// signed QR text) against a populated database, with a key folder made for the run.
     Passes {
@@ -135,6 +150,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         BenchCmd::Checks { database, people, requests, concurrency } => {
             bench_checks(&database, people, requests, concurrency).await
         }
+        BenchCmd::Overdue { database, people, open, due } => bench_overdue(&database, people, open, due).await,
         BenchCmd::Passes { database, people, citizens, requests, concurrency } => {
             bench_passes(&database, people, citizens, requests, concurrency).await
         }
@@ -400,6 +416,30 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
         run.verdicts[2]
     );
     println!("{:?}", store.counts().await?);
+    store.close().await;
+    Ok(())
+}
+
+async fn bench_overdue(database: &str, people: u64, open: u64, due: u64) -> Result<()> {
+    let store = open_bench_database(database).await?;
+    let now = Utc::now();
+    let start = Instant::now();
+    store.bench_commitments(open as i64, due as i64, people as i64, now).await?;
+    println!("overdue: {open} open commitments written in {:.1} s", start.elapsed().as_secs_f64());
+    let app = tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies);
+    let start = Instant::now();
+    let raised = app.scan_overdue(now, 1000).await?;
+    let first = start.elapsed();
+    let start = Instant::now();
+    let again = app.scan_overdue(now, 1000).await?;
+    let second = start.elapsed();
+    println!(
+        "overdue: scan over {open} open commitments, {due} due: {raised} alerts in {:.3} s ({:.0} µs each); \
+         the next scan (none due) in {:.1} ms, {again} alerts",
+        first.as_secs_f64(),
+        first.as_micros() as f64 / raised.max(1) as f64,
+        second.as_secs_f64() * 1000.0
+    );
     store.close().await;
     Ok(())
 }

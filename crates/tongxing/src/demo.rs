@@ -60,7 +60,7 @@ pub const SHOWCASE: [(&str, &str); 3] = [
     ("131082194910010017", "pass: an approved commuter from 三河, negative test 5 days ago"),
     (
         "120104194905040020",
-        "conditional with a commitment letter (deny without): sampled 2 hours ago at the 京哈高速 test point, pending",
+        "conditional: sampled 2 hours ago at the 京哈高速 test point, result pending, commitment letter signed there",
     ),
     ("11010519491231002X", "deny: negative test 3 days ago, older than 48 hours"),
 ];
@@ -109,7 +109,28 @@ async fn showcase(store: &Store, policy: &Policy, now: chrono::DateTime<Utc>) ->
         sample(&pending, "DEMO-2", Duration::hours(2), "SA-JINGHA-XIANGHE", SiteKind::ServiceArea, TestResult::Pending),
         sample(&too_old, "DEMO-3", Duration::days(3), "H-SANHE", SiteKind::Hospital, TestResult::Negative),
     ];
-    store.submit_samples(&samples, "demo", now).await?;
+    store.submit_samples(&samples[..1], "demo", now).await?;
+    store.submit_samples(&samples[2..], "demo", now).await?;
+    // The pending sample was taken by the 京哈高速 test point (its id is the sample's lab), and the
+    // person signed the commitment letter on the test point's device.
+    let at_test_point = SampleInput { lab: "SA-JINGHA-XIANGHE".into(), ..samples[1].clone() };
+    store.register_sample(&at_test_point, None, "demo", now).await?;
+    let letter = tongxing_app::commitment::LetterView::of(tongxing_domain::letter::Letter::current());
+    store
+        .sign_commitment(&tongxing_store::NewCommitment {
+            doc_key: &pending.document.key(),
+            lab: "SA-JINGHA-XIANGHE",
+            sample_id: "DEMO-2",
+            letter_version: &letter.version,
+            letter_sha256: &letter.sha256,
+            signed_at: now - Duration::hours(2),
+            place: "SA-JINGHA-XIANGHE",
+            signed_via: "test_point_device",
+            signed_by: "demo",
+            deadline: now - Duration::hours(2) + policy.result_deadline(),
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("the demo's commitment letter: {e:?}"))?;
     Ok(samples
         .iter()
         .zip(SHOWCASE)

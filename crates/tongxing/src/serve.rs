@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// certificate (`dcc`) as evidence.
     #[arg(long, env = "TONGXING_DCC_TRUST")]
     dcc_trust: Option<PathBuf>,
+    /// Seconds between two scans for commitment letters whose result is overdue.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    scan_every: u64,
     /// Seconds a lease lasts: a task that runs on one server at a time (the webhook relay) moves
     /// to another server within this (and a fifth of it) when its server dies.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -113,6 +116,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             tick.tick().await;
             if let Err(e) = reloader.app.reload().await {
                 tracing::warn!(error = %e, "reloading policies and checkpoints failed");
+            }
+        }
+    });
+    // The overdue scan. Each commitment moves from pending to overdue once, whoever scans, and
+    // its alert has a dedup key: several servers scanning at once raise each alert once.
+    let scanner = state.app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(args.scan_every));
+        loop {
+            tick.tick().await;
+            match scanner.scan_overdue(chrono::Utc::now(), 1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(alerts = n, "overdue commitments"),
+                Err(e) => tracing::warn!(error = %e, "the overdue scan failed"),
             }
         }
     });

@@ -44,9 +44,6 @@ pub struct CheckRequest {
     /// Vehicle plate, if the person is in a vehicle.
     #[schema(value_type = Option<schema::Plate>)]
     pub plate: Option<String>,
-    /// The person signed the entry commitment letter for a pending service-area sample.
-    #[serde(default)]
-    pub commitment_letter: bool,
 }
 
 pub use tongxing_app::check::CheckOutcome;
@@ -76,18 +73,12 @@ pub async fn check(
                 });
             }
             let dcc = req.dcc.as_deref().map(|d| d.trim().to_string());
-            let person = Person { document, commitment_letter: req.commitment_letter, dcc };
+            let person = Person { document, dcc };
             s.app.check_person(&checkpoint_id, &person, plate.as_ref(), &caller.token_id, now).await?
         }
         (None, Some(qr)) => {
-            if req.document_kind.is_some() || req.commitment_letter || req.dcc.is_some() {
-                let field = if req.document_kind.is_some() {
-                    "document_kind"
-                } else if req.commitment_letter {
-                    "commitment_letter"
-                } else {
-                    "dcc"
-                };
+            if req.document_kind.is_some() || req.dcc.is_some() {
+                let field = if req.document_kind.is_some() { "document_kind" } else { "dcc" };
                 return Err(ApiError::invalid(field, "goes with a document number, not with a scanned pass"));
             }
             if qr.len() > tongxing_pass::MAX_TEXT_BYTES {
@@ -115,8 +106,6 @@ pub struct Occupant {
     pub document_kind: Option<String>,
     #[schema(value_type = schema::DocumentNumber)]
     pub document_number: String,
-    #[serde(default)]
-    pub commitment_letter: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -161,7 +150,7 @@ pub async fn check_vehicle(
         .enumerate()
         .map(|(i, o)| {
             let document = document(o.document_kind.as_deref(), &o.document_number, &format!("occupants[{i}]."), now)?;
-            Ok(Person { document, commitment_letter: o.commitment_letter, dcc: None })
+            Ok(Person { document, dcc: None })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let occupants = s.app.check_vehicle(&checkpoint_id, &plate, &people, &caller.token_id, now).await?;

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod checkpoints;
 pub mod checks;
 pub mod citizen;
+pub mod commitments;
 pub mod commuters;
 pub mod offline;
 pub mod ops;

@@ -85,7 +85,7 @@ pub async fn submit_one(
     caller.require(Action::SubmitResults)?;
     let now = Utc::now();
     let input = validate(&caller, &r, "", now)?;
-    let outcome = s.app.store.submit_samples(std::slice::from_ref(&input), &caller.token_id, now).await?[0];
+    let outcome = s.app.submit_samples(std::slice::from_ref(&input), &caller.token_id, now).await?[0];
     s.metrics.sample(outcome_str(outcome), 1);
     Ok(Json(Submitted { outcome: outcome_str(outcome).into() }))
 }
@@ -151,7 +151,7 @@ pub async fn submit_batch(
             }
         }
     }
-    let outcomes = s.app.store.submit_samples(&inputs, &caller.token_id, now).await?;
+    let outcomes = s.app.submit_samples(&inputs, &caller.token_id, now).await?;
     let mut report =
         BatchReport { accepted: 0, unchanged: 0, corrected: 0, rejected, outcomes: Vec::with_capacity(slots.len()) };
     for slot in slots {

@@ -51,9 +51,13 @@ both!(fn visitor_rows(b) {
 
     // Pending at a designated service-area test point: conditional with the letter.
     let sa = nth_id("110105", 30);
-    app.result("SA-LAB", "SA30", &sa, Utc::now() - Duration::hours(3), "SA-JINGHA-XIANGHE", "service_area", "pending");
+    app.test_point_sample("SA-JINGHA-XIANGHE", "SA30", &sa, Duration::hours(3), None);
     assert_eq!(app.verdict("CP1", &sa), pair("deny", "COMMITMENT_LETTER_REQUIRED"));
+    // A bare flag is not evidence: the request refuses it.
     let r = app.post("officer", "/api/v1/checks", json!({"checkpoint_id": "CP1", "document_number": sa, "commitment_letter": true}));
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("commitment_letter")), "{r:?}");
+    app.sign_letter("SA-JINGHA-XIANGHE", "SA30", &sa);
+    let r = app.check("CP1", &sa);
     assert_eq!(r.body["verdict"], "conditional", "{r:?}");
     assert_eq!(r.body["reasons"][0]["code"], "PENDING_WITH_COMMITMENT");
 

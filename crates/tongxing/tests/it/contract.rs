@@ -224,6 +224,39 @@ fn examples(app: &App) -> Vec<Example> {
                 Some(json!({"action": "refuse", "reason": "not the parent"})),
             )
         },
+        Example {
+            param: Some(("test_point", "SA-JINGHA-XIANGHE")),
+            ..e(
+                "POST",
+                "/api/v1/test-points/{test_point}/samples",
+                "test_point",
+                "/api/v1/test-points/SA-JINGHA-XIANGHE/samples",
+                Some(with(person(), json!({"sample_id": "T-1", "sampled_at": since, "pool_id": "POOL-1"}))),
+            )
+        },
+        e("GET", "/api/v1/letter", "admin", "/api/v1/letter", None),
+        e(
+            "POST",
+            "/api/v1/commitments",
+            "test_point",
+            "/api/v1/commitments",
+            Some(with(
+                person(),
+                json!({"test_point": "SA-JINGHA-XIANGHE", "sample_id": "T-1", "letter_version": "2021-11-17",
+                "letter_sha256": "0".repeat(64)}),
+            )),
+        ),
+        e("GET", "/api/v1/citizen/commitments", "citizen", "/api/v1/citizen/commitments", None),
+        Example {
+            param: Some(("pool_id", "POOL-1")),
+            ..e(
+                "POST",
+                "/api/v1/pools/{pool_id}/result",
+                "lab",
+                "/api/v1/pools/POOL-1/result",
+                Some(json!({"lab": "SA-JINGHA-XIANGHE", "result": "negative"})),
+            )
+        },
         // Delivery: alerts, their stream, webhooks, leases.
         e("GET", "/api/v1/alerts", "health", "/api/v1/alerts?status=open&limit=10", None),
         e("GET", "/api/v1/alerts/stream", "health", "/api/v1/alerts/stream", None),

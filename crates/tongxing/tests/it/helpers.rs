@@ -459,6 +459,30 @@ impl App {
         assert_eq!(r.status, 200, "{r:?}");
     }
 
+    /// A sample taken `age` ago at a designated test point (result pending), maybe pooled.
+    pub fn test_point_sample(&self, test_point: &str, sample: &str, doc: &str, age: Duration, pool: Option<&str>) {
+        let mut body =
+            json!({"document_number": doc, "sample_id": sample, "sampled_at": (Utc::now() - age).to_rfc3339()});
+        if let Some(p) = pool {
+            body["pool_id"] = json!(p);
+        }
+        let r = self.post("test_point", &format!("/api/v1/test-points/{test_point}/samples"), body);
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+
+    /// The commitment letter signed on the test point's device for that sample.
+    pub fn sign_letter(&self, test_point: &str, sample: &str, doc: &str) -> Resp {
+        let letter = self.call("GET", "/api/v1/letter", None, None).body;
+        let r = self.post(
+            "test_point",
+            "/api/v1/commitments",
+            json!({"document_number": doc, "test_point": test_point, "sample_id": sample,
+                   "letter_version": letter["version"], "letter_sha256": letter["sha256"]}),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        r
+    }
+
     pub fn check(&self, checkpoint: &str, doc: &str) -> Resp {
         self.post("officer", "/api/v1/checks", json!({"checkpoint_id": checkpoint, "document_number": doc}))
     }

@@ -11,6 +11,7 @@ mod bench;
 mod budget;
 mod checks;
 mod citizens;
+mod commitments;
 mod commuters;
 mod contract;
 mod crash;
