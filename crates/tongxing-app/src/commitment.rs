@@ -315,6 +315,10 @@ impl App {
     }
 
     async fn after(&self, f: &FollowUps, reason: &str, now: DateTime<Utc>) -> AppResult<()> {
+        if !f.alerts.is_empty() {
+            // This server's stream clients get the alerts now, not at the next poll.
+            self.store.outbox_written();
+        }
         for person in &f.colour_changes {
             self.revoke_passes_of(*person, reason, now).await?;
         }
