@@ -50,8 +50,8 @@ pub struct ServeArgs {
     /// Seconds between two scans for commitment letters whose result is overdue.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     scan_every: u64,
-    /// Seconds a lease lasts: a task that runs on one server at a time (the webhook relay) moves
-    /// to another server within this (and a fifth of it) when its server dies.
+    /// Seconds a lease lasts: a task that runs on one server at a time (the overdue scan, the
+    /// webhook relay) moves to another server within this (and a fifth of it) when its server dies.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     lease_ttl: u64,
     /// Take no part in running the webhook relay (other servers of the database do).
@@ -119,28 +119,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         }
     });
-    // The overdue scan. Each commitment moves from pending to overdue once, whoever scans, and
-    // its alert has a dedup key: several servers scanning at once raise each alert once.
     let scanner = state.app.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(args.scan_every));
-        loop {
-            tick.tick().await;
-            match scanner.scan_overdue(chrono::Utc::now(), 1000).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(alerts = n, "overdue commitments"),
-                Err(e) => tracing::warn!(error = %e, "the overdue scan failed"),
-            }
-        }
-    });
     let app = tongxing_http::router(state);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // ---- Delivery (issue 11): tasks that run on one server at a time, each under its lease. ----
+    let holder = tongxing_app::lease::holder_name(&addr.to_string());
+    let ttl = std::time::Duration::from_secs(args.lease_ttl);
+    // The overdue scan. Each commitment moves from pending to overdue once and its alert has a
+    // dedup key, so a scan by a server that just lost the lease raises nothing twice.
+    let (s, h, every) = (store.clone(), holder.clone(), std::time::Duration::from_secs(args.scan_every));
+    tokio::spawn(async move {
+        tongxing_app::lease::run_exclusive(s, "overdue-scan", h, ttl, every, move |_| {
+            let scanner = scanner.clone();
+            async move {
+                match scanner.scan_overdue(chrono::Utc::now(), 1000).await? {
+                    0 => {}
+                    n => tracing::info!(alerts = n, "overdue commitments"),
+                }
+                Ok(())
+            }
+        })
+        .await
+    });
     if !args.no_relay {
-        let holder = tongxing_app::lease::holder_name(&addr.to_string());
-        let ttl = std::time::Duration::from_secs(args.lease_ttl);
         let relay = std::sync::Arc::new(tongxing_app::webhooks::Relay {
             store: store.clone(),
             sender: std::sync::Arc::new(crate::webhook::HttpSender::new()),

@@ -4,8 +4,9 @@
 //!
 //! - An event raised through server B (and one raised in the store by no server) reaches an SSE
 //!   client of server A within a second.
-//! - The webhook relay runs on one server at a time; kill -9 its holder and another takes the
-//!   lease within the lease time (plus the standby's retry interval), and delivers.
+//! - The webhook relay (and the overdue scan) runs on one server at a time; kill -9 its holder
+//!   and another takes the lease within the lease time (plus the standby's retry interval),
+//!   and delivers.
 //! - One POST with one Idempotency-Key sent to two servers at once has one effect, and both
 //!   answers are the same.
 
@@ -38,10 +39,10 @@ fn get(base: &str, token: &str, path: &str) -> Value {
         .unwrap()
 }
 
-/// The webhook relay's lease: (holder, token), once some server holds it.
-fn relay_lease(base: &str, admin: &str) -> Option<(String, i64)> {
+/// A lease: (holder, token), while some server holds it.
+fn lease(base: &str, admin: &str, name: &str) -> Option<(String, i64)> {
     let leases = get(base, admin, "/api/v1/ops/leases");
-    leases.as_array()?.iter().find(|l| l["name"] == "webhook-relay").and_then(|l| {
+    leases.as_array()?.iter().find(|l| l["name"] == name).and_then(|l| {
         let expires = chrono::DateTime::parse_from_rfc3339(l["expires_at"].as_str()?).ok()?;
         if expires <= Utc::now() {
             return None;
@@ -84,7 +85,7 @@ fn the_relay_moves_to_another_server_when_its_holder_is_killed() {
     let admin = tokens["admin"].clone();
     let start = Instant::now();
     let (holder, token) = loop {
-        if let Some(l) = relay_lease(&servers[0].base, &admin) {
+        if let Some(l) = lease(&servers[0].base, &admin, "webhook-relay") {
             break l;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "no server took the relay's lease");
@@ -94,13 +95,15 @@ fn the_relay_moves_to_another_server_when_its_holder_is_killed() {
     let victim = servers.iter().position(|s| holder.starts_with(s.base.trim_start_matches("http://"))).unwrap();
     // Exactly one holder: the others see the same lease.
     for s in &servers {
-        assert_eq!(relay_lease(&s.base, &admin).map(|l| l.1), Some(token));
+        assert_eq!(lease(&s.base, &admin, "webhook-relay").map(|l| l.1), Some(token));
     }
+    // The overdue scan is held too (by whichever server took it first).
+    let scan_before = lease(&servers[0].base, &admin, "overdue-scan").expect("the overdue scan's lease is held");
     servers[victim].kill9();
     let killed = Instant::now();
     let other = &servers[(victim + 1) % 3];
     let (new_holder, new_token) = loop {
-        if let Some((h, t)) = relay_lease(&other.base, &admin)
+        if let Some((h, t)) = lease(&other.base, &admin, "webhook-relay")
             && h != holder
         {
             break (h, t);
@@ -113,6 +116,13 @@ fn the_relay_moves_to_another_server_when_its_holder_is_killed() {
     assert!(took <= Duration::from_millis(TTL * 1000 * 6 / 5 + 300), "took {took:?}");
     assert!(new_token > token, "the fencing token did not grow: {token} → {new_token}");
     assert!(!new_holder.starts_with(servers[victim].base.trim_start_matches("http://")));
+    // The overdue scan, if the killed server held it, moved within the same time.
+    let scan_after = lease(&other.base, &admin, "overdue-scan").expect("the overdue scan's lease is held");
+    let victim_addr = servers[victim].base.trim_start_matches("http://").to_string();
+    assert!(!scan_after.0.starts_with(&victim_addr), "the overdue scan stayed with the killed server");
+    if scan_before.0.starts_with(&victim_addr) {
+        assert!(scan_after.1 > scan_before.1);
+    }
     // The new holder relays.
     let receiver = Receiver::start(0);
     let r = ureq::post(&format!("{}/api/v1/webhooks", other.base))
