@@ -41,6 +41,39 @@ pub fn raise(db: &TestDb, kind: &str, keys: &[&str]) -> Vec<Option<i64>> {
     })
 }
 
+/// Through the API of the server at `base`, as it happens on the road: a sample taken at a
+/// test point, the commitment letter signed for it, then the lab's positive result, which raises
+/// an alert in the transaction that stores it.
+pub fn positive_via(base: &str, tokens: &std::collections::HashMap<String, String>, doc: &str, sample: &str) {
+    const TP: &str = "SA-JINGHA-XIANGHE";
+    let post = |role: &str, path: &str, body: Value| {
+        let r = ureq::post(&format!("{base}{path}"))
+            .set("Authorization", &format!("Bearer {}", tokens[role]))
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(r.status() < 300, "{path}: {}", r.status());
+    };
+    let sampled_at = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    post(
+        "test_point",
+        &format!("/api/v1/test-points/{TP}/samples"),
+        serde_json::json!({"document_number": doc, "sample_id": sample, "sampled_at": sampled_at}),
+    );
+    let letter: Value = ureq::get(&format!("{base}/api/v1/letter")).call().unwrap().into_json().unwrap();
+    post(
+        "test_point",
+        "/api/v1/commitments",
+        serde_json::json!({"document_number": doc, "test_point": TP, "sample_id": sample,
+            "letter_version": letter["version"], "letter_sha256": letter["sha256"]}),
+    );
+    post(
+        "lab",
+        "/api/v1/results",
+        serde_json::json!({"lab": TP, "sample_id": sample, "document_number": doc, "sampled_at": sampled_at,
+            "site": TP, "site_kind": "service_area", "result": "positive"}),
+    );
+}
+
 /// One server-sent event.
 #[derive(Debug, Clone)]
 pub struct SseEvent {

@@ -2,8 +2,9 @@
 //! load balancer relies on. PostgreSQL only (SQLite is the single-server store), so these are
 //! plain tests, not `both!`: three servers on loopback ports share one database.
 //!
-//! - An event raised through server B (and one raised in the store by no server) reaches an SSE
-//!   client of server A within a second.
+//! - An alert raised through server B (a positive result under a commitment letter), one raised
+//!   in the store by no server, and an acknowledgement through B reach an SSE client of server A
+//!   within a second.
 //! - The webhook relay (and the overdue scan) runs on one server at a time; kill -9 its holder
 //!   and another takes the lease within the lease time (plus the standby's retry interval),
 //!   and delivers.
@@ -63,6 +64,14 @@ fn an_event_through_one_server_reaches_a_stream_of_another() {
     let e = client.next(Duration::from_secs(5)).expect("the alert reached A's stream");
     assert_eq!((e.event.as_str(), &e.data["data"]["alert"]), ("alert.raised", &json!(id)));
     assert!(e.at - t0 < Duration::from_secs(1), "took {:?}", e.at - t0);
+    // A positive result submitted through B (its alert raised in B's transaction): on A's
+    // stream, within a second.
+    let t0 = Instant::now();
+    positive_via(&b.base, &tokens, &nth_id("120104", 81), "SCALE-P1");
+    let e = client.next(Duration::from_secs(5)).expect("B's alert reached A's stream");
+    assert_eq!((e.event.as_str(), e.data["data"]["kind"].as_str()), ("alert.raised", Some("positive")));
+    assert_eq!(e.data["data"]["detail"]["sample"]["sample_id"], "SCALE-P1");
+    assert!(e.at - t0 < Duration::from_secs(1), "took {:?} (three requests and the delivery)", e.at - t0);
     // Acknowledged through B: on A's stream, within a second.
     let t0 = Instant::now();
     let r = ureq::post(&format!("{}/api/v1/alerts/{id}/acknowledge", b.base))
@@ -73,7 +82,7 @@ fn an_event_through_one_server_reaches_a_stream_of_another() {
     let e = client.next(Duration::from_secs(5)).expect("B's acknowledgement reached A's stream");
     assert_eq!(e.event, "alert.acknowledged");
     assert!(e.at - t0 < Duration::from_secs(1), "took {:?}", e.at - t0);
-    // A stream on C resumed after the first event gets the second, and only it.
+    // A stream on C resumed before the last event gets it, and only it.
     let resumed = SseClient::connect(&servers[2].base, health, Some(e.id - 1), "");
     assert_eq!(resumed.next(Duration::from_secs(5)).unwrap().id, e.id);
     assert!(resumed.next(Duration::from_millis(500)).is_none());

@@ -1,7 +1,8 @@
 //! Webhooks: registered with a secret shown once, never listed; every delivery signed as the
 //! Standard Webhooks specification says (verified here by its reference implementation, the
 //! `standardwebhooks` crate), retried with back-off until the receiver answers 2xx and then
-//! never sent again; a kill -9 of the server before delivery loses nothing; a rotated secret
+//! never sent again; a kill -9 of the server between storing a positive result (and its alert)
+//! and delivering the alert loses nothing, and delivers it once; a rotated secret
 //! signs beside the old one during its grace period; a disabled webhook gets nothing.
 
 use std::time::{Duration, Instant};
@@ -61,12 +62,14 @@ both!(fn a_failing_receiver_gets_the_alert_once_it_answers(b) {
 });
 
 both!(fn a_kill_before_delivery_loses_nothing(b) {
-    let mut app = App::spawn_builtin(b);
+    let mut app = App::spawn(b);
     // The receiver is down: the alert is stored, the delivery fails and waits.
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let secret = create(&app, "admin", &url, json!([]))["secret"].as_str().unwrap().to_string();
-    raise(&app.db, "positive", &["kill:1"]);
+    // A positive result for a sample under a commitment letter: stored with its alert.
+    let doc = nth_id("120104", 71);
+    positive_via(&app.server.base, &app.tokens, &doc, "KILL-1");
     let start = Instant::now();
     loop {
         let w = app.get("admin", "/api/v1/webhooks").body[0].clone();
@@ -89,7 +92,8 @@ both!(fn a_kill_before_delivery_loses_nothing(b) {
     assert_eq!(got.len(), 1, "delivered more than once: {got:?}");
     assert!(got[0].verified);
     let body: Value = serde_json::from_str(&got[0].body).unwrap();
-    assert_eq!(body["data"]["detail"]["cause"], "kill:1");
+    assert_eq!((body["type"].as_str(), body["data"]["kind"].as_str()), (Some("alert.raised"), Some("positive")));
+    assert_eq!(body["data"]["detail"]["sample"]["sample_id"], "KILL-1");
     assert_eq!(app.get("admin", "/api/v1/webhooks").body[0]["delivered"], 1);
 });
 
