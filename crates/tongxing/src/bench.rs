@@ -106,6 +106,11 @@ enum BenchCmd {
     },
     /// The overdue scan: `open` pending commitments, `due` of them past their deadline; times
     /// one scan that ends the due ones (an alert and a yellow code each) and one that finds none.
+    /// Delivery: positive results over the API, each raising an alert, while results arrive
+    /// at a steady rate; the time from the result's request to its alert on an SSE client of
+    /// another server process (PostgreSQL: several `serve` processes). Then checks over HTTP
+    /// against a server running the outbox feed and the webhook relay.
+    Alerts(crate::bench_alerts::AlertsArgs),
     Overdue {
         #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
         database: String,
@@ -150,6 +155,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         BenchCmd::Checks { database, people, requests, concurrency } => {
             bench_checks(&database, people, requests, concurrency).await
         }
+        BenchCmd::Alerts(a) => crate::bench_alerts::run(a).await,
         BenchCmd::Overdue { database, people, open, due } => bench_overdue(&database, people, open, due).await,
         BenchCmd::Passes { database, people, citizens, requests, concurrency } => {
             bench_passes(&database, people, citizens, requests, concurrency).await
@@ -248,7 +254,7 @@ fn bench_decide(iterations: u64) -> Result<()> {
 }
 
 /// The i-th generated person's document: unique for i below 160 million, stable across runs.
-fn person_doc(i: u64) -> String {
+pub(crate) fn person_doc(i: u64) -> String {
     const REGIONS: [&str; 8] = ["110105", "110108", "131082", "131028", "131024", "120104", "130102", "110101"];
     let region = REGIONS[(i % 8) as usize];
     let j = i / 8;
@@ -491,15 +497,15 @@ async fn serve(state: tongxing_http::AppState) -> Result<std::net::SocketAddr> {
 }
 
 /// What a load run measured.
-struct Run {
-    latencies: Vec<StdDuration>,
+pub(crate) struct Run {
+    pub(crate) latencies: Vec<StdDuration>,
     /// Answers with a pass, conditional, deny verdict.
     verdicts: [u64; 3],
     secs: f64,
 }
 
 impl Run {
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let all = &self.latencies;
         let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
         let ms = |d: StdDuration| d.as_secs_f64() * 1000.0;
@@ -517,7 +523,7 @@ impl Run {
 /// Sends `requests` requests over `concurrency` keep-alive connections, each made by `request`
 /// (given the connection's random source), and measures each answer's latency. An answer that
 /// is not a 200 stops the run.
-async fn load(
+pub(crate) async fn load(
     addr: std::net::SocketAddr,
     requests: u64,
     concurrency: u64,
@@ -576,7 +582,7 @@ async fn load(
 }
 
 /// Reads one HTTP/1.1 response with a content-length body; returns it as text.
-async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<String> {
+pub(crate) async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<String> {
     let mut filled = 0;
     loop {
         let n = stream.read(&mut buf[filled..]).await?;

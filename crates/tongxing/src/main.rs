@@ -2,6 +2,7 @@
 //! commuter list from CSV; `token` makes API tokens; `bench` measures.
 
 mod bench;
+mod bench_alerts;
 mod bench_offline;
 mod checkpoint;
 mod demo;
