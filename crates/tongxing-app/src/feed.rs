@@ -28,11 +28,24 @@ pub struct Feed {
     store: Store,
     tx: broadcast::Sender<Arc<OutboxEvent>>,
     started: AtomicBool,
+    /// Set when the server stops: every subscription ends (a stream would hold a graceful
+    /// shutdown open for ever).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Feed {
     pub fn new(store: Store) -> Feed {
-        Feed { store, tx: broadcast::channel(4096).0, started: AtomicBool::new(false) }
+        Feed {
+            store,
+            tx: broadcast::channel(4096).0,
+            started: AtomicBool::new(false),
+            closing: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Ends every subscription, now and from now on (the server is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     fn start(&self) {
@@ -97,7 +110,14 @@ impl Feed {
             None => self.store.outbox_head().await?,
         };
         let (out, rx) = mpsc::channel(256);
-        tokio::spawn(follow(self.store.clone(), after, live, out));
+        let mut closing = self.closing.subscribe();
+        let follower = follow(self.store.clone(), after, live, out);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = follower => {}
+                _ = closing.wait_for(|c| *c) => {}
+            }
+        });
         Ok(rx)
     }
 }

@@ -120,6 +120,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     });
     let scanner = state.app.clone();
+    let feed = state.app.alert_feed().clone();
     let app = tongxing_http::router(state);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
@@ -176,7 +177,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(%addr, database = ?store.kind(), "serving");
     // The peer's address reaches the handlers (rate limits per address).
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
+        // Event streams end when the server stops (they would hold the shutdown open).
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            feed.close();
+        })
         .await?;
     tracing::info!("stopped accepting requests; closing the database");
     store.close().await;

@@ -114,3 +114,22 @@ both!(fn the_stream_resumes_without_gaps_or_duplicates(b) {
     assert_eq!(both.next(wait).unwrap().id, 9);
     both.close();
 });
+
+// A stream never ends by itself: stopping the server (SIGTERM) ends it, and the server exits.
+both!(fn a_stopping_server_ends_its_streams(b) {
+    let mut app = App::spawn_builtin(b);
+    let client = SseClient::connect(&app.server.base, &app.tokens["health"], None, "");
+    unsafe {
+        libc::kill(app.server.child.id() as i32, libc::SIGTERM);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = app.server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the server did not stop with a stream open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(client.next(Duration::from_millis(200)).is_none());
+});
