@@ -7,6 +7,7 @@
 //! - `import`: writes a lab CSV of N rows and imports it as `tongxing import results` does.
 //! - `checks`: the real server on a loopback port and a load generator in the same process,
 //!   each check writing its entry event; throughput and latency percentiles.
+//! - `alerts`: delivery under load, with real `serve` processes (`bench_alerts.rs`).
 //!
 //! `populate`, `import` and `checks` write made-up people, results, entry events and a token:
 //! they take no default database and refuse one that holds anything not made by a bench
@@ -104,13 +105,13 @@ enum BenchCmd {
         #[arg(long, default_value_t = 15)]
         rounds: u32,
     },
-    /// The overdue scan: `open` pending commitments, `due` of them past their deadline; times
-    /// one scan that ends the due ones (an alert and a yellow code each) and one that finds none.
     /// Delivery: positive results over the API, each raising an alert, while results arrive
     /// at a steady rate; the time from the result's request to its alert on an SSE client of
     /// another server process (PostgreSQL: several `serve` processes). Then checks over HTTP
     /// against a server running the outbox feed and the webhook relay.
     Alerts(crate::bench_alerts::AlertsArgs),
+    /// The overdue scan: `open` pending commitments, `due` of them past their deadline; times
+    /// one scan that ends the due ones (an alert and a yellow code each) and one that finds none.
     Overdue {
         #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
         database: String,
