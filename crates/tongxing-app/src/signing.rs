@@ -204,11 +204,34 @@ impl App {
         by: &str,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
+        // Yellow or red: the store queues the revocation in the same transaction.
         self.store.set_code(person_id, colour, reason, expires_at, by, now).await?;
-        if colour != tongxing_domain::CodeColour::Green {
-            self.revoke_passes_of(person_id, &format!("code {colour}"), now).await?;
-        }
+        self.drain_revocation_queue().await?;
         Ok(())
+    }
+
+    /// Turns queued revocations (written with each yellow or red code, by this server, another
+    /// one or an import) into entries on the revocation list, oldest first, and removes them;
+    /// returns how many. A server without pass keys leaves them to one that has the keys.
+    /// Revoking twice is harmless (the entry's cut-off only grows), so a crash between the
+    /// entry and the removal repeats nothing wrong.
+    pub async fn drain_revocation_queue(&self) -> AppResult<usize> {
+        if self.keys.is_none() {
+            return Ok(0);
+        }
+        let mut done = 0;
+        loop {
+            let queued = self.store.revocation_queue(500).await?;
+            for q in &queued {
+                self.revoke_passes_of(q.person_id, &q.reason, q.at).await?;
+            }
+            let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
+            self.store.revocation_queue_done(&ids).await?;
+            done += queued.len();
+            if queued.len() < 500 {
+                return Ok(done);
+            }
+        }
     }
 
     /// A registry officer's decision on a certification; a suspension or revocation revokes the

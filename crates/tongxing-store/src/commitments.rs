@@ -152,6 +152,14 @@ macro_rules! commitments_impl {
             .bind(by)
             .execute(&mut **tx)
             .await?;
+            if colour != CodeColour::Green {
+                sqlx::query(crate::citizens::QUEUE_REVOCATION)
+                    .bind(person_id)
+                    .bind(format!("code {colour}: {}", reason.unwrap_or("")))
+                    .bind(ms(at))
+                    .execute(&mut **tx)
+                    .await?;
+            }
             Ok(())
         }
 

@@ -244,3 +244,50 @@ both!(fn a_commuters_first_check_by_pass_is_recorded(b) {
     let r = app.get("admin", "/api/v1/entries");
     assert_eq!(r.body[0]["via"], "pass", "{r:?}");
 });
+
+// A lab's CSV import (a process without the pass keys) stores a positive result for a sample
+// that let someone in on a commitment letter: the code turns red in the import's transaction,
+// with the revocation queued beside it, and the server (which has the keys) lists it within
+// seconds, so the green pass the person still holds is refused.
+both!(fn a_positive_imported_from_a_file_revokes_the_passes(b) {
+    let (app, dir) = spawn(b);
+    app.checkpoint("CP1", "京哈高速");
+    let tp = "SA-JINGHA-XIANGHE";
+    let doc = nth_id("110105", 58);
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let sampled = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() - 7200, 0).unwrap().with_timezone(&beijing);
+    let r = app.post("test_point", &format!("/api/v1/test-points/{tp}/samples"),
+        json!({"document_number": doc, "sample_id": "T58", "sampled_at": sampled.to_rfc3339()}));
+    assert_eq!(r.status, 201, "{r:?}");
+    app.sign_letter(tp, "T58", &doc);
+    let pass = issue(&app, &dir, &doc);
+    let r = check_qr(&app, &pass);
+    assert_eq!((r.status, r.body["code_colour"].as_str()), (200, Some("green")), "{r:?}");
+    let file = app.db.dir.join("positive.csv");
+    std::fs::write(&file, format!("lab,sample_id,document_number,sampled_at,site,site_kind,result\n{tp},T58,{doc},{},{tp},service_area,positive\n",
+        sampled.format("%Y-%m-%d %H:%M:%S"))).unwrap();
+    let out = Command::new(BIN).args(["import", "results", file.to_str().unwrap(), "--database", &app.db.url])
+        .env("RUST_LOG", "error").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut stage = String::new();
+    for _ in 0..100 {
+        let r = check_qr(&app, &pass);
+        stage = r.body["stage"].as_str().unwrap_or("").to_string();
+        if stage == "revoked" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(stage, "revoked");
+    // The queue is empty once listed.
+    let url = app.db.url.clone();
+    let queued = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+            let store = tongxing_store::Store::connect(&url).await.unwrap();
+            let q = store.revocation_queue(10).await.unwrap().len();
+            store.close().await;
+            q
+        })
+    }).join().unwrap();
+    assert_eq!(queued, 0);
+});
