@@ -105,6 +105,15 @@ impl App {
             .take(tongxing_pass::pass::MAX_TESTS)
             .map(|s| PassTest { sampled_at: s.sampled_at.timestamp(), site_kind: s.site_kind, result: s.result })
             .collect();
+        // The site of the newest pending service-area test the pass carries (the rules accept
+        // one from a designated test point only), and whether its letter is signed.
+        let pending_site = samples
+            .iter()
+            .filter(|s| s.result != TestResult::Invalid)
+            .take(tongxing_pass::pass::MAX_TESTS)
+            .find(|s| s.result == TestResult::Pending && s.site_kind == tongxing_domain::SiteKind::ServiceArea)
+            .map(|s| s.site.clone())
+            .filter(|site| !site.is_empty() && site.len() <= tongxing_pass::pass::MAX_TEXT);
         let commuter = match (&facts.commuter, &p.commuter_kind) {
             (Some(c), Some(kind)) => Some(CommuterBadge {
                 kind: CommuterKind::parse(kind).map_err(AppError::Internal)?,
@@ -131,6 +140,8 @@ impl App {
             colour_reason: facts.colour_reason_at(now).map(str::to_string),
             tests,
             commuter,
+            pending_site,
+            commitment_letter: facts.commitment_letter,
         };
         let text = tongxing_pass::issue(&keys.signer, &pass).map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(IssuedPass {

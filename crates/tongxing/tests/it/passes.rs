@@ -245,11 +245,12 @@ both!(fn a_commuters_first_check_by_pass_is_recorded(b) {
     assert_eq!(r.body[0]["via"], "pass", "{r:?}");
 });
 
-// A lab's CSV import (a process without the pass keys) stores a positive result for a sample
-// that let someone in on a commitment letter: the code turns red in the import's transaction,
+// A pass carries a pending service-area test with its test point and the signed letter, so a
+// scanned pass gets the conditional entry a document gets. Then a lab's CSV import (a process
+// without the pass keys) stores a positive result for that sample: the code turns red in the import's transaction,
 // with the revocation queued beside it, and the server (which has the keys) lists it within
 // seconds, so the green pass the person still holds is refused.
-both!(fn a_positive_imported_from_a_file_revokes_the_passes(b) {
+both!(fn a_pass_carries_the_letter_and_an_imported_positive_revokes_it(b) {
     let (app, dir) = spawn(b);
     app.checkpoint("CP1", "京哈高速");
     let tp = "SA-JINGHA-XIANGHE";
@@ -259,10 +260,18 @@ both!(fn a_positive_imported_from_a_file_revokes_the_passes(b) {
     let r = app.post("test_point", &format!("/api/v1/test-points/{tp}/samples"),
         json!({"document_number": doc, "sample_id": "T58", "sampled_at": sampled.to_rfc3339()}));
     assert_eq!(r.status, 201, "{r:?}");
+    // Before the letter, the pass carries the pending test and its site: the letter is needed.
+    let unsigned = issue(&app, &dir, &doc);
+    let r = check_qr(&app, &unsigned);
+    assert_eq!(r.body["reasons"][0]["code"], "COMMITMENT_LETTER_REQUIRED", "{r:?}");
+    let claims = crate::offline::claims(&unsigned);
+    assert_eq!((claims.pending_site.as_deref(), claims.commitment_letter), (Some(tp), false));
     app.sign_letter(tp, "T58", &doc);
     let pass = issue(&app, &dir, &doc);
+    assert!(crate::offline::claims(&pass).commitment_letter);
+    // The pass carries the pending test and the letter: conditional, as for the document.
     let r = check_qr(&app, &pass);
-    assert_eq!((r.status, r.body["code_colour"].as_str()), (200, Some("green")), "{r:?}");
+    assert_eq!((r.body["verdict"].as_str(), r.body["reasons"][0]["code"].as_str()), (Some("conditional"), Some("PENDING_WITH_COMMITMENT")), "{r:?}");
     let file = app.db.dir.join("positive.csv");
     std::fs::write(&file, format!("lab,sample_id,document_number,sampled_at,site,site_kind,result\n{tp},T58,{doc},{},{tp},service_area,positive\n",
         sampled.format("%Y-%m-%d %H:%M:%S"))).unwrap();
