@@ -116,6 +116,35 @@ impl LetterView {
     }
 }
 
+/// A pending service-area sample of a citizen (or a linked family member) that no letter
+/// covers yet: the citizen may sign for it on their phone.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LetterDue {
+    /// The family link the sample's person is on; none for the citizen's own.
+    pub link: Option<i64>,
+    /// Masked.
+    pub name: Option<String>,
+    pub document: String,
+    /// The test point (the sample's `lab`).
+    pub test_point: String,
+    pub sample_id: String,
+    #[serde(serialize_with = "time::serialize")]
+    pub sampled_at: DateTime<Utc>,
+}
+
+/// A letter a citizen signs on their phone: for their own sample, or a linked family member's.
+pub struct CitizenSigning<'a> {
+    pub link: Option<i64>,
+    pub test_point: &'a str,
+    pub sample_id: &'a str,
+    /// The version and SHA-256 of the text shown.
+    pub letter_version: &'a str,
+    pub letter_sha256: &'a str,
+}
+
+/// How far back a sample still waits for a letter: a result takes a day at most.
+const LETTER_LOOK_BACK: chrono::Duration = chrono::Duration::days(3);
+
 /// A sample a test point registers.
 pub struct TestPointSample<'a> {
     pub test_point: &'a str,
@@ -261,6 +290,66 @@ impl App {
                 Err(AppError::Conflict("another person's letter covers this sample".into()))
             }
         }
+    }
+
+    /// The samples a citizen may sign a letter for: their own and their linked family's pending
+    /// service-area samples of the last three days that no letter covers, newest first.
+    pub async fn letters_due(&self, citizen_id: i64, now: DateTime<Utc>) -> AppResult<Vec<LetterDue>> {
+        let mut people = vec![(None, citizen_id)];
+        for l in self.store.family_links(citizen_id).await? {
+            if l.status == "linked" {
+                people.push((Some(l.id), l.member_id));
+            }
+        }
+        let mut out = Vec::new();
+        for (link, person_id) in people {
+            let signed: Vec<(String, String)> =
+                self.store.commitments_of(person_id).await?.into_iter().map(|c| (c.lab, c.sample_id)).collect();
+            let record = self.person_record(person_id).await?;
+            for s in self.store.samples_of(person_id, now - LETTER_LOOK_BACK, now + CLOCK_SKEW, 50).await? {
+                let pending = s.result == TestResult::Pending.as_str();
+                let service_area = s.site_kind == SiteKind::ServiceArea.as_str();
+                if pending && service_area && !signed.iter().any(|(l, id)| *l == s.lab && *id == s.sample_id) {
+                    out.push(LetterDue {
+                        link,
+                        name: record.name.as_deref().map(tongxing_domain::mask::name),
+                        document: tongxing_domain::mask::document_number(&record.doc_number),
+                        test_point: s.lab,
+                        sample_id: s.sample_id,
+                        sampled_at: s.sampled_at,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.sampled_at));
+        Ok(out)
+    }
+
+    /// Signs the letter on a citizen's phone, for their own sample or a linked family member's
+    /// (`link`), with the text shown (its version and SHA-256).
+    pub async fn sign_letter_as_citizen(
+        &self,
+        citizen_id: i64,
+        s: &CitizenSigning<'_>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(CommitmentView, bool)> {
+        let person_id = match s.link {
+            None => citizen_id,
+            Some(l) => self.member_of(citizen_id, l).await?,
+        };
+        let record = self.person_record(person_id).await?;
+        let document = Document::from_key(&record.doc_key)
+            .ok_or_else(|| AppError::Internal(format!("person {person_id} has an unreadable document key")))?;
+        let signing = Signing {
+            document,
+            lab: s.test_point,
+            sample_id: s.sample_id,
+            letter_version: s.letter_version,
+            letter_sha256: s.letter_sha256,
+            signed_via: "citizen_phone",
+        };
+        self.sign_letter(&signing, by, now).await
     }
 
     /// A person's commitments, newest first.

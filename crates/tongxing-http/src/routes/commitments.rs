@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tongxing_app::commitment::{CommitmentView, LetterView, Signing, TestPointSample};
+use tongxing_app::commitment::{CommitmentView, LetterDue, LetterView, Signing, TestPointSample};
 use tongxing_domain::auth::{Action, Role};
 use tongxing_domain::facts::TestResult;
 use tongxing_domain::text::{LabCode, SampleId};
@@ -179,6 +179,16 @@ pub async fn mine(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<V
     caller.require(Action::ActAsCitizen)?;
     let me = caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))?;
     Ok(Json(s.app.commitments_of(me).await?))
+}
+
+/// My pending service-area samples (and my linked family's) that no letter covers yet, newest
+/// first: sign for one with `POST /api/v1/commitments`.
+#[utoipa::path(get, path = "/api/v1/citizen/letters", tag = "commitments", operation_id = "my_letters_due",
+    responses((status = 200, body = Vec<LetterDue>)))]
+pub async fn due(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<LetterDue>>> {
+    caller.require(Action::ActAsCitizen)?;
+    let me = caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))?;
+    Ok(Json(s.app.letters_due(me, Utc::now()).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
