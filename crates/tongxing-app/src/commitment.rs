@@ -132,6 +132,29 @@ pub struct LetterDue {
     pub sampled_at: DateTime<Utc>,
 }
 
+/// A designated service-area test point of the rules in force.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestPointView {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+/// A sample a test point took, as its staff see it in the day's list (the person masked).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DaySample {
+    pub sample_id: String,
+    pub pool_id: Option<String>,
+    #[serde(serialize_with = "time::serialize")]
+    pub sampled_at: DateTime<Utc>,
+    /// pending, negative, positive or invalid: the result as it arrives.
+    pub result: String,
+    pub name: Option<String>,
+    pub document: String,
+    /// The letter's state when one was signed: pending, fulfilled, positive or overdue.
+    pub letter: Option<String>,
+}
+
 /// A letter a citizen signs on their phone: for their own sample, or a linked family member's.
 pub struct CitizenSigning<'a> {
     pub link: Option<i64>,
@@ -290,6 +313,61 @@ impl App {
                 Err(AppError::Conflict("another person's letter covers this sample".into()))
             }
         }
+    }
+
+    /// The designated service-area test points of the rules in force at `now`.
+    pub fn test_points(&self, now: DateTime<Utc>) -> AppResult<Vec<TestPointView>> {
+        let rules = self.rules();
+        let rule_set = tongxing_rules::select(&rules, now).ok_or_else(|| App::no_rule_set(now))?;
+        let text = |d: &serde_json::Value, k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        Ok(rule_set
+            .value_set(TEST_POINTS)
+            .map(|v| {
+                v.iter()
+                    .map(|(id, d)| TestPointView {
+                        id: id.clone(),
+                        name_zh: text(d, "name_zh"),
+                        name_en: text(d, "name_en"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The samples a test point took on a day (Beijing time), newest first, with their results
+    /// and letters as they stand; people masked.
+    pub async fn test_point_day(&self, test_point: &LabCode, day: chrono::NaiveDate) -> AppResult<Vec<DaySample>> {
+        let start = day
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(tongxing_domain::shanghai()).single())
+            .ok_or_else(|| AppError::invalid("date", "not a day"))?
+            .with_timezone(&Utc);
+        let rows =
+            self.store.samples_of_lab(test_point.as_str(), start, start + chrono::Duration::days(1), 2000).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DaySample {
+                sample_id: r.sample_id,
+                pool_id: r.pool_id,
+                sampled_at: r.sampled_at,
+                result: r.result,
+                name: r.name.as_deref().map(tongxing_domain::mask::name),
+                document: tongxing_domain::mask::document_number(&r.doc_number),
+                letter: r.commitment,
+            })
+            .collect())
+    }
+
+    /// The document of the person a test point's sample was taken from (to take their letter on
+    /// the test point's device without sending the number again).
+    pub async fn sample_document(&self, lab: &LabCode, sample_id: &str) -> AppResult<Document> {
+        let sample_id = SampleId::parse(sample_id).at("sample_id")?;
+        let owner =
+            self.store.sample_owner(lab.as_str(), sample_id.as_str()).await?.ok_or_else(|| {
+                AppError::invalid("sample_id", format!("no sample {sample_id} from test point {lab}"))
+            })?;
+        Document::from_key(&owner.doc_key)
+            .ok_or_else(|| AppError::Internal(format!("person {} has an unreadable document key", owner.id)))
     }
 
     /// The samples a citizen may sign a letter for: their own and their linked family's pending

@@ -145,6 +145,7 @@ pub fn routes() -> Routes {
         .add(Method::GET, &v1("/family-links/pending"), citizen::pending)
         .add(Method::POST, &v1("/family-links/{link}/decision"), citizen::decide)
         .add(Method::POST, &v1("/test-points/{test_point}/samples"), commitments::register_sample)
+        .add(Method::GET, &v1("/test-points/{test_point}/samples"), commitments::day)
         .add(Method::GET, &v1("/letter"), commitments::letter)
         .add(Method::POST, &v1("/commitments"), commitments::sign)
         .add(Method::GET, &v1("/citizen/commitments"), commitments::mine)

@@ -67,6 +67,7 @@ use crate::routes;
         routes::passes::revocations,
         routes::passes::withdraw,
         routes::commitments::register_sample,
+        routes::commitments::day,
         routes::commitments::letter,
         routes::commitments::sign,
         routes::commitments::mine,

@@ -1,5 +1,6 @@
 //! The lists the staff's pages work through: commuter applications in a state (the registry's
-//! queue), and a test point's samples of a period with their letters and results. The
+//! queue), a test point's samples of a period with their letters and results, and whose a
+//! sample is. The
 //! statements are written once and instantiated for both databases, as in `sql.rs`.
 
 use chrono::{DateTime, Utc};
@@ -78,6 +79,29 @@ macro_rules! queues_impl {
                 Ok(out)
             }
 
+            pub(crate) async fn sample_owner(&self, lab: &str, sample_id: &str) -> Result<Option<PersonRecord>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT p.id, p.doc_key, p.doc_kind, p.doc_number, p.name, p.phone, p.residence_region,
+                        p.created_at, p.updated_at
+                     FROM samples s JOIN people p ON p.id = s.person_id WHERE s.lab = $1 AND s.sample_id = $2",
+                )
+                .bind(lab)
+                .bind(sample_id)
+                .fetch_optional(&self.read)
+                .await?;
+                Ok(row.map(|r| PersonRecord {
+                    id: r.get(0),
+                    doc_key: r.get(1),
+                    doc_kind: r.get(2),
+                    doc_number: r.get(3),
+                    name: r.get(4),
+                    phone: r.get(5),
+                    residence_region: r.get(6),
+                    created_at: from_ms(r.get(7)),
+                    updated_at: from_ms(r.get(8)),
+                }))
+            }
+
             pub(crate) async fn samples_of_lab(
                 &self,
                 lab: &str,
@@ -135,6 +159,14 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(b) => b.commuters_in(status.as_str(), limit).await,
             Backend::Postgres(b) => b.commuters_in(status.as_str(), limit).await,
+        }
+    }
+
+    /// Whose sample `(lab, sample_id)` is.
+    pub async fn sample_owner(&self, lab: &str, sample_id: &str) -> Result<Option<PersonRecord>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(b) => b.sample_owner(lab, sample_id).await,
+            Backend::Postgres(b) => b.sample_owner(lab, sample_id).await,
         }
     }
 

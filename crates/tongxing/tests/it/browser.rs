@@ -313,6 +313,35 @@ impl Browser {
         self.rt.block_on(self.c().add_cookie(c)).unwrap();
     }
 
+    /// A page in both languages: axe-core, and no sideways scrolling at 360 px and at 1280 px
+    /// (with TONGXING_SHOTS set, a picture of each).
+    pub fn check_page(&mut self, path: &str) {
+        let slug = path.replace(['/', '?', '=', '&'], "_");
+        for lang in ["en", "zh-CN"] {
+            self.step(&format!("{path} in {lang}: axe, widths"), |b| {
+                b.goto(&format!("{path}{}lang={lang}", if path.contains('?') { '&' } else { '?' }));
+                b.wait_js(&format!("document.documentElement.lang === '{lang}'"));
+                b.axe();
+                b.no_horizontal_scroll();
+                b.size(1280, 900);
+                b.no_horizontal_scroll();
+                b.shot(&format!("{slug}-{lang}-desktop"));
+                b.size(360, 780);
+                b.shot(&format!("{slug}-{lang}-360"));
+            });
+        }
+    }
+
+    /// Signs in on the staff's sign-in page with an API token; ends on the role's page.
+    pub fn staff_sign_in(&mut self, token: &str) {
+        self.step("staff sign-in", |b| {
+            b.goto("/sign-in");
+            b.fill("#token", token);
+            b.click("button[type=submit].primary");
+            b.wait_js("location.pathname !== '/sign-in'");
+        });
+    }
+
     /// Bytes transferred to show the page (the document and every resource it loaded), as the
     /// browser's Resource Timing reports them.
     pub fn transferred(&self) -> i64 {

@@ -248,6 +248,16 @@ fn examples(app: &App) -> Vec<Example> {
         ),
         e("GET", "/api/v1/citizen/commitments", "citizen", "/api/v1/citizen/commitments", None),
         e("GET", "/api/v1/citizen/letters", "citizen", "/api/v1/citizen/letters", None),
+        Example {
+            param: Some(("test_point", "SA-JINGHA-XIANGHE")),
+            ..e(
+                "GET",
+                "/api/v1/test-points/{test_point}/samples",
+                "test_point",
+                "/api/v1/test-points/SA-JINGHA-XIANGHE/samples?date=2021-11-17",
+                None,
+            )
+        },
         e("GET", "/api/v1/citizen/access-log", "citizen", "/api/v1/citizen/access-log", None),
         e("GET", "/api/v1/citizen/commuter", "citizen", "/api/v1/citizen/commuter", None),
         e(

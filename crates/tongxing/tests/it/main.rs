@@ -28,4 +28,5 @@ mod scaleout;
 mod serve;
 mod web;
 mod web_citizen;
+mod web_test_point;
 mod webhooks;

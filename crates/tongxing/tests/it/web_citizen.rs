@@ -38,23 +38,6 @@ fn sign_in(b: &mut Browser, codes: &Codes, doc: &str) {
     });
 }
 
-/// Both languages: axe-core, and no sideways scrolling at 360 px and at 1280 px.
-fn check_page(b: &mut Browser, path: &str) {
-    for lang in ["en", "zh-CN"] {
-        b.step(&format!("{path} in {lang}: axe, widths"), |b| {
-            b.goto(&format!("{path}{}lang={lang}", if path.contains('?') { '&' } else { '?' }));
-            b.wait_js(&format!("document.documentElement.lang === '{lang}'"));
-            b.axe();
-            b.no_horizontal_scroll();
-            b.size(1280, 900);
-            b.no_horizontal_scroll();
-            b.shot(&format!("{}-{lang}-desktop", path.replace(['/', '?', '=', '&'], "_")));
-            b.size(360, 780);
-            b.shot(&format!("{}-{lang}-360", path.replace(['/', '?', '=', '&'], "_")));
-        });
-    }
-}
-
 #[test]
 fn sign_in_and_my_code_shows_the_qr() {
     let (app, codes) = spawn_web(Backend::Sqlite);
@@ -62,7 +45,7 @@ fn sign_in_and_my_code_shows_the_qr() {
     person(&app, &doc, "13812345631", "王小明");
     app.negative(&doc, Duration::hours(5));
     let mut b = Browser::start("citizen-sign-in", &app.server.base);
-    check_page(&mut b, "/citizen/sign-in");
+    b.check_page("/citizen/sign-in");
     sign_in(&mut b, &codes, &doc);
     b.step("my code: green, a shape and a word, the QR, masked", |b| {
         assert_eq!(b.attr(".code", "data-colour").as_deref(), Some("green"));
@@ -76,7 +59,7 @@ fn sign_in_and_my_code_shows_the_qr() {
         assert!(facts.contains("5 小时前"), "{facts}");
         assert!(!b.exists(".reasons"), "nothing to do when green and let in");
     });
-    check_page(&mut b, "/citizen");
+    b.check_page("/citizen");
     b.step("the QR is renewed before it expires", |b| {
         let before = b.attr(".qr path", "d").unwrap();
         // Three quarters of its life gone: the page fetches a new one (the times are the page's).
@@ -124,7 +107,7 @@ fn family_one_swipe_away_and_in_their_access_log() {
     assert_eq!(r.status, 200, "{r:?}");
     let mut b = Browser::start("citizen-family", &app.server.base);
     sign_in(&mut b, &codes, &doc);
-    check_page(&mut b, "/citizen/family");
+    b.check_page("/citizen/family");
     let seen = codes.count();
     b.step("send the member a code", |b| {
         b.goto("/citizen/family");
@@ -154,7 +137,7 @@ fn family_one_swipe_away_and_in_their_access_log() {
         assert_eq!(b.js(&format!("return {second}.querySelector('.word').textContent;")), json!("黄码"));
         assert!(b.js(&format!("return {second}.querySelector('.reasons').textContent;")).as_str().unwrap().contains("黄码"));
     });
-    check_page(&mut b, "/citizen");
+    b.check_page("/citizen");
     // The member's access log has the citizen's views, and says so to the member.
     let r = app.post("registry", "/api/v1/people/access-log", json!({"document_number": member, "purpose": "test"}));
     assert!(r.body.as_array().unwrap().iter().any(|e| e["action"] == "pass" && e["role"] == "citizen"), "{r:?}");
@@ -177,7 +160,7 @@ fn the_letter_signed_on_the_phone_makes_the_check_conditional() {
         b.find(".letter");
     });
     let letter = b.path();
-    check_page(&mut b, &letter);
+    b.check_page(&letter);
     b.step("read in English, not signed without agreeing", |b| {
         let path = b.path();
         b.goto(&format!("{path}&lang=en"));
@@ -210,7 +193,7 @@ fn commuter_application_followed_to_approval_and_who_looked() {
     app.negative(&doc, Duration::hours(20));
     let mut b = Browser::start("citizen-commuter", &app.server.base);
     sign_in(&mut b, &codes, &doc);
-    check_page(&mut b, "/citizen/commuter");
+    b.check_page("/citizen/commuter");
     b.step("a residence outside the region is refused, naming the field, nothing filed", |b| {
         b.goto("/citizen/commuter");
         b.fill("#residence_region", "110105");
@@ -256,7 +239,7 @@ fn commuter_application_followed_to_approval_and_who_looked() {
         assert!(t.contains("登记审核民警") && t.contains("commuter review") && t.contains("tok_"), "{t}");
         assert!(t.contains("**"), "the reader is masked: {t}");
     });
-    check_page(&mut b, "/citizen/access-log");
+    b.check_page("/citizen/access-log");
 }
 
 #[test]
@@ -282,5 +265,5 @@ fn health_sets_a_colour_and_the_citizen_page_turns_yellow() {
         assert!(b.text(".person").contains("时空伴随"));
         assert!(b.exists(".reasons li"));
     });
-    check_page(&mut b, "/citizen");
+    b.check_page("/citizen");
 }
