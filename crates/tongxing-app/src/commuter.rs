@@ -4,14 +4,15 @@
 //! its history.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tongxing_domain::facts::CommuterStatus;
 use tongxing_domain::ids::{Document, RegionCode};
 use tongxing_domain::text::Reason;
 use tongxing_domain::{mask, time};
-use tongxing_store::PersonInput;
+use tongxing_store::{CommuterApplication, PersonInput, Store, StoreError};
 use utoipa::ToSchema;
 
+use crate::csvfile::{CsvRows, Unreadable};
 use crate::input::{RawApplication, application};
 use crate::{App, AppError, AppResult};
 
@@ -226,5 +227,169 @@ impl App {
                 valid_until: c.valid_until,
             })
             .collect())
+    }
+}
+
+/// The columns a commuters file must have (`document_kind`, `name` and `phone` are optional).
+pub const COMMUTER_COLUMNS: &[&str] = &[
+    "document_number",
+    "kind",
+    "residence_region",
+    "residence_proof",
+    "employer_name",
+    "employer_uscc",
+    "work_region",
+];
+
+/// One row of a commuters file, as written.
+#[derive(Deserialize)]
+struct CommuterRow {
+    #[serde(default)]
+    document_kind: Option<String>,
+    document_number: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    kind: String,
+    residence_region: String,
+    residence_proof: String,
+    employer_name: String,
+    employer_uscc: String,
+    work_region: String,
+}
+
+/// A row of a commuters file, checked: the person and their application, or why not.
+pub struct CheckedRow {
+    /// Its line in the file (the header is line 1).
+    pub line: u64,
+    /// The document number as a preview may show it (masked), when the row has one.
+    pub document: Option<String>,
+    pub checked: Result<(PersonInput, CommuterApplication), String>,
+}
+
+/// Checks every row of a commuters file against the policy, as `tongxing import commuters` and
+/// the registry's page do; nothing is written.
+pub fn check_rows<R: std::io::Read>(
+    csv: &mut CsvRows<R>,
+    policy: &tongxing_domain::Policy,
+    now: DateTime<Utc>,
+) -> Result<Vec<CheckedRow>, Unreadable> {
+    let headers = csv.headers().clone();
+    let mut record = csv::StringRecord::new();
+    let mut out = Vec::new();
+    while let Some((line, fields)) = csv.next(&mut record)? {
+        let row = match fields.and_then(|f| f.deserialize::<CommuterRow>(Some(&headers)).map_err(|e| e.to_string())) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(CheckedRow { line, document: None, checked: Err(format!("unreadable row: {e}")) });
+                continue;
+            }
+        };
+        let raw = RawApplication {
+            name: row.name.as_deref(),
+            phone: row.phone.as_deref(),
+            kind: &row.kind,
+            residence_region: &row.residence_region,
+            residence_proof: &row.residence_proof,
+            employer_name: &row.employer_name,
+            employer_uscc: &row.employer_uscc,
+            work_region: &row.work_region,
+        };
+        let checked = crate::input::document(row.document_kind.as_deref(), &row.document_number, "", now)
+            .and_then(|d| application(&raw, policy, "").map(|p| (d, p)))
+            .map(|(document, p)| {
+                let residence_region = Some(p.application.residence_region);
+                (PersonInput { document, name: p.name, phone: p.phone, residence_region }, p.application)
+            })
+            .map_err(|e| e.to_string());
+        out.push(CheckedRow { line, document: Some(mask::document_number(row.document_number.trim())), checked });
+    }
+    Ok(out)
+}
+
+/// Stores checked rows as approved commuters, 2,000 a transaction; returns how many were new
+/// and how many were left as they were (a certification already there).
+pub async fn store_rows(
+    store: &Store,
+    rows: &[(PersonInput, CommuterApplication)],
+    policy: &tongxing_domain::Policy,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize), StoreError> {
+    let valid_until = now + Duration::days(policy.commuter_validity_days);
+    let (mut accepted, mut unchanged) = (0, 0);
+    for chunk in rows.chunks(2000) {
+        for created in store.import_commuters(chunk, valid_until, by, now).await? {
+            if created {
+                accepted += 1;
+            } else {
+                unchanged += 1;
+            }
+        }
+    }
+    Ok((accepted, unchanged))
+}
+
+/// A commuters file checked row by row before anything is written: the registry's preview.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportPreview {
+    /// Rows that would be imported.
+    pub good: usize,
+    /// Every bad row: its line and why.
+    pub bad: Vec<BadRow>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BadRow {
+    pub line: u64,
+    /// The row's document number, masked, when it has one.
+    pub document: Option<String>,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportOutcome {
+    /// New approved commuters.
+    pub accepted: usize,
+    /// People who had a certification already: left as they were.
+    pub unchanged: usize,
+    /// The bad rows, not imported.
+    pub rejected: Vec<BadRow>,
+}
+
+impl App {
+    fn checked_text(&self, text: &str, now: DateTime<Utc>) -> AppResult<Vec<CheckedRow>> {
+        let mut csv = CsvRows::new("the file".into(), text.as_bytes(), text.len() as u64, COMMUTER_COLUMNS)
+            .map_err(|e| AppError::invalid("csv", e.0))?;
+        check_rows(&mut csv, self.policy_at(now)?, now).map_err(|e| AppError::invalid("csv", e.0))
+    }
+
+    /// Checks a commuters file (its text) row by row; writes nothing.
+    pub fn preview_commuters(&self, text: &str, now: DateTime<Utc>) -> AppResult<ImportPreview> {
+        let rows = self.checked_text(text, now)?;
+        let good = rows.iter().filter(|r| r.checked.is_ok()).count();
+        let bad = rows
+            .into_iter()
+            .filter_map(|r| r.checked.err().map(|reason| BadRow { line: r.line, document: r.document, reason }))
+            .collect();
+        Ok(ImportPreview { good, bad })
+    }
+
+    /// Imports a commuters file's good rows as approved commuters (as `tongxing import
+    /// commuters`), reporting the bad ones.
+    pub async fn import_commuters(&self, text: &str, by: &str, now: DateTime<Utc>) -> AppResult<ImportOutcome> {
+        let rows = self.checked_text(text, now)?;
+        let mut good = Vec::new();
+        let mut rejected = Vec::new();
+        for r in rows {
+            match r.checked {
+                Ok(g) => good.push(g),
+                Err(reason) => rejected.push(BadRow { line: r.line, document: r.document, reason }),
+            }
+        }
+        let (accepted, unchanged) = store_rows(&self.store, &good, self.policy_at(now)?, by, now).await?;
+        Ok(ImportOutcome { accepted, unchanged, rejected })
     }
 }

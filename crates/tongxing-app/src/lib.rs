@@ -10,6 +10,8 @@
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
 //! - [`commuter`]: commuter applications (by the registry or the citizen), decisions, the
 //!   registry's queue, a person's own certification.
+//! - [`csvfile`]: CSV files read record by record with their lines (the CLI's imports, the
+//!   pages' previews).
 //! - [`commitment`]: test points' samples, the commitment letter, results followed to their end
 //!   (with the store), pools, the overdue scan.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
@@ -30,6 +32,7 @@ pub mod check;
 pub mod citizen;
 pub mod commitment;
 pub mod commuter;
+pub mod csvfile;
 pub mod dryrun;
 pub mod feed;
 pub mod input;

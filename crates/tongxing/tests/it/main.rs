@@ -28,5 +28,6 @@ mod scaleout;
 mod serve;
 mod web;
 mod web_citizen;
+mod web_registry;
 mod web_test_point;
 mod webhooks;
