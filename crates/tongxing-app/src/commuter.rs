@@ -361,6 +361,7 @@ pub struct ImportOutcome {
 
 impl App {
     fn checked_text(&self, text: &str, now: DateTime<Utc>) -> AppResult<Vec<CheckedRow>> {
+        crate::csvfile::check_text("csv", text)?;
         let mut csv = CsvRows::new("the file".into(), text.as_bytes(), text.len() as u64, COMMUTER_COLUMNS)
             .map_err(|e| AppError::invalid("csv", e.0))?;
         check_rows(&mut csv, self.policy_at(now)?, now).map_err(|e| AppError::invalid("csv", e.0))

@@ -16,6 +16,24 @@ impl std::fmt::Display for Unreadable {
 
 impl std::error::Error for Unreadable {}
 
+/// A CSV text sent in a request (the pages, the API): refused, naming `field` and the line,
+/// when it holds a control character other than a tab or a line break.
+pub fn check_text(field: &str, text: &str) -> crate::AppResult<()> {
+    for (i, line) in text.split('\n').enumerate() {
+        if let Some(c) = line.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\r')) {
+            return Err(crate::AppError::invalid(
+                field,
+                format!(
+                    "line {} holds the control character U+{:04X}; only tabs and line breaks may appear",
+                    i + 1,
+                    c as u32
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A CSV file read record by record, each with the line it starts on (the header being line 1;
 /// a field in quotes may span lines), in raw bytes so that a row that is not UTF-8 or has the
 /// wrong number of fields is one rejected row rather than an error of the reader.

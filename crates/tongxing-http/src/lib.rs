@@ -28,6 +28,7 @@ use tongxing_app::App;
 use crate::error::ApiError;
 
 pub use extract::JsonBody;
+pub use routes::alerts::event_stream;
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
@@ -105,12 +106,16 @@ pub fn routes() -> Routes {
         .add(Method::POST, &v1("/people/lookup"), people::lookup)
         .add(Method::POST, &v1("/people/access-log"), people::access_log)
         .add(Method::PUT, &v1("/people/code"), people::set_code)
+        .add_limited(Method::POST, &v1("/people/codes/preview"), people::codes_preview, 4 * 1024 * 1024)
+        .add_limited(Method::POST, &v1("/people/codes"), people::set_codes, 4 * 1024 * 1024)
         .add(Method::POST, &v1("/results"), results::submit_one)
         .add_limited(Method::POST, &v1("/results/batch"), results::submit_batch, 32 * 1024 * 1024)
         .add(Method::GET, &v1("/results/{lab}/{sample_id}/history"), results::history)
         .add(Method::POST, &v1("/commuters"), commuters::apply)
         .add(Method::POST, &v1("/commuters/decision"), commuters::decide)
         .add(Method::GET, &v1("/commuters/queue"), commuters::queue)
+        .add_limited(Method::POST, &v1("/commuters/import/preview"), commuters::import_preview, 4 * 1024 * 1024)
+        .add_limited(Method::POST, &v1("/commuters/import"), commuters::import, 4 * 1024 * 1024)
         .add(Method::POST, &v1("/checkpoints"), checkpoints::register)
         .add(Method::GET, &v1("/checkpoints"), checkpoints::list)
         .add(Method::POST, &v1("/checks"), checks::check)

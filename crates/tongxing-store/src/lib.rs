@@ -430,6 +430,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         dispatch!(self, b => b.set_code(person_id, colour, reason, expires_at, by, at).await)
     }
+    /// Sets the colours of many people (each registered if new) in one transaction: all or
+    /// nothing. Returns their ids, in order.
+    pub async fn set_codes(
+        &self,
+        rows: &[ColourRow],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PersonId>, StoreError> {
+        retried!(self, b => b.set_codes(rows, by, at).await)
+    }
     pub async fn code_history(&self, person_id: PersonId) -> Result<Vec<CodeRecord>, StoreError> {
         dispatch!(self, b => b.code_history(person_id).await)
     }

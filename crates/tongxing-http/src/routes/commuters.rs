@@ -140,3 +140,37 @@ pub async fn queue(
     }
     Ok(Json(s.app.commuter_queue(status, q.limit.unwrap_or(100)).await?))
 }
+
+/// A commuter list as CSV text (the columns of `tongxing import commuters`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvBody {
+    /// UTF-8 CSV with a header line naming the columns.
+    #[schema(max_length = 4194304)]
+    pub csv: String,
+}
+
+/// Checks a commuter list row by row and lists every bad row by its line; writes nothing.
+#[utoipa::path(post, path = "/api/v1/commuters/import/preview", tag = "commuters", operation_id = "preview_commuter_import",
+    request_body = CsvBody, responses((status = 200, body = tongxing_app::commuter::ImportPreview)))]
+pub async fn import_preview(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<CsvBody>,
+) -> ApiResult<Json<tongxing_app::commuter::ImportPreview>> {
+    caller.require(Action::ImportCommuters)?;
+    Ok(Json(s.app.preview_commuters(&b.csv, Utc::now())?))
+}
+
+/// Imports a commuter list's good rows as approved commuters (as `tongxing import commuters`),
+/// listing the bad rows; a person already certified is left as they are.
+#[utoipa::path(post, path = "/api/v1/commuters/import", tag = "commuters", operation_id = "import_commuters",
+    request_body = CsvBody, responses((status = 200, body = tongxing_app::commuter::ImportOutcome)))]
+pub async fn import(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<CsvBody>,
+) -> ApiResult<Json<tongxing_app::commuter::ImportOutcome>> {
+    caller.require(Action::ImportCommuters)?;
+    Ok(Json(s.app.import_commuters(&b.csv, &caller.token_id, Utc::now()).await?))
+}

@@ -28,6 +28,7 @@ mod scaleout;
 mod serve;
 mod web;
 mod web_citizen;
+mod web_health;
 mod web_registry;
 mod web_test_point;
 mod webhooks;
