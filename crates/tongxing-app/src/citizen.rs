@@ -286,6 +286,14 @@ impl App {
         Ok(Session { token, expires_at })
     }
 
+    /// Ends a citizen's session (signing out): its token stops working at once here, and on
+    /// the other servers when their token cache lapses (30 s).
+    pub async fn sign_out(&self, token: &str, now: DateTime<Utc>) -> AppResult<()> {
+        let hash = hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        self.store.end_session(&hash, now).await?;
+        Ok(())
+    }
+
     /// Links a family member who consented with their own code.
     pub async fn link_member(
         &self,

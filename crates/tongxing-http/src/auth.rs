@@ -80,6 +80,13 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct TokenCache(Mutex<HashMap<String, (Caller, Instant)>>);
 
+impl TokenCache {
+    /// Forgets a token (a session just ended) on this server.
+    pub fn forget(&self, secret: &str) {
+        self.0.lock().expect("token cache").remove(&hash_token(secret));
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 

@@ -107,13 +107,21 @@ pub async fn sign_in(State(s): State<AppState>, Posted { web, form }: Posted<Sig
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
-/// `POST /sign-out`: forgets the session cookie. (A citizen's session token lapses on its own;
-/// an operator's token stays valid for the API: it is the operator's credential.)
-pub async fn sign_out(Posted { web, .. }: Posted<Empty>) -> Response {
-    let to = if web.role() == Some(Role::Citizen) { "/citizen/sign-in" } else { "/" };
-    let mut resp = Redirect::to(to).into_response();
+/// `POST /sign-out`: forgets the session cookie; a citizen's session ends there and then (an
+/// operator's token stays valid for the API: it is the operator's credential).
+pub async fn sign_out(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Posted { web, .. }: Posted<Empty>,
+) -> PageResult {
+    let citizen = web.role() == Some(Role::Citizen);
+    if citizen && let Some(secret) = crate::page::cookie(&headers, SESSION_COOKIE) {
+        s.app.sign_out(secret, chrono::Utc::now()).await?;
+        s.tokens.forget(secret);
+    }
+    let mut resp = Redirect::to(if citizen { "/citizen/sign-in" } else { "/" }).into_response();
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

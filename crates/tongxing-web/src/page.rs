@@ -91,7 +91,8 @@ impl Chrome {
     }
     /// The link that switches the language of this page.
     pub fn switch_href(&self) -> String {
-        format!("{}?lang={}", self.path, self.lang.other().tag())
+        let sep = if self.path.contains('?') { '&' } else { '?' };
+        format!("{}{sep}lang={}", self.path, self.lang.other().tag())
     }
     pub fn other_lang_name(&self) -> &'static str {
         msg::layout(self.lang.other()).lang_name
@@ -321,7 +322,7 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         Some(p) => (p.to_string(), false),
         None => (random_hex(16), true),
     };
-    let back = req.uri().path().to_string();
+    let back = back_link(&req);
     req.extensions_mut().insert(Visit { lang, pre: pre.clone() });
     let mut resp = next.run(req).await;
     if let Some(e) = resp.extensions_mut().remove::<PageError>() {
@@ -341,10 +342,28 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     if let Some(l) = set_lang {
         h.append(header::SET_COOKIE, set_cookie(LANG_COOKIE, l.tag(), Some(365 * 86_400)));
     }
-    if new_pre {
+    // Pages get the pre-session token; assets and fragments have no forms.
+    let is_page = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if new_pre && is_page {
         h.append(header::SET_COOKIE, set_cookie(PRE_COOKIE, &pre, None));
     }
     resp
+}
+
+/// Where an error page's "back" leads: the page the form was on (the `Referer`, when it is this
+/// site's), else the page asked for, else the start.
+fn back_link(req: &Request) -> String {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let referer = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| {
+        let rest = r.split_once("://")?.1;
+        let (h, path) = rest.split_at(rest.find('/')?);
+        (h == host && !path.starts_with("//")).then(|| path.to_string())
+    });
+    match referer {
+        Some(p) => p,
+        None if req.method() == axum::http::Method::GET => req.uri().path().to_string(),
+        None => "/".to_string(),
+    }
 }
 
 #[cfg(test)]

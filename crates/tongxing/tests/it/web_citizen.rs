@@ -138,6 +138,17 @@ fn family_one_swipe_away_and_in_their_access_log() {
         assert!(b.js(&format!("return {second}.querySelector('.reasons').textContent;")).as_str().unwrap().contains("黄码"));
     });
     b.check_page("/citizen");
+    // The first load with two codes on the page (each card a signed QR), cold cache.
+    let session = b.cookie("tx_session").expect("a session cookie");
+    let fresh = Browser::start("citizen-family-first-load", &app.server.base);
+    fresh.goto("/healthz");
+    fresh.add_cookie("tx_session", &session);
+    fresh.goto("/citizen");
+    fresh.wait_js("document.querySelectorAll('.qr svg').length === 2 && document.readyState === 'complete'");
+    let bytes = fresh.transferred();
+    eprintln!("web: the citizen page with one family member, first load: {bytes} bytes, every asset included");
+    assert!(bytes < 150_000, "{bytes} bytes");
+    drop(fresh);
     // The member's access log has the citizen's views, and says so to the member.
     let r = app.post("registry", "/api/v1/people/access-log", json!({"document_number": member, "purpose": "test"}));
     assert!(r.body.as_array().unwrap().iter().any(|e| e["action"] == "pass" && e["role"] == "citizen"), "{r:?}");
@@ -240,6 +251,17 @@ fn commuter_application_followed_to_approval_and_who_looked() {
         assert!(t.contains("**"), "the reader is masked: {t}");
     });
     b.check_page("/citizen/access-log");
+    // Signing out ends the session itself, not only the cookie.
+    let token = b.cookie("tx_session").expect("a session cookie");
+    assert_eq!(app.call("GET", "/api/v1/citizen/pass", Some(&token), None).status, 200);
+    b.step("sign out", |b| {
+        b.click("form[action='/sign-out'] button");
+        b.wait_js("location.pathname === '/citizen/sign-in'");
+        assert!(b.cookie("tx_session").is_none());
+        b.goto("/citizen");
+        assert_eq!(b.path(), "/citizen/sign-in");
+    });
+    assert_eq!(app.call("GET", "/api/v1/citizen/pass", Some(&token), None).status, 401);
 }
 
 #[test]
