@@ -118,13 +118,12 @@ fn result_word(m: M, result: &str) -> &'static str {
     }
 }
 
-fn qr_of(m: M, lang: Lang, view: &PassView, refresh: String) -> Option<Qr> {
+fn qr_of(m: M, view: &PassView, refresh: String) -> Option<Qr> {
     let issued = view.qr.as_ref()?;
     let svg = tongxing_pass::qr_svg_inline(&issued.text).ok()?;
     let until = fill(m.qr_valid_until, &[("time", &local(issued.expires_at))]);
     let label = format!("{} {until}", m.qr_label);
     let svg = svg.replacen("<svg ", &format!("<svg role=\"img\" aria-label=\"{}\" ", escape(&label)), 1);
-    let _ = lang;
     Some(Qr {
         svg,
         issued_ms: issued.issued_at.timestamp_millis(),
@@ -141,7 +140,7 @@ fn escape(s: &str) -> String {
 
 fn card(m: M, lang: Lang, view: PassView, anchor: String, tab: String, refresh: String) -> Card {
     let (word, shape) = colour_word(m, &view.colour);
-    let qr = qr_of(m, lang, &view, refresh);
+    let qr = qr_of(m, &view, refresh);
     let latest = view.latest_test.as_ref().map(|t| {
         fill(
             m.latest_test,
@@ -273,7 +272,7 @@ async fn qr_fragment(State(s): State<AppState>, web: Web, PageQuery(q): PageQuer
         None => (s.app.pass_view(me, now).await?, "/citizen/qr".to_string()),
         Some(link) => (s.app.member_pass(me, link, reader(&web)?, now).await?, format!("/citizen/qr?link={link}")),
     };
-    Ok(render(&QrFragment { qr: qr_of(m, web.lang, &view, refresh), m }))
+    Ok(render(&QrFragment { qr: qr_of(m, &view, refresh), m }))
 }
 
 // ---- signing in ----

@@ -371,11 +371,13 @@ async fn publish(State(s): State<AppState>, Posted { web, form }: Posted<Publish
     let rs = tongxing_app::policies::parse_rule_set(&form.policy)?;
     let now = Utc::now();
     s.app.publish_policy(&rs, &form.policy, &caller.token_id, now).await?;
-    let (id, version) = (PolicyId::parse(rs.id()), PolicyVersion::parse(rs.version()));
-    let (id, version) = (
-        id.map_err(|e| PageError::Invalid { field: "id".into(), reason: e.to_string() })?,
-        version.map_err(|e| PageError::Invalid { field: "version".into(), reason: e.to_string() })?,
-    );
+    // parse_rule_set checked both already.
+    let invalid = |field: &str, e: tongxing_domain::text::TextError| PageError::Invalid {
+        field: field.into(),
+        reason: e.to_string(),
+    };
+    let id = PolicyId::parse(rs.id()).map_err(|e| invalid("id", e))?;
+    let version = PolicyVersion::parse(rs.version()).map_err(|e| invalid("version", e))?;
     s.app.activate_policy(&id, &version, &caller.token_id, now).await?;
     let published = crate::i18n::fill(
         m.published,

@@ -137,9 +137,8 @@ pub struct DecisionForm {
 async fn decide(State(s): State<AppState>, Posted { web, form }: Posted<DecisionForm>) -> PageResult {
     let caller = web.require(Action::DecideCommuter, "registry")?;
     let reason = Some(form.reason.as_str()).filter(|r| !r.trim().is_empty());
-    let state = s.app.decide_commuter_of(form.person_id, &form.action, reason, &caller.token_id, Utc::now()).await?;
+    s.app.decide_commuter_of(form.person_id, &form.action, reason, &caller.token_id, Utc::now()).await?;
     let back = TABS.iter().find(|t| **t == form.status).copied().unwrap_or("pending");
-    let _ = state;
     Ok(Redirect::to(&format!("/registry?status={back}&done={}", form.action.trim())).into_response())
 }
 

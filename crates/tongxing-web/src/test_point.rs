@@ -53,6 +53,12 @@ fn test_point_of(caller: &Caller, chosen: Option<&str>, all: &[TestPointView]) -
     Ok(Some(tp))
 }
 
+/// The test point a form or a query names (it must name one).
+fn named_test_point(caller: &Caller, tp: &str, all: &[TestPointView]) -> Result<LabCode, PageError> {
+    test_point_of(caller, Some(tp), all)?
+        .ok_or_else(|| PageError::Invalid { field: "tp".into(), reason: "name the test point".into() })
+}
+
 fn name_of(lang: Lang, all: &[TestPointView], tp: &LabCode) -> String {
     all.iter().find(|t| t.id == tp.as_str()).map(|t| lang.pick(&t.name_zh, &t.name_en).to_string()).unwrap_or_default()
 }
@@ -167,7 +173,7 @@ async fn day_fragment(State(s): State<AppState>, web: Web, PageQuery(q): PageQue
     let caller = web.require_role(Role::TestPoint, "test_point")?;
     let now = Utc::now();
     let all = s.app.test_points(now)?;
-    let tp = test_point_of(caller, Some(&q.tp), &all)?.expect("chosen");
+    let tp = named_test_point(caller, &q.tp, &all)?;
     let rows = rows(s.app.test_point_day(&tp, tongxing_app::input::today(now)).await?);
     Ok(render(&Day { m: msg::test_point(web.lang), rows }))
 }
@@ -212,7 +218,7 @@ async fn register(State(s): State<AppState>, Posted { web, form }: Posted<Sample
     let caller = web.require_role(Role::TestPoint, "test_point")?;
     let now = Utc::now();
     let all = s.app.test_points(now)?;
-    let tp = test_point_of(caller, Some(&form.tp), &all)?.expect("chosen");
+    let tp = named_test_point(caller, &form.tp, &all)?;
     let kind = Some(form.document_kind.as_str()).filter(|k| !k.is_empty());
     let document = tongxing_app::input::document(kind, &form.document_number, "", now)?;
     let sample = TestPointSample {
@@ -240,7 +246,7 @@ pub struct LetterQuery {
 async fn letter(State(s): State<AppState>, web: Web, PageQuery(q): PageQuery<LetterQuery>) -> PageResult {
     let caller = web.require_role(Role::TestPoint, "test_point")?;
     let all = s.app.test_points(Utc::now())?;
-    let tp = test_point_of(caller, Some(&q.tp), &all)?.expect("chosen");
+    let tp = named_test_point(caller, &q.tp, &all)?;
     let document = s.app.sample_document(&tp, &q.sample_id).await?;
     let letter = s.app.letter();
     Ok(render(&LetterPage {
@@ -277,7 +283,7 @@ async fn sign(State(s): State<AppState>, Posted { web, form }: Posted<SignForm>)
         return Err(PageError::Invalid { field: "agree".into(), reason: m.must_agree.into() });
     }
     let all = s.app.test_points(now)?;
-    let tp = test_point_of(caller, Some(&form.tp), &all)?.expect("chosen");
+    let tp = named_test_point(caller, &form.tp, &all)?;
     let document = s.app.sample_document(&tp, &form.sample_id).await?;
     let signing = Signing {
         document,

@@ -99,3 +99,23 @@ fn other_roles_are_told_whose_page_it_is() {
         b.axe();
     });
 }
+
+/// Without a browser: a form that names no test point (a token for all of them) is refused
+/// naming `tp`, and nothing is registered.
+#[test]
+fn a_form_without_its_test_point_is_refused() {
+    let app = App::spawn(Backend::Sqlite);
+    let v = crate::web::Visitor::new(&app);
+    assert_eq!(v.sign_in(&app.tokens["test_point"]).header("location"), Some("/test-point"));
+    let page = v.get("/test-point");
+    assert!(page.body.contains("name=\"tp\""), "a token for every test point chooses one first");
+    let doc = nth_id("120104", 42);
+    let p = v.post(
+        "/test-point/samples",
+        &[("csrf", &page.csrf()), ("tp", ""), ("document_number", &doc), ("sample_id", "X-1")],
+    );
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(p.body.contains("tp"));
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "test"}));
+    assert_eq!(r.status, 404, "nobody registered");
+}
