@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tongxing_domain::Policy;
-use tongxing_domain::facts::{CommuterKind, SiteKind, TestResult};
+use tongxing_domain::facts::{CodeColour, CommuterKind, SiteKind, TestResult};
 use tongxing_domain::ids::{Document, DocumentKind, RegionCode};
-use tongxing_domain::text::{self, EmployerName, LabCode, PersonName, SampleId, SiteCode, TextError};
+use tongxing_domain::text::{self, EmployerName, LabCode, PersonName, Reason, SampleId, SiteCode, TextError};
 use tongxing_domain::uscc::Uscc;
-use tongxing_store::{CommuterApplication, SampleInput};
+use tongxing_store::{CommuterApplication, PersonInput, SampleInput};
 
 use crate::{AppError, AppResult};
 
@@ -174,5 +174,85 @@ pub fn application(a: &RawApplication<'_>, policy: &Policy, at: &str) -> AppResu
             employer_uscc,
             work_region,
         },
+    })
+}
+
+/// Parses an RFC 3339 time with an offset. A `+` that a query string turned into a space is
+/// read as the `+` it was.
+pub fn time(field: &str, v: &str) -> AppResult<DateTime<Utc>> {
+    let t = v.trim();
+    let fixed;
+    let t = match t.rfind(' ') {
+        Some(i) if i >= 10 && t.len() - i - 1 == 5 && t.as_bytes()[i + 3] == b':' => {
+            fixed = format!("{}+{}", &t[..i], &t[i + 1..]);
+            fixed.as_str()
+        }
+        _ => t,
+    };
+    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        AppError::invalid(
+            field,
+            format!("{} is not RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00", text::quote(v)),
+        )
+    })
+}
+
+/// The yellow "pop-up" (弹窗) reasons of the Beijing Health Kit.
+pub const POPUPS: &[(&str, &str)] = &[
+    ("risk_county_stay", "14天内到过有本土病例的县（市、区、旗）"),
+    ("inbound_quarantine", "入境隔离未满"),
+    ("spatiotemporal_link", "与病例或风险区域时空关联"),
+    ("test_overdue", "未按要求完成核酸检测"),
+    ("border_county", "来自陆地边境县"),
+];
+
+/// A health-code colour as the health authority sets it (one person, or a row of a file).
+pub struct RawColour<'a> {
+    pub document_kind: Option<&'a str>,
+    pub document_number: &'a str,
+    pub colour: &'a str,
+    pub reason: Option<&'a str>,
+    pub popup: Option<&'a str>,
+    pub expires_at: Option<&'a str>,
+}
+
+/// A checked colour change.
+pub type ColourChange = tongxing_store::ColourRow;
+
+/// Checks a colour change: yellow and red need a reason (or a pop-up code, whose text becomes
+/// the reason); a lapse time must be in the future.
+pub fn colour(r: &RawColour<'_>, at: &str, now: DateTime<Utc>) -> AppResult<ColourChange> {
+    let f = |name: &str| format!("{at}{name}");
+    let document = document(r.document_kind, r.document_number, at, now)?;
+    let colour = CodeColour::parse(r.colour).at(&f("colour"))?;
+    let popup = match r.popup.map(str::trim) {
+        None | Some("") => None,
+        Some(p) => Some(POPUPS.iter().find(|(k, _)| *k == p).ok_or_else(|| {
+            let keys: Vec<_> = POPUPS.iter().map(|(k, _)| *k).collect();
+            AppError::invalid(f("popup"), format!("{} is not one of: {}", text::quote(p), keys.join(", ")))
+        })?),
+    };
+    let expires_at = match r.expires_at.map(str::trim) {
+        None | Some("") => None,
+        Some(t) => Some(time(&f("expires_at"), t)?),
+    };
+    let reason = match (optional(&f("reason"), r.reason, Reason::parse)?.map(Reason::into_string), popup) {
+        (Some(r), _) => Some(r),
+        (None, Some((_, text))) => Some((*text).to_string()),
+        (None, None) if colour != CodeColour::Green => {
+            return Err(AppError::invalid(f("reason"), "a yellow or red code needs a reason (or a popup code)"));
+        }
+        (None, None) => None,
+    };
+    if let Some(e) = expires_at
+        && e <= now
+    {
+        return Err(AppError::invalid(f("expires_at"), "must be in the future"));
+    }
+    Ok(ColourChange {
+        person: PersonInput { document, name: None, phone: None, residence_region: None },
+        colour,
+        reason,
+        expires_at,
     })
 }

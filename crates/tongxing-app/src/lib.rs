@@ -8,11 +8,17 @@
 //!   and their reload from the database (several servers share one).
 //! - [`check`]: check a person, check a vehicle.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
+//! - [`colours`]: health-code colours set one by one or from a file, previewed, all or nothing.
+//! - [`commuter`]: commuter applications (by the registry or the citizen), decisions, the
+//!   registry's queue, a person's own certification.
+//! - [`csvfile`]: CSV files read record by record with their lines (the CLI's imports, the
+//!   pages' previews).
 //! - [`commitment`]: test points' samples, the commitment letter, results followed to their end
 //!   (with the store), pools, the overdue scan.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
 //! - [`offline`]: what an offline checkpoint syncs besides the signed lists, and recording the
 //!   checks it uploads, once each.
+//! - [`policies`]: a candidate rule set validated, dry-run, published, activated (audited).
 //! - [`pass`]: a person's pass as the citizen sees it.
 //! - [`signing`]: signed passes, the trust list and the revocation list; the changes of
 //!   colour and certification that revoke passes.
@@ -26,13 +32,17 @@
 pub mod alerts;
 pub mod check;
 pub mod citizen;
+pub mod colours;
 pub mod commitment;
+pub mod commuter;
+pub mod csvfile;
 pub mod dryrun;
 pub mod feed;
 pub mod input;
 pub mod lease;
 pub mod offline;
 pub mod pass;
+pub mod policies;
 pub mod signing;
 pub mod verify;
 pub mod webhooks;

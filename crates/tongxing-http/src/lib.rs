@@ -28,6 +28,7 @@ use tongxing_app::App;
 use crate::error::ApiError;
 
 pub use extract::JsonBody;
+pub use routes::alerts::event_stream;
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
@@ -105,11 +106,16 @@ pub fn routes() -> Routes {
         .add(Method::POST, &v1("/people/lookup"), people::lookup)
         .add(Method::POST, &v1("/people/access-log"), people::access_log)
         .add(Method::PUT, &v1("/people/code"), people::set_code)
+        .add_limited(Method::POST, &v1("/people/codes/preview"), people::codes_preview, 4 * 1024 * 1024)
+        .add_limited(Method::POST, &v1("/people/codes"), people::set_codes, 4 * 1024 * 1024)
         .add(Method::POST, &v1("/results"), results::submit_one)
         .add_limited(Method::POST, &v1("/results/batch"), results::submit_batch, 32 * 1024 * 1024)
         .add(Method::GET, &v1("/results/{lab}/{sample_id}/history"), results::history)
         .add(Method::POST, &v1("/commuters"), commuters::apply)
         .add(Method::POST, &v1("/commuters/decision"), commuters::decide)
+        .add(Method::GET, &v1("/commuters/queue"), commuters::queue)
+        .add_limited(Method::POST, &v1("/commuters/import/preview"), commuters::import_preview, 4 * 1024 * 1024)
+        .add_limited(Method::POST, &v1("/commuters/import"), commuters::import, 4 * 1024 * 1024)
         .add(Method::POST, &v1("/checkpoints"), checkpoints::register)
         .add(Method::GET, &v1("/checkpoints"), checkpoints::list)
         .add(Method::POST, &v1("/checks"), checks::check)
@@ -133,6 +139,9 @@ pub fn routes() -> Routes {
         .add(Method::POST, &v1("/citizen/family/minor"), citizen::minor)
         .add(Method::POST, &v1("/citizen/family/{link}/remove"), citizen::remove)
         .add(Method::GET, &v1("/citizen/family/{link}/pass"), citizen::member_pass)
+        .add(Method::GET, &v1("/citizen/access-log"), citizen::my_access_log)
+        .add(Method::GET, &v1("/citizen/commuter"), citizen::my_commuter)
+        .add(Method::POST, &v1("/citizen/commuter"), citizen::apply_commuter)
         .add(Method::GET, &v1("/citizen/pass/qr"), passes::my_qr)
         .add(Method::GET, &v1("/citizen/family/{link}/pass/qr"), passes::member_qr)
         .add(Method::GET, &v1("/trust-list"), passes::trust_list)
@@ -141,9 +150,11 @@ pub fn routes() -> Routes {
         .add(Method::GET, &v1("/family-links/pending"), citizen::pending)
         .add(Method::POST, &v1("/family-links/{link}/decision"), citizen::decide)
         .add(Method::POST, &v1("/test-points/{test_point}/samples"), commitments::register_sample)
+        .add(Method::GET, &v1("/test-points/{test_point}/samples"), commitments::day)
         .add(Method::GET, &v1("/letter"), commitments::letter)
         .add(Method::POST, &v1("/commitments"), commitments::sign)
         .add(Method::GET, &v1("/citizen/commitments"), commitments::mine)
+        .add(Method::GET, &v1("/citizen/letters"), commitments::due)
         .add(Method::POST, &v1("/pools/{pool_id}/result"), commitments::pool)
         // Delivery: alerts, their live stream, webhooks, the servers' leases.
         .add(Method::GET, &v1("/alerts"), alerts::list)
@@ -162,10 +173,18 @@ pub fn routes() -> Routes {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API with other routes beside it (the web pages of `tongxing-web`): they share the
+/// state, the request log and the metrics, but not the API's problem+json layer (a page answers
+/// in HTML) nor the OpenAPI document, which covers `routes()` only.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     routes()
         .router
         .fallback(not_found)
         .layer(middleware::from_fn(error::problem_layer))
+        .merge(pages)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         // For the layers inside the routes (Idempotency-Key), which are made without the state.
         .layer(axum::Extension(state.clone()))

@@ -291,6 +291,17 @@ macro_rules! citizens_impl {
                 Ok(())
             }
 
+            pub(crate) async fn end_session(&self, hash: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET expires_at = $2 WHERE hash = $1 AND role = 'citizen' AND expires_at > $2",
+                )
+                .bind(hash)
+                .bind(ms(at))
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             pub(crate) async fn family_links(&self, citizen_id: PersonId) -> Result<Vec<FamilyLink>, StoreError> {
                 let rows = sqlx::query(family_select!("WHERE citizen_id = $1 ORDER BY id"))
                     .bind(citizen_id)
@@ -466,6 +477,10 @@ impl Store {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_backend!(self, p => p.create_session(id, hash, person_id, at, expires_at).await)
+    }
+    /// Ends a citizen's session now (signing out); operators' tokens are not ended here.
+    pub async fn end_session(&self, hash: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        on_backend!(self, p => p.end_session(hash, at).await)
     }
     pub async fn family_links(&self, citizen_id: PersonId) -> Result<Vec<FamilyLink>, StoreError> {
         on_backend!(self, p => p.family_links(citizen_id).await)

@@ -19,6 +19,7 @@ mod delivery;
 mod migrate;
 pub mod model;
 mod offline;
+mod queues;
 mod sql;
 
 use std::collections::{HashMap, HashSet};
@@ -44,6 +45,7 @@ pub use delivery::{
     LeaseRecord, NewWebhook, WebhookRecord,
 };
 pub use model::*;
+pub use queues::LabSample;
 use sql::{
     EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored, plan_samples,
     result_str, rows_with_ids, site_kind_str, to_json,
@@ -427,6 +429,16 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         dispatch!(self, b => b.set_code(person_id, colour, reason, expires_at, by, at).await)
+    }
+    /// Sets the colours of many people (each registered if new) in one transaction: all or
+    /// nothing. Returns their ids, in order.
+    pub async fn set_codes(
+        &self,
+        rows: &[ColourRow],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PersonId>, StoreError> {
+        retried!(self, b => b.set_codes(rows, by, at).await)
     }
     pub async fn code_history(&self, person_id: PersonId) -> Result<Vec<CodeRecord>, StoreError> {
         dispatch!(self, b => b.code_history(person_id).await)

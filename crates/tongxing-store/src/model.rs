@@ -70,6 +70,16 @@ pub struct SampleRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A health-code colour to set for a person (registered if new).
+#[derive(Debug, Clone)]
+pub struct ColourRow {
+    pub person: PersonInput,
+    pub colour: CodeColour,
+    pub reason: Option<String>,
+    /// When it lapses back to green, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CodeRecord {
     pub colour: CodeColour,

@@ -190,6 +190,15 @@ macro_rules! commitment_letter {
 pub(crate) use commitment_letter;
 
 /// The columns of a person, in the order `person_record` reads them.
+/// A person's colour now, and its history row: the same six parameters.
+pub(crate) const SET_CODE: &str = "INSERT INTO health_codes (person_id, colour, reason, expires_at, set_at, set_by)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (person_id) DO UPDATE SET colour = excluded.colour, reason = excluded.reason,
+        expires_at = excluded.expires_at, set_at = excluded.set_at, set_by = excluded.set_by";
+pub(crate) const CODE_HISTORY: &str =
+    "INSERT INTO health_code_history (person_id, colour, reason, expires_at, set_at, set_by)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
 macro_rules! person_select {
     () => {
         "SELECT id, doc_key, doc_kind, doc_number, name, phone, residence_region, created_at, updated_at FROM people"
@@ -485,6 +494,24 @@ macro_rules! sql_impl {
                 Ok((plan.outcomes, follow_ups))
             }
 
+            /// Queues the revocation of a person's passes in the transaction that turned their
+            /// code yellow or red (migration 0010).
+            async fn queue_revocation(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                person_id: PersonId,
+                colour: CodeColour,
+                reason: Option<&str>,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(crate::citizens::QUEUE_REVOCATION)
+                    .bind(person_id)
+                    .bind(format!("code {colour}: {}", reason.unwrap_or("")))
+                    .bind(ms(at))
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             pub(crate) async fn set_code(
                 &self,
                 person_id: PersonId,
@@ -495,40 +522,54 @@ macro_rules! sql_impl {
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await?;
-                sqlx::query(
-                    "INSERT INTO health_codes (person_id, colour, reason, expires_at, set_at, set_by) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (person_id) DO UPDATE SET colour = excluded.colour, reason = excluded.reason,
-                        expires_at = excluded.expires_at, set_at = excluded.set_at, set_by = excluded.set_by",
-                )
-                .bind(person_id)
-                .bind(colour.as_str())
-                .bind(reason)
-                .bind(expires_at.map(ms))
-                .bind(ms(at))
-                .bind(by)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO health_code_history (person_id, colour, reason, expires_at, set_at, set_by) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(person_id)
-                .bind(colour.as_str())
-                .bind(reason)
-                .bind(expires_at.map(ms))
-                .bind(ms(at))
-                .bind(by)
-                .execute(&mut *tx)
-                .await?;
-                if colour != CodeColour::Green {
-                    sqlx::query(crate::citizens::QUEUE_REVOCATION)
+                for statement in [crate::sql::SET_CODE, crate::sql::CODE_HISTORY] {
+                    sqlx::query(statement)
                         .bind(person_id)
-                        .bind(format!("code {colour}: {}", reason.unwrap_or("")))
+                        .bind(colour.as_str())
+                        .bind(reason)
+                        .bind(expires_at.map(ms))
                         .bind(ms(at))
+                        .bind(by)
                         .execute(&mut *tx)
                         .await?;
                 }
+                if colour != CodeColour::Green {
+                    queue_revocation(&mut tx, person_id, colour, reason, at).await?;
+                }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            /// Sets the colours of many people (registered if new) in one transaction; returns
+            /// their ids in order.
+            pub(crate) async fn set_codes(
+                &self,
+                rows: &[ColourRow],
+                by: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Vec<PersonId>, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let mut ids = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let id: i64 = person_query(crate::sql::UPSERT_PERSON, &r.person, at).fetch_one(&mut *tx).await?.get(0);
+                    for statement in [crate::sql::SET_CODE, crate::sql::CODE_HISTORY] {
+                        sqlx::query(statement)
+                            .bind(id)
+                            .bind(r.colour.as_str())
+                            .bind(r.reason.as_deref())
+                            .bind(r.expires_at.map(ms))
+                            .bind(ms(at))
+                            .bind(by)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    if r.colour != CodeColour::Green {
+                        queue_revocation(&mut tx, id, r.colour, r.reason.as_deref(), at).await?;
+                    }
+                    ids.push(id);
+                }
+                tx.commit().await?;
+                Ok(ids)
             }
 
             pub(crate) async fn code_history(&self, person_id: PersonId) -> Result<Vec<CodeRecord>, StoreError> {

@@ -6,7 +6,7 @@
 //! good rows is one transaction, so a row is either wholly stored or not at all. Re-running the
 //! same file changes nothing. The exit code tells a script what happened ([`EXIT_CODES`]).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,8 +16,9 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tongxing_app::input::{RawApplication, RawSample};
-use tongxing_store::{PersonInput, SampleInput, SampleOutcome, Store};
+pub use tongxing_app::csvfile::{CsvRows, Unreadable};
+use tongxing_app::input::RawSample;
+use tongxing_store::{SampleInput, SampleOutcome, Store};
 
 /// Shown under `tongxing import --help` and each import's `--help`.
 pub const EXIT_CODES: &str = "\
@@ -156,18 +157,6 @@ impl ImportReport {
     }
 }
 
-/// Why a file could not be imported at all (exit code [`EXIT_UNREADABLE`]).
-#[derive(Debug)]
-pub struct Unreadable(pub String);
-
-impl std::fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Unreadable {}
-
 pub async fn run(cmd: ImportCmd) -> Result<ExitCode> {
     let (file, common) = match &cmd {
         ImportCmd::Results { file, common, .. } | ImportCmd::Commuters { file, common, .. } => (file.clone(), common),
@@ -177,7 +166,7 @@ pub async fn run(cmd: ImportCmd) -> Result<ExitCode> {
         ImportCmd::Results { .. } => RESULT_COLUMNS,
         ImportCmd::Commuters { .. } => COMMUTER_COLUMNS,
     };
-    let csv = match CsvFile::open(&file, required) {
+    let csv = match open_csv(&file, required) {
         Ok(csv) => csv,
         Err(e) => {
             eprintln!("error: {e}");
@@ -218,107 +207,16 @@ pub async fn run(cmd: ImportCmd) -> Result<ExitCode> {
     Ok(report.exit_code())
 }
 
-/// A CSV file read record by record, each with the line it starts on (the header being line 1;
-/// a field in quotes may span lines), in raw bytes so that a row that is not UTF-8 or has the
-/// wrong number of fields is one rejected row rather than an error of the reader.
-///
-/// Line numbers: the reader counts every `\n` it consumes. Records end at `\n` only (a `\r`
-/// before it is trimmed with the other white space), and a `\n` is appended to the file so that
-/// the last record ends like the others; a record that ends with the reader on line `L` and holds
-/// `n` line breaks inside quotes began on line `L - 1 - n`. (The csv crate's own record
-/// positions count from the end of the previous record, so they drift with CRLF files and blank
-/// lines.)
-pub struct CsvFile {
-    reader: csv::Reader<std::io::Chain<std::fs::File, &'static [u8]>>,
-    headers: csv::StringRecord,
-    raw: csv::ByteRecord,
-    name: String,
-    len: u64,
-}
+/// A CSV file opened for reading ([`CsvRows`]: the application layer's reader, shared with the
+/// pages that take CSV).
+pub type CsvFile = CsvRows<std::fs::File>;
 
-/// The next record of a [`CsvFile`]: its line, and its trimmed fields or why they cannot be read.
-type Row<'a> = (u64, Result<&'a csv::StringRecord, String>);
-
-impl CsvFile {
-    /// Opens `file` and reads its header line, which must name every `required` column.
-    pub fn open(file: &Path, required: &[&str]) -> Result<CsvFile, Unreadable> {
-        let name = file.display().to_string();
-        let f = std::fs::File::open(file).map_err(|e| Unreadable(format!("cannot open {name}: {e}")))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(f.chain(&b"\n"[..]));
-        let mut csv = CsvFile { reader, headers: csv::StringRecord::new(), raw: csv::ByteRecord::new(), name, len };
-        let mut header = csv::StringRecord::new();
-        match csv.next(&mut header)? {
-            None => return Err(Unreadable(format!("{}: the file is empty; expected a header line", csv.name))),
-            Some((_, Err(e))) => return Err(Unreadable(format!("{}: the header line: {e}", csv.name))),
-            Some((_, Ok(_))) => {}
-        }
-        let missing: Vec<_> = required.iter().filter(|c| !header.iter().any(|h| h == **c)).collect();
-        if !missing.is_empty() {
-            return Err(Unreadable(format!(
-                "{}: the header line lacks the column(s) {missing:?}; it has {:?}",
-                csv.name,
-                header.iter().collect::<Vec<_>>()
-            )));
-        }
-        csv.headers = header;
-        Ok(csv)
-    }
-
-    pub fn headers(&self) -> &csv::StringRecord {
-        &self.headers
-    }
-
-    /// Bytes read so far (for the progress bar).
-    pub fn bytes_read(&self) -> u64 {
-        self.reader.position().byte().min(self.len)
-    }
-
-    /// Reads the next non-blank record into `row`. `Ok(None)` at the end of the file; `Err` when
-    /// the file cannot be read any further (an I/O error).
-    pub fn next<'a>(&mut self, row: &'a mut csv::StringRecord) -> Result<Option<Row<'a>>, Unreadable> {
-        loop {
-            let more = self.reader.read_byte_record(&mut self.raw).map_err(|e| {
-                Unreadable(format!("{}: reading stopped after line {}: {e}", self.name, self.reader.position().line()))
-            })?;
-            if !more {
-                return Ok(None);
-            }
-            // A line of white space only (e.g. a blank line of a CRLF file) is no row.
-            if self.raw.len() == 1 && self.raw[0].trim_ascii().is_empty() {
-                continue;
-            }
-            let breaks = self.raw.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-            let line = self.reader.position().line().saturating_sub(1 + breaks).max(1);
-            return Ok(Some((line, self.fields(row).map(|()| &*row))));
-        }
-    }
-
-    /// The raw record's fields, trimmed, into `row`; or why they cannot be read.
-    fn fields(&self, row: &mut csv::StringRecord) -> Result<(), String> {
-        let expected = self.headers.len();
-        if expected > 0 && self.raw.len() != expected {
-            return Err(format!(
-                "{} fields where the header line has {expected}; a field containing a comma must be in double quotes",
-                self.raw.len()
-            ));
-        }
-        row.clear();
-        for (i, field) in self.raw.iter().enumerate() {
-            match std::str::from_utf8(field) {
-                Ok(s) => row.push_field(s.trim()),
-                Err(_) => {
-                    let column = self.headers.get(i).map(|h| format!("{h}: ")).unwrap_or_default();
-                    return Err(format!("{column}not valid UTF-8 (the file must be saved as UTF-8)"));
-                }
-            }
-        }
-        Ok(())
-    }
+/// Opens `file` and reads its header line, which must name every `required` column.
+pub fn open_csv(file: &Path, required: &[&str]) -> Result<CsvFile, Unreadable> {
+    let name = file.display().to_string();
+    let f = std::fs::File::open(file).map_err(|e| Unreadable(format!("cannot open {name}: {e}")))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    CsvRows::new(name, f, len, required)
 }
 
 /// Parses a lab time: local Asia/Shanghai `YYYY-MM-DD HH:MM:SS`, or RFC 3339 with an offset.
@@ -365,16 +263,7 @@ fn row_to_sample(row: ResultRow, now: DateTime<Utc>) -> Result<SampleInput, Stri
 
 /// The columns a results file must have (`document_kind` is optional).
 const RESULT_COLUMNS: &[&str] = &["lab", "sample_id", "document_number", "sampled_at", "site", "site_kind", "result"];
-/// The columns a commuters file must have (`document_kind`, `name` and `phone` are optional).
-const COMMUTER_COLUMNS: &[&str] = &[
-    "document_number",
-    "kind",
-    "residence_region",
-    "residence_proof",
-    "employer_name",
-    "employer_uscc",
-    "work_region",
-];
+use tongxing_app::commuter::COMMUTER_COLUMNS;
 
 enum Parsed {
     Batch { rows: Vec<SampleInput>, rejected: Vec<(u64, String)>, bytes: u64 },
@@ -408,7 +297,7 @@ pub async fn import_results(
     by: &str,
     parallel: usize,
 ) -> Result<ImportReport> {
-    let csv = CsvFile::open(file, RESULT_COLUMNS)?;
+    let csv = open_csv(file, RESULT_COLUMNS)?;
     import_results_from(store, csv, batch, by, parallel, false).await
 }
 
@@ -422,7 +311,7 @@ async fn import_results_from(
     parallel: usize,
     show_progress: bool,
 ) -> Result<ImportReport> {
-    let total_bytes = csv.len;
+    let total_bytes = csv.total_bytes();
     let (tx, mut rx) = mpsc::channel::<Parsed>(2);
     let now = Utc::now();
     let parser = tokio::task::spawn_blocking(move || {
@@ -515,25 +404,9 @@ async fn import_results_from(
     }
 }
 
-#[derive(Deserialize)]
-struct CommuterRow {
-    #[serde(default)]
-    document_kind: Option<String>,
-    document_number: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    phone: Option<String>,
-    kind: String,
-    residence_region: String,
-    residence_proof: String,
-    employer_name: String,
-    employer_uscc: String,
-    work_region: String,
-}
-
-/// Imports approved commuters (as `tongxing import commuters`). A person who already has a
-/// certification is left unchanged.
+/// Imports approved commuters (as `tongxing import commuters`): the rows checked by the
+/// application layer (as the registry's page checks a pasted file), the good ones stored. A
+/// person who already has a certification is left unchanged.
 async fn import_commuters(
     store: &Store,
     mut csv: CsvFile,
@@ -543,46 +416,15 @@ async fn import_commuters(
     let now = Utc::now();
     let mut report = ImportReport::default();
     let mut rows = Vec::new();
-    let headers = csv.headers().clone();
-    let mut record = csv::StringRecord::new();
-    while let Some((line, fields)) = csv.next(&mut record)? {
-        let row = match fields.and_then(|f| f.deserialize::<CommuterRow>(Some(&headers)).map_err(|e| e.to_string())) {
-            Ok(r) => r,
-            Err(e) => {
-                report.rejected.push((line, format!("unreadable row: {e}")));
-                continue;
-            }
-        };
-        let raw = RawApplication {
-            name: row.name.as_deref(),
-            phone: row.phone.as_deref(),
-            kind: &row.kind,
-            residence_region: &row.residence_region,
-            residence_proof: &row.residence_proof,
-            employer_name: &row.employer_name,
-            employer_uscc: &row.employer_uscc,
-            work_region: &row.work_region,
-        };
-        let parsed = tongxing_app::input::document(row.document_kind.as_deref(), &row.document_number, "", now)
-            .and_then(|d| tongxing_app::input::application(&raw, policy, "").map(|p| (d, p)));
-        match parsed {
-            Ok((document, p)) => {
-                let residence_region = Some(p.application.residence_region);
-                rows.push((PersonInput { document, name: p.name, phone: p.phone, residence_region }, p.application))
-            }
-            Err(e) => report.rejected.push((line, e.to_string())),
+    for row in tongxing_app::commuter::check_rows(&mut csv, policy, now)? {
+        match row.checked {
+            Ok(good) => rows.push(good),
+            Err(reason) => report.rejected.push((row.line, reason)),
         }
     }
-    let valid_until = now + chrono::Duration::days(policy.commuter_validity_days);
-    for chunk in rows.chunks(2000) {
-        for created in store.import_commuters(chunk, valid_until, by, now).await? {
-            if created {
-                report.accepted += 1;
-            } else {
-                report.unchanged += 1;
-            }
-        }
-    }
+    let (accepted, unchanged) = tongxing_app::commuter::store_rows(store, &rows, policy, by, now).await?;
+    report.accepted = accepted;
+    report.unchanged = unchanged;
     Ok(report)
 }
 
@@ -641,7 +483,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("f.csv");
         std::fs::write(&file, content).unwrap();
-        let mut csv = CsvFile::open(&file, &["a"]).unwrap();
+        let mut csv = open_csv(&file, &["a"]).unwrap();
         let mut out = Vec::new();
         let mut row = csv::StringRecord::new();
         while let Some((line, fields)) = csv.next(&mut row).unwrap() {
@@ -682,11 +524,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("f.csv");
         std::fs::write(&file, "lab,sample\n1,2\n").unwrap();
-        let e = CsvFile::open(&file, RESULT_COLUMNS).err().unwrap();
+        let e = open_csv(&file, RESULT_COLUMNS).err().unwrap();
         assert!(e.0.contains("lacks the column(s)"), "{e}");
         std::fs::write(&file, "").unwrap();
-        assert!(CsvFile::open(&file, RESULT_COLUMNS).err().unwrap().0.contains("empty"));
-        assert!(CsvFile::open(&dir.join("missing.csv"), RESULT_COLUMNS).err().unwrap().0.contains("cannot open"));
+        assert!(open_csv(&file, RESULT_COLUMNS).err().unwrap().0.contains("empty"));
+        assert!(open_csv(&dir.join("missing.csv"), RESULT_COLUMNS).err().unwrap().0.contains("cannot open"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -148,6 +148,12 @@ pub async fn stream(
         return Err(ApiError::invalid("after", "must be 0 or more"));
     }
     let rx = s.app.alert_feed().subscribe(last_event_id.or(q.after)).await?;
+    Ok(event_stream(rx))
+}
+
+/// The SSE answer of a subscription to the outbox feed: this stream's, and the health
+/// authority's page's (which signs in with a cookie instead of a bearer token).
+pub fn event_stream(rx: tokio::sync::mpsc::Receiver<std::sync::Arc<tongxing_store::OutboxEvent>>) -> Response {
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         let e = rx.recv().await?;
         let event = Event::default().id(e.id.to_string()).event(&e.event).data(envelope(&e).to_string());
@@ -156,5 +162,5 @@ pub async fn stream(
     let mut resp = Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")).into_response();
     // Proxies (nginx) pass each event on at once.
     resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    resp
 }

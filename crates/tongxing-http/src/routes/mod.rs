@@ -24,24 +24,7 @@ use crate::error::ApiError;
 /// Parses an RFC 3339 time with an offset. A `+` that a query string turned into a space is
 /// read as the `+` it was.
 pub fn parse_time(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
-    let t = v.trim();
-    let fixed;
-    let t = match t.rfind(' ') {
-        Some(i) if i >= 10 && t.len() - i - 1 == 5 && t.as_bytes()[i + 3] == b':' => {
-            fixed = format!("{}+{}", &t[..i], &t[i + 1..]);
-            fixed.as_str()
-        }
-        _ => t,
-    };
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        ApiError::invalid(
-            field,
-            format!(
-                "{} is not RFC 3339 with an offset, e.g. 2021-11-17T08:30:00+08:00",
-                tongxing_domain::text::quote(v)
-            ),
-        )
-    })
+    Ok(tongxing_app::input::time(field, v)?)
 }
 
 /// [`parse_time`] for an optional field.

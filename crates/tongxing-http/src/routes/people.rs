@@ -13,7 +13,7 @@ use tongxing_domain::text::{PersonName, Reason};
 use tongxing_store::{AccessLogEntry, CodeRecord, CommuterRecord, PersonInput, PersonRecord, SampleRecord};
 use utoipa::ToSchema;
 
-use super::{document, optional, parse_time_opt};
+use super::{document, optional};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, At};
 use crate::extract::JsonBody;
@@ -198,14 +198,7 @@ pub async fn access_log(
     Ok(Json(s.app.store.access_log(p.id).await?))
 }
 
-/// The yellow "pop-up" (弹窗) reasons of the Beijing Health Kit.
-pub const POPUPS: &[(&str, &str)] = &[
-    ("risk_county_stay", "14天内到过有本土病例的县（市、区、旗）"),
-    ("inbound_quarantine", "入境隔离未满"),
-    ("spatiotemporal_link", "与病例或风险区域时空关联"),
-    ("test_overdue", "未按要求完成核酸检测"),
-    ("border_county", "来自陆地边境县"),
-];
+pub use tongxing_app::input::POPUPS;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -243,38 +236,59 @@ pub async fn set_code(
     JsonBody(req): JsonBody<SetCode>,
 ) -> ApiResult<Json<CodeSet>> {
     caller.require(Action::SetCode)?;
+    let raw = tongxing_app::input::RawColour {
+        document_kind: req.document_kind.as_deref(),
+        document_number: &req.document_number,
+        colour: &req.colour,
+        reason: req.reason.as_deref(),
+        popup: req.popup.as_deref(),
+        expires_at: req.expires_at.as_deref(),
+    };
     let now = Utc::now();
-    let document = document(req.document_kind.as_deref(), &req.document_number, "", now)?;
-    let colour = CodeColour::parse(&req.colour).at("colour")?;
-    let popup = match req.popup.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(p) => Some(POPUPS.iter().find(|(k, _)| *k == p).ok_or_else(|| {
-            let keys: Vec<_> = POPUPS.iter().map(|(k, _)| *k).collect();
-            ApiError::invalid(
-                "popup",
-                format!("{} is not one of: {}", tongxing_domain::text::quote(p), keys.join(", ")),
-            )
-        })?),
-    };
-    let expires_at = parse_time_opt("expires_at", req.expires_at.as_deref())?;
-    let reason = match (optional("reason", req.reason.as_deref(), Reason::parse)?.map(Reason::into_string), popup) {
-        (Some(r), _) => Some(r),
-        (None, Some((_, text))) => Some((*text).to_string()),
-        (None, None) if colour != CodeColour::Green => {
-            return Err(ApiError::invalid("reason", "a yellow or red code needs a reason (or a popup code)"));
-        }
-        (None, None) => None,
-    };
-    if let Some(e) = expires_at
-        && e <= now
-    {
-        return Err(ApiError::invalid("expires_at", "must be in the future"));
-    }
-    let person_id = s
-        .app
-        .store
-        .upsert_person(&PersonInput { document, name: None, phone: None, residence_region: None }, now)
-        .await?;
-    s.app.set_code(person_id, colour, reason.as_deref(), expires_at, &caller.token_id, now).await?;
+    let change = tongxing_app::input::colour(&raw, "", now)?;
+    s.app.set_colour(&change, &caller.token_id, now).await?;
+    let (colour, reason) = (change.colour, change.reason);
     Ok(Json(CodeSet { colour: colour.to_string(), reason }))
+}
+
+/// Colours for many people as CSV text: `document_number,colour` and, optionally,
+/// `document_kind,reason,popup,expires_at`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColoursBody {
+    /// UTF-8 CSV with a header line naming the columns.
+    #[schema(max_length = 4194304)]
+    pub csv: String,
+}
+
+/// Checks a colours file row by row (how many to green, yellow, red; every bad row by its
+/// line); writes nothing.
+#[utoipa::path(post, path = "/api/v1/people/codes/preview", tag = "people", operation_id = "preview_codes",
+    request_body = ColoursBody, responses((status = 200, body = tongxing_app::colours::ColourPreview)))]
+pub async fn codes_preview(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<ColoursBody>,
+) -> ApiResult<Json<tongxing_app::colours::ColourPreview>> {
+    caller.require(Action::SetCode)?;
+    Ok(Json(s.app.preview_colours(&b.csv, Utc::now())?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodesSet {
+    /// People whose colour was set.
+    pub set: usize,
+}
+
+/// Sets the colours of a file in one transaction: all or nothing (a bad row is a 422 naming its
+/// line, and nothing is set).
+#[utoipa::path(post, path = "/api/v1/people/codes", tag = "people", operation_id = "set_codes",
+    request_body = ColoursBody, responses((status = 200, body = CodesSet)))]
+pub async fn set_codes(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<ColoursBody>,
+) -> ApiResult<Json<CodesSet>> {
+    caller.require(Action::SetCode)?;
+    Ok(Json(CodesSet { set: s.app.set_colours(&b.csv, &caller.token_id, Utc::now()).await? }))
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tongxing_domain::auth::Action;
 use tongxing_domain::text::{PolicyId, PolicyVersion};
 use tongxing_domain::time;
-use tongxing_rules::{RuleSet, RuleSetError};
+use tongxing_rules::RuleSet;
 use tongxing_store::HistoryEntry;
 use utoipa::ToSchema;
 
@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, At};
 use crate::extract::JsonBody;
 use crate::{AppState, schema};
-use tongxing_app::dryrun::{DryRunReport, dry_run as replay};
+use tongxing_app::dryrun::DryRunReport;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PolicySummary {
@@ -78,21 +78,7 @@ pub async fn list(State(s): State<AppState>, _caller: Caller) -> ApiResult<Json<
 
 fn parse_rule_set(body: &serde_json::Value) -> ApiResult<(RuleSet, String)> {
     let text = serde_json::to_string(body).map_err(|e| ApiError::invalid("body", e))?;
-    let rs = match RuleSet::from_json(&text) {
-        Ok(rs) => rs,
-        Err(RuleSetError::Rule { identifier, reason }) => {
-            return Err(ApiError::invalid(
-                format!("rules[{}]", tongxing_domain::text::shorten(&identifier)),
-                tongxing_domain::text::shorten_quoted(&reason),
-            ));
-        }
-        Err(RuleSetError::Field { field, reason }) => {
-            return Err(ApiError::invalid(field, tongxing_domain::text::shorten_quoted(&reason)));
-        }
-        Err(e) => return Err(ApiError::invalid("body", tongxing_domain::text::shorten_quoted(&e.to_string()))),
-    };
-    PolicyId::parse(rs.id()).at("id")?;
-    PolicyVersion::parse(rs.version()).at("version")?;
+    let rs = tongxing_app::policies::parse_rule_set(&text)?;
     Ok((rs, text))
 }
 
@@ -116,14 +102,7 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     caller.require(Action::PublishPolicy)?;
     let (rs, text) = parse_rule_set(&body)?;
-    if tongxing_rules::is_builtin(rs.id(), rs.version()) {
-        return Err(ApiError::Conflict(format!(
-            "{} version {} is built in; publish a new version",
-            rs.id(),
-            rs.version()
-        )));
-    }
-    let new = s.app.store.publish_policy(rs.id(), rs.version(), &text, &caller.token_id, Utc::now()).await?;
+    let new = s.app.publish_policy(&rs, &text, &caller.token_id, Utc::now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(Published { id: rs.id().into(), version: rs.version().into(), new, activated: false }),
@@ -150,8 +129,7 @@ pub async fn activate(
     caller.require(Action::PublishPolicy)?;
     let id = PolicyId::parse(&req.id).at("id")?;
     let version = PolicyVersion::parse(&req.version).at("version")?;
-    s.app.store.activate_policy(id.as_str(), version.as_str(), &caller.token_id, Utc::now()).await?;
-    s.app.reload_rules().await?;
+    s.app.activate_policy(&id, &version, &caller.token_id, Utc::now()).await?;
     Ok(Json(Published { id: id.into_string(), version: version.into_string(), new: false, activated: true }))
 }
 
@@ -189,24 +167,11 @@ pub async fn dry_run(
     let now = Utc::now();
     let until = parse_time_opt("until", req.until.as_deref())?.unwrap_or(now);
     let since = parse_time_opt("since", req.since.as_deref())?.unwrap_or(until - Duration::days(7));
-    if since >= until {
-        return Err(ApiError::invalid("since", "must be before until"));
-    }
     let sample = req.sample.unwrap_or(20);
     if sample > 1000 {
         return Err(ApiError::invalid("sample", format!("at most 1000, got {sample}")));
     }
-    let report = replay(&s.app.store, &rs, since, until, sample as usize).await?;
-    let detail = format!(
-        "{} events from {} to {}: {} changed ({} stricter, {} looser)",
-        report.events,
-        time::rfc3339(since),
-        time::rfc3339(until),
-        report.changed,
-        report.stricter,
-        report.looser
-    );
-    s.app.store.audit_policy(now, &caller.token_id, "dry-run", rs.id(), rs.version(), Some(&detail)).await?;
+    let report = s.app.dry_run_policy(&rs, since, until, sample as usize, &caller.token_id, now).await?;
     Ok(Json(report))
 }
 

@@ -54,3 +54,53 @@ both!(fn applications_are_checked_against_the_policy(b) {
     assert_eq!(r.body["commuter"]["status"], "revoked");
     assert_eq!(r.body["commuter"]["decision_reason"], "moved to Beijing");
 });
+
+both!(fn a_commuter_list_is_previewed_then_imported_over_the_api(b) {
+    let app = App::spawn(b);
+    let (a, c) = (nth_id("131082", 71), nth_id("131082", 72));
+    let csv = format!(
+        "document_number,kind,residence_region,residence_proof,employer_name,employer_uscc,work_region\n\
+         {a},worker,131082,lease,北京某某科技有限公司,91350100M000100Y43,110105\n\
+         {c},worker,110105,lease,北京某某科技有限公司,91350100M000100Y43,110105\n\
+         oops\n"
+    );
+    let approved = |app: &App| app.get("registry", "/api/v1/commuters/queue?status=approved").body.as_array().unwrap().len();
+    let r = app.post("registry", "/api/v1/commuters/import/preview", json!({"csv": csv}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["good"], 1);
+    let lines: Vec<u64> = r.body["bad"].as_array().unwrap().iter().map(|b| b["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 4]);
+    assert!(r.body["bad"][0]["reason"].as_str().unwrap().contains("residence_region"), "{:?}", r.body);
+    assert_eq!(r.body["bad"][0]["document"], format!("13**************{}", &c[16..]));
+    assert_eq!(approved(&app), 0, "a preview writes nothing");
+    let r = app.post("registry", "/api/v1/commuters/import/preview", json!({"csv": "name\nx\n"}));
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("csv")), "{r:?}");
+    assert_eq!(app.post("health", "/api/v1/commuters/import", json!({"csv": csv})).status, 403);
+    let r = app.post("registry", "/api/v1/commuters/import", json!({"csv": csv}));
+    assert_eq!((r.status, &r.body["accepted"], r.body["rejected"].as_array().unwrap().len()), (200, &json!(1), 2), "{r:?}");
+    assert_eq!(approved(&app), 1);
+    let r = app.post("registry", "/api/v1/commuters/import", json!({"csv": csv}));
+    assert_eq!((&r.body["accepted"], &r.body["unchanged"]), (&json!(0), &json!(1)), "imported twice: nothing new");
+});
+
+both!(fn colours_from_a_file_over_the_api_all_or_nothing(b) {
+    let app = App::spawn(b);
+    let (a, c) = (nth_id("110105", 73), nth_id("110105", 74));
+    let colour = |app: &App, doc: &str| {
+        let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "test"}));
+        r.body["code_colour"].as_str().unwrap_or("not registered").to_string()
+    };
+    let bad = format!("document_number,colour,reason\n{a},yellow,contact\n{c},red,\n");
+    let r = app.post("health", "/api/v1/people/codes/preview", json!({"csv": bad}));
+    assert_eq!((r.status, &r.body["yellow"], r.body["bad"][0]["line"].as_u64()), (200, &json!(1), Some(3)), "{r:?}");
+    let r = app.post("health", "/api/v1/people/codes", json!({"csv": bad}));
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("csv line 3")), "{r:?}");
+    assert_eq!(colour(&app, &a), "not registered", "nothing was set, nobody registered");
+    let r = app.post("health", "/api/v1/people/codes", json!({"csv": "document_number,colour\n\u{7}\n"}));
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("csv")));
+    let good = format!("document_number,colour,reason\n{a},yellow,contact\n{c},red,case\n");
+    assert_eq!(app.post("registry", "/api/v1/people/codes", json!({"csv": good})).status, 403);
+    let r = app.post("health", "/api/v1/people/codes", json!({"csv": good}));
+    assert_eq!((r.status, &r.body["set"]), (200, &json!(2)), "{r:?}");
+    assert_eq!((colour(&app, &a), colour(&app, &c)), ("yellow".into(), "red".into()));
+});
