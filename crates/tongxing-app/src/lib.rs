@@ -7,6 +7,7 @@
 //! - [`App`]: the store, the rule sets in force and the checkpoints, shared by every use case,
 //!   and their reload from the database (several servers share one).
 //! - [`check`]: check a person, check a vehicle.
+//! - [`frame`]: a camera frame of a pass, read with the `verify --image` decoder, then checked.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
 //! - [`commitment`]: test points' samples, the commitment letter, results followed to their end
 //!   (with the store), pools, the overdue scan.
@@ -29,6 +30,7 @@ pub mod citizen;
 pub mod commitment;
 pub mod dryrun;
 pub mod feed;
+pub mod frame;
 pub mod input;
 pub mod lease;
 pub mod offline;

@@ -18,6 +18,7 @@ mod crash;
 mod dcc;
 mod idempotency;
 mod import;
+mod officer;
 mod offline;
 mod passes;
 mod policies;
