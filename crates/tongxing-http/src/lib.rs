@@ -29,6 +29,11 @@ use crate::error::ApiError;
 
 pub use extract::JsonBody;
 
+/// The request bodies other front ends (the checkpoint's node) accept in the same form.
+pub mod requests {
+    pub use crate::routes::checks::{CheckRequest, FrameCheck};
+}
+
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

@@ -62,6 +62,10 @@ pub enum CheckpointCmd {
     /// into the state file (verified with the trust anchor first).
     #[command(after_help = SYNC_EXIT_CODES)]
     Sync(SyncArgs),
+    /// Serve the officer's page on this device, deciding from the state file with no network;
+    /// upload each check as soon as the server can be reached.
+    #[command(after_help = crate::node::SERVE_EXIT_CODES)]
+    Serve(crate::node::ServeArgs),
     /// What the state file holds: the lists and their ages, the checkpoint, the queue.
     Status {
         /// The checkpoint's state file.
@@ -151,10 +155,10 @@ impl std::fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
-fn bad_input(e: impl Into<anyhow::Error>) -> Fail {
+pub(crate) fn bad_input(e: impl Into<anyhow::Error>) -> Fail {
     Fail(2, e.into())
 }
-fn failure(e: impl Into<anyhow::Error>) -> Fail {
+pub(crate) fn failure(e: impl Into<anyhow::Error>) -> Fail {
     Fail(1, e.into())
 }
 
@@ -173,6 +177,7 @@ pub async fn run_checkpoint(cmd: CheckpointCmd) -> ExitCode {
     match cmd {
         CheckpointCmd::Sync(args) => exit(sync(args).await),
         CheckpointCmd::Status { state } => exit(status(&state).await),
+        CheckpointCmd::Serve(args) => crate::node::run(args).await,
     }
 }
 
