@@ -87,19 +87,24 @@ impl FromRequestParts<AppState> for Caller {
         let header =
             parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthenticated)?;
         let secret = header.strip_prefix("Bearer ").ok_or(ApiError::Unauthenticated)?.trim();
-        let hash = hash_token(secret);
-        if let Some((caller, at)) = state.tokens.0.lock().expect("token cache").get(&hash)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(caller.clone());
-        }
-        let record =
-            state.app.store.token_by_hash(&hash, chrono::Utc::now()).await?.ok_or(ApiError::Unauthenticated)?;
-        let role = Role::parse(&record.role).map_err(ApiError::Internal)?;
-        let caller = Caller { token_id: record.id, role, scope: record.scope, person_id: record.person_id };
-        state.tokens.0.lock().expect("token cache").insert(hash, (caller.clone(), Instant::now()));
-        Ok(caller)
+        resolve(state, secret).await
     }
+}
+
+/// The caller a token's secret stands for: the one look-up of the bearer header and of the
+/// web pages' session cookie, which carries the same token.
+pub async fn resolve(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
+    let hash = hash_token(secret);
+    if let Some((caller, at)) = state.tokens.0.lock().expect("token cache").get(&hash)
+        && at.elapsed() < CACHE_TTL
+    {
+        return Ok(caller.clone());
+    }
+    let record = state.app.store.token_by_hash(&hash, chrono::Utc::now()).await?.ok_or(ApiError::Unauthenticated)?;
+    let role = Role::parse(&record.role).map_err(ApiError::Internal)?;
+    let caller = Caller { token_id: record.id, role, scope: record.scope, person_id: record.person_id };
+    state.tokens.0.lock().expect("token cache").insert(hash, (caller.clone(), Instant::now()));
+    Ok(caller)
 }
 
 #[cfg(test)]

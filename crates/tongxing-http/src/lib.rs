@@ -171,10 +171,18 @@ pub fn routes() -> Routes {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API with other routes beside it (the web pages of `tongxing-web`): they share the
+/// state, the request log and the metrics, but not the API's problem+json layer (a page answers
+/// in HTML) nor the OpenAPI document, which covers `routes()` only.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     routes()
         .router
         .fallback(not_found)
         .layer(middleware::from_fn(error::problem_layer))
+        .merge(pages)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         // For the layers inside the routes (Idempotency-Key), which are made without the state.
         .layer(axum::Extension(state.clone()))

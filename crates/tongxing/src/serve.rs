@@ -1,4 +1,4 @@
-//! `tongxing serve`: the API on one address, until Ctrl-C or SIGTERM.
+//! `tongxing serve`: the API and the web pages on one address, until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -121,7 +121,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
     let scanner = state.app.clone();
     let feed = state.app.alert_feed().clone();
-    let app = tongxing_http::router(state);
+    // The API, and the web pages beside it (the pages are not API routes: the OpenAPI document
+    // covers the API only).
+    let app = tongxing_http::router_with(state, tongxing_web::pages());
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
