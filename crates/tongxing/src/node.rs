@@ -18,21 +18,22 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
-use axum::Json;
-use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use ring::rand::SystemRandom;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tongxing_app::check::CheckOutcome;
 use tongxing_app::verify::Decided;
+use tongxing_app::{AppError, AppResult};
 use tongxing_domain::facts::CheckpointFacts;
 use tongxing_domain::text::{CheckpointId, Plate};
 use tongxing_domain::time::rfc3339;
@@ -41,6 +42,12 @@ use tongxing_http::error::{ApiError, ApiResult};
 use tongxing_http::requests::{CheckRequest, FrameCheck};
 use tongxing_pass::{Decoder, PublicKey};
 use tongxing_store::checkpoint::LocalState;
+use tongxing_web::i18n::Lang;
+use tongxing_web::officer::{
+    CheckForm, CheckpointChoice, Context, Failure, NodeStatus, Scan, answer, node_sign_in, wants_json,
+};
+use tongxing_web::page::{Chrome, PageError, Visit, cookie, role_name, set_cookie};
+use tongxing_web::session::{SESSION_COOKIE, cross_site, csrf_of, parse_form};
 
 use crate::checkpoint::{
     Client, DEFAULT_STATE, Fail, HttpError, Input, Loaded, bad_input, decide_and_record, download, failure,
@@ -143,6 +150,20 @@ pub struct Node {
     rng: SystemRandom,
 }
 
+/// What the node's state is made of.
+struct Snapshot {
+    /// What the page shows.
+    page: NodeStatus,
+    online: bool,
+    connection_since: DateTime<Utc>,
+    last_contact: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    stale_since: Option<DateTime<Utc>>,
+    /// Each part of the data: version, synced at, age, stale.
+    parts: Value,
+    queue: tongxing_store::checkpoint::QueueCounts,
+}
+
 /// How the data stands at `now`: stale (older than the policy allows) since when.
 fn staleness(loaded: &Loaded, now: DateTime<Utc>) -> (bool, Option<DateTime<Utc>>, DateTime<Utc>) {
     let max = chrono::Duration::hours(loaded.policy.offline_data_max_age_hours);
@@ -156,8 +177,8 @@ impl Node {
         self.loaded.read().expect("loaded lock").clone()
     }
 
-    /// The node's state for the page: online, offline or stale, since when, and the queue.
-    pub async fn status(&self, now: DateTime<Utc>) -> Result<Value, Fail> {
+    /// The node's state: online, offline or stale, since when, and the queue.
+    async fn snapshot(&self, now: DateTime<Utc>) -> Result<Snapshot, Fail> {
         let loaded = self.loaded();
         let (stale, stale_since, oldest) = staleness(&loaded, now);
         let (reach, last_contact) = {
@@ -174,26 +195,47 @@ impl Node {
             (false, true) => ("online", since),
             (false, false) => ("offline", since),
         };
-        let q = self.state.queue_counts().await.map_err(failure)?;
-        let (data, _) = loaded.data(now);
+        let queue = self.state.queue_counts().await.map_err(failure)?;
+        Ok(Snapshot {
+            page: NodeStatus {
+                mode,
+                since: mode_since,
+                synced_at: oldest,
+                max_age_hours: loaded.policy.offline_data_max_age_hours,
+                pending: queue.pending,
+            },
+            online,
+            connection_since: since,
+            last_contact,
+            last_error: why,
+            stale_since,
+            parts: loaded.data(now).0,
+            queue,
+        })
+    }
+
+    /// The state as `GET /api/v1/node/status` answers it.
+    pub async fn status(&self, now: DateTime<Utc>) -> Result<Value, Fail> {
+        let s = self.snapshot(now).await?;
+        let q = &s.queue;
         Ok(json!({
-            "mode": mode,
-            "since": rfc3339(mode_since),
+            "mode": s.page.mode,
+            "since": rfc3339(s.page.since),
             "checkpoint_id": self.facts.id,
             "checkpoint_name": self.checkpoint_name,
             "server": self.server,
             "connection": {
-                "online": online,
-                "since": rfc3339(since),
-                "last_contact": last_contact.map(rfc3339),
-                "last_error": why,
+                "online": s.online,
+                "since": rfc3339(s.connection_since),
+                "last_contact": s.last_contact.map(rfc3339),
+                "last_error": s.last_error,
             },
             "data": {
-                "stale": stale,
-                "stale_since": stale_since.map(rfc3339),
-                "synced_at": rfc3339(oldest),
-                "max_age_hours": loaded.policy.offline_data_max_age_hours,
-                "parts": data,
+                "stale": s.stale_since.is_some(),
+                "stale_since": s.stale_since.map(rfc3339),
+                "synced_at": rfc3339(s.page.synced_at),
+                "max_age_hours": s.page.max_age_hours,
+                "parts": s.parts,
             },
             "queue": {
                 "pending": q.pending, "recorded": q.recorded, "duplicate": q.duplicate,
@@ -203,19 +245,27 @@ impl Node {
     }
 
     /// Decides on a code and records it (queued for upload when decided); wakes the uploader.
-    async fn decide(&self, input: Input, plate: Option<&str>) -> ApiResult<CheckOutcome> {
+    async fn decide(&self, input: Input, plate: Option<&str>) -> AppResult<CheckOutcome> {
         let loaded = self.loaded();
         let mut decoder = Decoder::new().with_clock_tolerance(loaded.policy.clock_tolerance_seconds);
         let d = decide_and_record(&self.state, &loaded, &mut decoder, &self.facts, input, plate, None, &self.rng)
             .await
-            .map_err(|Fail(_, e)| ApiError::Internal(format!("{e:#}")))?;
+            .map_err(|Fail(_, e)| AppError::Internal(format!("{e:#}")))?;
         match d.outcome {
             Ok(decided) => {
                 self.wake.notify_one();
                 Ok(outcome(decided, d.checked_at))
             }
-            Err(r) => Err(ApiError::PassRefused { stage: r.stage, detail: r.detail }),
+            Err(r) => Err(AppError::PassRefused { stage: r.stage, detail: r.detail }),
         }
+    }
+
+    /// A camera frame: its code read (the central server's decoder), then decided here. A frame
+    /// without a code records nothing.
+    async fn decide_frame(&self, image: &str, plate: Option<&str>) -> AppResult<CheckOutcome> {
+        let bytes = tongxing_app::frame::frame_bytes("image", image)?;
+        let text = tongxing_app::frame::read_frame_blocking("image", bytes).await?;
+        self.decide(Input::Text(text.trim_end_matches(['\r', '\n']).to_string()), plate).await
     }
 
     /// Runs until the process ends: uploads the queue when woken or every `every`, and
@@ -261,8 +311,12 @@ impl Node {
         if refresh {
             let prev = self.state.synced().await.map_err(failure)?;
             download(&self.state, client, &self.anchor, prev.as_ref(), &self.server, None).await?;
-            let synced =
-                self.state.synced().await.map_err(failure)?.context("the synced data vanished").map_err(failure)?;
+            let synced = self
+                .state
+                .synced()
+                .await
+                .map_err(failure)?
+                .ok_or_else(|| failure(anyhow::anyhow!("the synced data vanished")))?;
             let loaded = Loaded::from(synced).map_err(failure)?;
             *self.loaded.write().expect("loaded lock") = Arc::new(loaded);
         }
@@ -270,47 +324,66 @@ impl Node {
     }
 
     /// A typed document number, passed on to the central server (which alone knows the
-    /// person's tests) with the node's token.
-    async fn forward(&self, req: &CheckRequest) -> ApiResult<Response> {
+    /// person's tests) with the node's token: its answer as sent, or why there is none.
+    async fn forward(&self, kind: Option<&str>, number: &str, plate: Option<&str>) -> Result<Vec<u8>, Forwarded> {
         let body = json!({
             "checkpoint_id": self.facts.id,
-            "document_kind": req.document_kind,
-            "document_number": req.document_number,
-            "plate": req.plate,
+            "document_kind": kind,
+            "document_number": number,
+            "plate": plate,
         });
         let client = Client::new(&self.server, &self.token, Duration::from_secs(10));
-        match client.post_json("/api/v1/checks", &body) {
+        let answer = client.post_json("/api/v1/checks", &body);
+        let now = Utc::now();
+        let mut link = self.link.lock().expect("link lock");
+        match answer {
             Ok(bytes) => {
-                self.link.lock().expect("link lock").reached(Utc::now());
-                Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+                link.reached(now);
+                Ok(bytes)
             }
-            Err(HttpError::Status(code, problem)) => {
-                self.link.lock().expect("link lock").reached(Utc::now());
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-                let mut r = (status, problem.into_bytes()).into_response();
-                r.headers_mut().insert(header::CONTENT_TYPE, "application/problem+json".parse().expect("a media type"));
-                Ok(r)
+            Err(HttpError::Status(code, detail)) => {
+                link.reached(now);
+                Err(Forwarded::Refused(central_refusal(code, detail)))
             }
             Err(HttpError::Transport(e)) => {
-                let now = Utc::now();
-                let since = {
-                    let mut link = self.link.lock().expect("link lock");
-                    link.lost(now, e);
-                    match link.reach {
-                        Reach::Offline { since, .. } => since,
-                        _ => now,
-                    }
+                link.lost(now, e);
+                let since = match link.reach {
+                    Reach::Offline { since, .. } => since,
+                    _ => now,
                 };
-                Err(ApiError::invalid(
-                    "document_number",
-                    format!(
-                        "an ID number can only be checked by the central server, which this checkpoint cannot reach \
-                         (offline since {}): scan the person's pass instead",
-                        rfc3339(since)
-                    ),
-                ))
+                Err(Forwarded::Offline(since))
             }
         }
+    }
+}
+
+/// Why a typed document number got no answer from the central server.
+enum Forwarded {
+    /// It answered with a refusal (the document number invalid, the token refused, …).
+    Refused(AppError),
+    /// It cannot be reached (since then).
+    Offline(DateTime<Utc>),
+}
+
+/// A refusal of the central server (status and detail) as the use cases' error, the field
+/// named as the server named it (`field: reason`).
+fn central_refusal(code: u16, detail: String) -> AppError {
+    let (field, reason) = match detail.split_once(": ") {
+        Some((f, r)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b)) => {
+            (f.to_string(), r.to_string())
+        }
+        _ => ("body".to_string(), detail.clone()),
+    };
+    match code {
+        400 | 422 => AppError::Invalid { field, reason },
+        401 => AppError::Forbidden(
+            "the central server does not know this node's token: restart it with a valid one".into(),
+        ),
+        403 => AppError::Forbidden(detail),
+        404 => AppError::NotFound(detail),
+        409 => AppError::Conflict(detail),
+        429 => AppError::TooMany { message: detail, retry_after_secs: 1 },
+        _ => AppError::Unavailable(format!("the central server answered {code}: {detail}")),
     }
 }
 
@@ -369,7 +442,20 @@ async fn check(State(node): State<Shared>, JsonBody(req): JsonBody<CheckRequest>
         return Err(ApiError::invalid("dcc", "EU certificates are checked by the central server, not offline"));
     }
     match (&req.document_number, &req.qr) {
-        (Some(_), None) => node.forward(&req).await,
+        (Some(number), None) => {
+            match node.forward(req.document_kind.as_deref(), number, plate.as_ref().map(Plate::as_str)).await {
+                Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
+                Err(Forwarded::Refused(e)) => Err(e.into()),
+                Err(Forwarded::Offline(since)) => Err(ApiError::invalid(
+                    "document_number",
+                    format!(
+                        "an ID number can only be checked by the central server, which this checkpoint cannot \
+                         reach (offline since {}): scan the person's pass instead",
+                        rfc3339(since)
+                    ),
+                )),
+            }
+        }
         (None, Some(qr)) => {
             if req.document_kind.is_some() {
                 return Err(ApiError::invalid("document_kind", "goes with a document number, not with a scanned pass"));
@@ -397,10 +483,7 @@ async fn check_frame(State(node): State<Shared>, JsonBody(req): JsonBody<FrameCh
         ));
     }
     let plate = tongxing_app::input::optional("plate", req.plate.as_deref(), Plate::parse)?;
-    let bytes = tongxing_app::frame::frame_bytes("image", &req.image)?;
-    let text = tongxing_app::frame::read_frame_blocking("image", bytes).await?;
-    let text = text.trim_end_matches(['\r', '\n']).to_string();
-    Ok(Json(node.decide(Input::Text(text), plate.as_ref().map(Plate::as_str)).await?))
+    Ok(Json(node.decide_frame(&req.image, plate.as_ref().map(Plate::as_str)).await?))
 }
 
 async fn status(State(node): State<Shared>) -> ApiResult<Json<Value>> {
@@ -415,7 +498,181 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint on this checkpoint node".into())
 }
 
-/// The node's routes.
+// ---------------------------------------------------------------------------------------------
+// The officer's page: the central server's (`tongxing_web::officer`), over this node. The session
+// cookie holds the node's own token; forms carry the CSRF token derived from it.
+
+/// What a page request knows of its visitor.
+struct Visitor {
+    lang: Lang,
+    signed_in: bool,
+    csrf: String,
+}
+
+fn visitor(node: &Node, headers: &HeaderMap, visit: &Visit) -> Visitor {
+    let signed_in = cookie(headers, SESSION_COOKIE).is_some_and(|t| same_secret(t, &node.token));
+    let csrf = if signed_in { csrf_of(&node.token) } else { visit.pre.clone() };
+    Visitor { lang: visit.lang, signed_in, csrf }
+}
+
+impl Visitor {
+    fn chrome(&self, path: &str) -> Chrome {
+        let who = self.signed_in.then(|| role_name(self.lang, "officer").to_string());
+        Chrome::new(self.lang, path, self.csrf.clone(), who)
+    }
+}
+
+async fn context(node: &Node, v: &Visitor) -> Result<Context, Response> {
+    let snapshot = node.snapshot(Utc::now()).await.map_err(|Fail(_, e)| {
+        tracing::error!(error = %format!("{e:#}"), "reading the node's state");
+        PageError::Internal.into_response()
+    })?;
+    Ok(Context {
+        chrome: v.chrome("/officer"),
+        checkpoints: vec![CheckpointChoice { id: node.facts.id.clone(), name: node.checkpoint_name.clone() }],
+        node: Some(snapshot.page),
+    })
+}
+
+async fn officer_page(State(node): State<Shared>, Extension(visit): Extension<Visit>, headers: HeaderMap) -> Response {
+    let v = visitor(&node, &headers, &visit);
+    if !v.signed_in {
+        return Redirect::to("/sign-in").into_response();
+    }
+    match context(&node, &v).await {
+        Ok(ctx) => ctx.page(),
+        Err(r) => r,
+    }
+}
+
+async fn officer_status(
+    State(node): State<Shared>,
+    Extension(visit): Extension<Visit>,
+    headers: HeaderMap,
+) -> Response {
+    let v = visitor(&node, &headers, &visit);
+    if !v.signed_in {
+        return ApiError::Unauthenticated.into_response();
+    }
+    match node.snapshot(Utc::now()).await {
+        Ok(s) => tongxing_web::officer::node_json(v.lang, &s.page),
+        Err(Fail(_, e)) => ApiError::Internal(format!("{e:#}")).into_response(),
+    }
+}
+
+/// `POST /officer/check`: a scanned code or a frame decided here; a typed ID number passed on to
+/// the central server.
+async fn officer_check(
+    State(node): State<Shared>,
+    Extension(visit): Extension<Visit>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v = visitor(&node, &headers, &visit);
+    if cross_site(&headers) {
+        return PageError::Csrf.into_response();
+    }
+    if !v.signed_in {
+        return Redirect::to("/sign-in").into_response();
+    }
+    let form: CheckForm = match parse_form(&body, &v.csrf) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let now = Utc::now();
+    let ctx = match context(&node, &v).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r,
+    };
+    let result = async {
+        let (cp, plate, scan) = form.parse(now)?;
+        if cp.as_str() != node.facts.id {
+            return Err(Failure::App(AppError::invalid(
+                "checkpoint_id",
+                format!("this node checks at {}, not at {cp}", node.facts.id),
+            )));
+        }
+        let plate = plate.as_ref().map(Plate::as_str);
+        match scan {
+            Scan::Pass(text) => Ok(node.decide(Input::Text(text), plate).await?),
+            Scan::Frame(image) => Ok(node.decide_frame(&image, plate).await?),
+            Scan::Document(doc) => match node.forward(Some(doc.kind().as_str()), doc.number(), plate).await {
+                Ok(bytes) => serde_json::from_slice::<CheckOutcome>(&bytes).map_err(|e| {
+                    Failure::App(AppError::Internal(format!("the central server's answer is not a check: {e}")))
+                }),
+                Err(Forwarded::Refused(AppError::Invalid { field, reason }))
+                    if field == "document_number" || field == "document_kind" =>
+                {
+                    Err(Failure::App(AppError::Invalid { field: "code".into(), reason }))
+                }
+                Err(Forwarded::Refused(e)) => Err(Failure::App(e)),
+                Err(Forwarded::Offline(_)) => Err(Failure::Offline),
+            },
+        }
+    }
+    .await;
+    let plate = form.plate.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    answer(ctx, wants_json(&headers), plate, result, now)
+}
+
+async fn sign_in_page(State(node): State<Shared>, Extension(visit): Extension<Visit>, headers: HeaderMap) -> Response {
+    let v = visitor(&node, &headers, &visit);
+    node_sign_in(v.chrome("/sign-in"), false)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenForm {
+    token: String,
+}
+
+/// `POST /sign-in`: the token this node was started with.
+async fn sign_in(
+    State(node): State<Shared>,
+    Extension(visit): Extension<Visit>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v = visitor(&node, &headers, &visit);
+    if cross_site(&headers) {
+        return PageError::Csrf.into_response();
+    }
+    let form: TokenForm = match parse_form(&body, &v.csrf) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if !same_secret(form.token.trim(), &node.token) {
+        return node_sign_in(v.chrome("/sign-in"), true);
+    }
+    let mut resp = Redirect::to("/officer").into_response();
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &node.token, None));
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+async fn sign_out(
+    State(node): State<Shared>,
+    Extension(visit): Extension<Visit>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v = visitor(&node, &headers, &visit);
+    if cross_site(&headers) {
+        return PageError::Csrf.into_response();
+    }
+    if let Err(e) = parse_form::<Empty>(&body, &v.csrf) {
+        return e.into_response();
+    }
+    let mut resp = Redirect::to("/sign-in").into_response();
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+    resp
+}
+
+/// The node's routes: the officer's page (behind the page layer: language, security headers,
+/// error pages) and the JSON endpoints (behind the node's token, answering problems).
 pub fn router(node: Shared) -> Router {
     let api = Router::new()
         .route("/api/v1/checks", post(check))
@@ -423,13 +680,21 @@ pub fn router(node: Shared) -> Router {
         .route("/api/v1/node/status", get(status))
         .layer(middleware::from_fn_with_state(node.clone(), require_token))
         .layer(axum::extract::DefaultBodyLimit::max(tongxing_http::FRAME_BODY_LIMIT))
-        .layer(axum::Extension(tongxing_http::extract::BodyLimit(tongxing_http::FRAME_BODY_LIMIT)));
-    Router::new()
-        .merge(api)
+        .layer(axum::Extension(tongxing_http::extract::BodyLimit(tongxing_http::FRAME_BODY_LIMIT)))
         .route("/healthz", get(healthz))
         .fallback(not_found)
-        .layer(middleware::from_fn(tongxing_http::error::problem_layer))
-        .with_state(node)
+        .layer(middleware::from_fn(tongxing_http::error::problem_layer));
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to("/officer") }))
+        .route("/officer", get(officer_page))
+        .route("/officer/check", post(officer_check))
+        .route("/officer/status", get(officer_status))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/assets/{file}", get(tongxing_web::assets::serve))
+        .layer(axum::extract::DefaultBodyLimit::max(tongxing_web::session::FORM_LIMIT))
+        .layer(middleware::from_fn(tongxing_web::page::layer));
+    pages.merge(api).with_state(node)
 }
 
 // ---------------------------------------------------------------------------------------------
