@@ -551,7 +551,10 @@ mod tests {
         for stage in tongxing_pass::Stage::ALL {
             for lang in Lang::ALL {
                 let w = stage_words(lang, stage.as_str());
-                assert!(!w.contains(stage.as_str()) || stage.as_str() == "bad_image", "{stage:?} {lang:?}: {w}");
+                let fallback = fill(msg::officer(lang).stage_other, &[("stage", &stage.as_str())]);
+                // Every stage a scanned code can stop at has words of its own (an image's stages
+                // concern frames, which the page sends again).
+                assert!(w != fallback || stage.as_str() == "bad_image", "{stage:?} {lang:?}: {w}");
             }
         }
     }
