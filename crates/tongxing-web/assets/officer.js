@@ -41,6 +41,14 @@
   }
   showShift();
 
+  // ---- The checkpoint chosen stays chosen for the session.
+  var cpSelect = document.getElementById("checkpoint_id");
+  if (cpSelect && cpSelect.tagName === "SELECT") {
+    var chosen = sessionStorage.getItem("tx-officer-checkpoint");
+    if (chosen && cpSelect.querySelector("option[value=\"" + chosen.replace(/[^A-Za-z0-9_-]/g, "") + "\"]")) cpSelect.value = chosen;
+    cpSelect.addEventListener("change", function () { sessionStorage.setItem("tx-officer-checkpoint", cpSelect.value); });
+  }
+
   // ---- Person or vehicle.
   var modes = document.querySelector(".modes");
   modes.hidden = false;
@@ -115,6 +123,7 @@
     }
     if (a.sound) {
       say("");
+      delete layer.dataset.ms;
       layer.innerHTML = a.html;
       layer.hidden = false;
       play(a.sound);

@@ -79,10 +79,10 @@ impl NodeBanner {
             shape,
             word,
             since: fill(m.node_since, &[("time", &local(s.since))]),
-            queue: if s.pending == 0 {
-                m.node_queue_none.to_string()
-            } else {
-                fill(m.node_queue, &[("n", &s.pending)])
+            queue: match s.pending {
+                0 => m.node_queue_none.to_string(),
+                1 => m.node_queue_one.to_string(),
+                n => fill(m.node_queue, &[("n", &n)]),
             },
             synced: fill(m.node_synced, &[("time", &local(s.synced_at))]),
             note,

@@ -186,12 +186,12 @@ impl Drop for NodeProc {
 }
 
 /// Stops the central server; returns its address, to start it again there.
-fn stop_central(o: &mut Offline) -> String {
+pub fn stop_central(o: &mut Offline) -> String {
     o.app.server.kill9();
     o.app.server.base.trim_start_matches("http://").to_string()
 }
 
-fn start_central(o: &mut Offline, addr: &str) {
+pub fn start_central(o: &mut Offline, addr: &str) {
     o.app.server = Server::start_at(&o.app.db, addr, &["--keys", o.keys.to_str().unwrap()]);
 }
 
