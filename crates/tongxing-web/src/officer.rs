@@ -402,17 +402,26 @@ impl From<AppError> for Failure {
     }
 }
 
+/// How a check is answered: JSON for the script, in a language; or the whole page, for a plain
+/// form (only then is the page's context read).
+pub enum Reply {
+    Json(Lang),
+    Page(Context),
+}
+
 /// Answers a check: JSON for the script (`{"outcome", "sound", "html", "row"}`), or the page
 /// with the verdict or a notice for a plain form. A frame in which no code could be read is
 /// `retry` (the script sends the next one).
 pub fn answer(
-    ctx: Context,
-    json: bool,
+    reply: Reply,
     plate: Option<&str>,
     result: Result<CheckOutcome, Failure>,
     now: DateTime<Utc>,
 ) -> Response {
-    let lang = ctx.chrome.lang;
+    let (lang, json) = match &reply {
+        Reply::Json(lang) => (*lang, true),
+        Reply::Page(ctx) => (ctx.chrome.lang, false),
+    };
     let m = msg::officer(lang);
     let refused = StatusCode::UNPROCESSABLE_ENTITY;
     let (status, outcome, view, notice) = match result {
@@ -451,7 +460,7 @@ pub fn answer(
             (status, "failed", None, Some(m.failed.to_string()))
         }
     };
-    if !json {
+    if let Reply::Page(ctx) = reply {
         return ctx.render(status, view, notice, plate.unwrap_or(""));
     }
     let (html, row) = match &view {
@@ -495,10 +504,8 @@ async fn page(State(s): State<AppState>, web: Web) -> PageResult {
 /// `POST /officer/check`: the same use cases as `POST /api/v1/checks` (a pass or a document)
 /// and `POST /api/v1/checks/frame`.
 async fn check(State(s): State<AppState>, headers: HeaderMap, Posted { web, form }: Posted<CheckForm>) -> PageResult {
-    let ctx = context(&s, &web).await?;
-    let caller = web.session.as_ref().map(|x| x.caller.clone()).ok_or(PageError::SignIn("/sign-in".into()))?;
+    let caller = web.require(Action::Check, "officer")?.clone();
     let now = Utc::now();
-    let json = wants_json(&headers);
     let result = async {
         let (cp, plate, scan) = form.parse(now)?;
         if !in_scope(&caller.scope, cp.as_str()) {
@@ -516,7 +523,8 @@ async fn check(State(s): State<AppState>, headers: HeaderMap, Posted { web, form
     }
     .await;
     let plate = form.plate.as_deref().map(str::trim).filter(|p| !p.is_empty());
-    Ok(answer(ctx, json, plate, result.map(|(o, _)| o).map_err(Failure::App), now))
+    let reply = if wants_json(&headers) { Reply::Json(web.lang) } else { Reply::Page(context(&s, &web).await?) };
+    Ok(answer(reply, plate, result.map(|(o, _)| o).map_err(Failure::App), now))
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use tongxing_pass::{Decoder, PublicKey};
 use tongxing_store::checkpoint::LocalState;
 use tongxing_web::i18n::Lang;
 use tongxing_web::officer::{
-    CheckForm, CheckpointChoice, Context, Failure, NodeStatus, Scan, answer, node_sign_in, wants_json,
+    CheckForm, CheckpointChoice, Context, Failure, NodeStatus, Reply, Scan, answer, node_sign_in, wants_json,
 };
 use tongxing_web::page::{Chrome, PageError, Visit, cookie, role_name, set_cookie};
 use tongxing_web::session::{SESSION_COOKIE, cross_site, csrf_of, parse_form};
@@ -580,10 +580,6 @@ async fn officer_check(
         Err(e) => return e.into_response(),
     };
     let now = Utc::now();
-    let ctx = match context(&node, &v).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let result = async {
         let (cp, plate, scan) = form.parse(now)?;
         if cp.as_str() != node.facts.id {
@@ -612,7 +608,15 @@ async fn officer_check(
     }
     .await;
     let plate = form.plate.as_deref().map(str::trim).filter(|p| !p.is_empty());
-    answer(ctx, wants_json(&headers), plate, result, now)
+    let reply = if wants_json(&headers) {
+        Reply::Json(v.lang)
+    } else {
+        match context(&node, &v).await {
+            Ok(ctx) => Reply::Page(ctx),
+            Err(r) => return r,
+        }
+    };
+    answer(reply, plate, result, now)
 }
 
 async fn sign_in_page(State(node): State<Shared>, Extension(visit): Extension<Visit>, headers: HeaderMap) -> Response {
