@@ -277,7 +277,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> AppResult<Vec<SampleOutcome>> {
         let (outcomes, follow_ups) = self.store.submit_samples_following(inputs, by, now).await?;
-        self.after(&follow_ups, "commitment result", now).await?;
+        self.after(&follow_ups).await?;
         Ok(outcomes)
     }
 
@@ -294,7 +294,7 @@ impl App {
             return Err(AppError::invalid("result", "a pool's result is negative or positive"));
         }
         let (members, follow_ups) = self.store.pool_result(lab.as_str(), pool_id.as_str(), result, by, now).await?;
-        self.after(&follow_ups, "pool positive", now).await?;
+        self.after(&follow_ups).await?;
         Ok((members, follow_ups.alerts))
     }
 
@@ -305,7 +305,7 @@ impl App {
         // Bounded, so that one call never runs away; the next scan takes the rest.
         for _ in 0..1000 {
             let f = self.store.scan_overdue(now, limit).await?;
-            self.after(&f, "commitment overdue", now).await?;
+            self.after(&f).await?;
             raised += f.alerts.len();
             if (f.alerts.len() as i64) < limit {
                 break;
@@ -314,13 +314,14 @@ impl App {
         Ok(raised)
     }
 
-    async fn after(&self, f: &FollowUps, reason: &str, now: DateTime<Utc>) -> AppResult<()> {
+    async fn after(&self, f: &FollowUps) -> AppResult<()> {
         if !f.alerts.is_empty() {
             // This server's stream clients get the alerts now, not at the next poll.
             self.store.outbox_written();
         }
-        for person in &f.colour_changes {
-            self.revoke_passes_of(*person, reason, now).await?;
+        if !f.colour_changes.is_empty() {
+            // Their revocations were queued with the colours; this server has them listed now.
+            self.drain_revocation_queue().await?;
         }
         Ok(())
     }

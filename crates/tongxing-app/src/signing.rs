@@ -105,6 +105,15 @@ impl App {
             .take(tongxing_pass::pass::MAX_TESTS)
             .map(|s| PassTest { sampled_at: s.sampled_at.timestamp(), site_kind: s.site_kind, result: s.result })
             .collect();
+        // The site of the newest pending service-area test the pass carries (the rules accept
+        // one from a designated test point only), and whether its letter is signed.
+        let pending_site = samples
+            .iter()
+            .filter(|s| s.result != TestResult::Invalid)
+            .take(tongxing_pass::pass::MAX_TESTS)
+            .find(|s| s.result == TestResult::Pending && s.site_kind == tongxing_domain::SiteKind::ServiceArea)
+            .map(|s| s.site.clone())
+            .filter(|site| !site.is_empty() && site.len() <= tongxing_pass::pass::MAX_TEXT);
         let commuter = match (&facts.commuter, &p.commuter_kind) {
             (Some(c), Some(kind)) => Some(CommuterBadge {
                 kind: CommuterKind::parse(kind).map_err(AppError::Internal)?,
@@ -131,6 +140,8 @@ impl App {
             colour_reason: facts.colour_reason_at(now).map(str::to_string),
             tests,
             commuter,
+            pending_site,
+            commitment_letter: facts.commitment_letter,
         };
         let text = tongxing_pass::issue(&keys.signer, &pass).map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(IssuedPass {
@@ -204,11 +215,34 @@ impl App {
         by: &str,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
+        // Yellow or red: the store queues the revocation in the same transaction.
         self.store.set_code(person_id, colour, reason, expires_at, by, now).await?;
-        if colour != tongxing_domain::CodeColour::Green {
-            self.revoke_passes_of(person_id, &format!("code {colour}"), now).await?;
-        }
+        self.drain_revocation_queue().await?;
         Ok(())
+    }
+
+    /// Turns queued revocations (written with each yellow or red code, by this server, another
+    /// one or an import) into entries on the revocation list, oldest first, and removes them;
+    /// returns how many. A server without pass keys leaves them to one that has the keys.
+    /// Revoking twice is harmless (the entry's cut-off only grows), so a crash between the
+    /// entry and the removal repeats nothing wrong.
+    pub async fn drain_revocation_queue(&self) -> AppResult<usize> {
+        if self.keys.is_none() {
+            return Ok(0);
+        }
+        let mut done = 0;
+        loop {
+            let queued = self.store.revocation_queue(500).await?;
+            for q in &queued {
+                self.revoke_passes_of(q.person_id, &q.reason, q.at).await?;
+            }
+            let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
+            self.store.revocation_queue_done(&ids).await?;
+            done += queued.len();
+            if queued.len() < 500 {
+                return Ok(done);
+            }
+        }
     }
 
     /// A registry officer's decision on a certification; a suspension or revocation revokes the

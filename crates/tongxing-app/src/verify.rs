@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tongxing_domain::decision::Verdict;
 use tongxing_domain::facts::{CheckpointFacts, CodeColour, CodeFacts, CommuterFacts, Facts, PersonFacts, SampleFact};
+use tongxing_domain::{SiteKind, TestResult};
 use tongxing_pass::{Decoder, Pass, RevocationSet, TrustList, VerifiedPass};
 use tongxing_rules::RuleSet;
 use utoipa::ToSchema;
@@ -38,12 +39,15 @@ pub fn facts_of_pass(pass: &Pass) -> PersonFacts {
                 lab: "pass".into(),
                 sample_id: format!("t{i}"),
                 sampled_at: at(t.sampled_at),
-                site: String::new(),
+                site: match (t.result, t.site_kind, &pass.pending_site) {
+                    (TestResult::Pending, SiteKind::ServiceArea, Some(site)) => site.clone(),
+                    _ => String::new(),
+                },
                 site_kind: t.site_kind,
                 result: t.result,
             })
             .collect(),
-        commitment_letter: false,
+        commitment_letter: pass.commitment_letter,
     }
 }
 

@@ -34,6 +34,8 @@ fn pass(i: u64) -> Pass {
             PassTest { sampled_at: T0 - 72_000, site_kind: SiteKind::ServiceArea, result: TestResult::Negative },
             PassTest { sampled_at: T0 - 777_600, site_kind: SiteKind::Community, result: TestResult::Negative },
         ],
+        pending_site: None,
+        commitment_letter: false,
         commuter: Some(CommuterBadge {
             kind: CommuterKind::Worker,
             status: CommuterStatus::Approved,

@@ -36,6 +36,8 @@ fn pass() -> Pass {
             site_kind: SiteKind::ServiceArea,
             result: TestResult::Negative,
         }],
+        pending_site: None,
+        commitment_letter: false,
         commuter: Some(CommuterBadge {
             kind: CommuterKind::Worker,
             status: CommuterStatus::Approved,

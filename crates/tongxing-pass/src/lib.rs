@@ -7,7 +7,8 @@
 //! use tongxing_pass::{Algorithm, Signer, TrustList, RevocationSet, issue, decode};
 //! # let pass = tongxing_pass::Pass { issuer: "BJ-HEALTH".into(), issued_at: 1_641_801_600,
 //! #     expires_at: 1_641_802_500, person_ref: vec![7; 16],
-//! #     colour: tongxing_domain::facts::CodeColour::Green, colour_reason: None, tests: vec![], commuter: None };
+//! #     colour: tongxing_domain::facts::CodeColour::Green, colour_reason: None, tests: vec![], commuter: None,
+//! #     pending_site: None, commitment_letter: false };
 //! let (signer, _pkcs8) = Signer::generate(Algorithm::Es256).unwrap();
 //! let mut trust = TrustList::new(1, 1_641_800_000);
 //! trust.add(signer.public_key().clone(), 1_641_800_000).unwrap();

@@ -38,6 +38,13 @@ pub struct Pass {
     pub tests: Vec<PassTest>,
     /// The commuter certification (通勤认证), if the person has one.
     pub commuter: Option<CommuterBadge>,
+    /// The designated test point (临京服务区检测点, its id in the policy) where the pending
+    /// service-area test among `tests` was sampled (key 7): the rules accept a pending sample
+    /// only from one of them.
+    pub pending_site: Option<String>,
+    /// A commitment letter (进（返）京人员承诺书) is signed for that pending test: the evidence
+    /// for conditional entry. Written only when true (key 8).
+    pub commitment_letter: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +109,9 @@ impl Pass {
         if self.colour_reason.as_ref().is_some_and(|r| r.is_empty() || r.len() > MAX_TEXT) {
             return e(format!("a colour reason must be 1 to {MAX_TEXT} bytes"));
         }
+        if self.pending_site.as_ref().is_some_and(|r| r.is_empty() || r.len() > MAX_TEXT) {
+            return e(format!("a pending test's site must be 1 to {MAX_TEXT} bytes"));
+        }
         if self.tests.len() > MAX_TESTS {
             return e(format!("a pass carries at most {MAX_TESTS} tests, not {}", self.tests.len()));
         }
@@ -124,7 +134,9 @@ impl Pass {
         let n = 3
             + self.colour_reason.is_some() as usize
             + !self.tests.is_empty() as usize
-            + self.commuter.is_some() as usize;
+            + self.commuter.is_some() as usize
+            + self.pending_site.is_some() as usize
+            + self.commitment_letter as usize;
         w.map(n);
         w.uint(1);
         w.uint(PASS_VERSION);
@@ -166,6 +178,14 @@ impl Pass {
                 w.uint(5);
                 w.int(days(d));
             }
+        }
+        if let Some(site) = &self.pending_site {
+            w.uint(7);
+            w.text(site);
+        }
+        if self.commitment_letter {
+            w.uint(8);
+            w.bool(true);
         }
         Ok(buf)
     }
@@ -217,6 +237,8 @@ impl Pass {
             colour: CodeColour::Green,
             colour_reason: None,
             tests: Vec::new(),
+            pending_site: None,
+            commitment_letter: false,
             commuter: None,
         };
         read_body(&mut b, &mut pass)?;
@@ -244,7 +266,7 @@ fn read_body(r: &mut Reader<'_>, pass: &mut Pass) -> Result<(), Refusal> {
     let (mut version, mut person, mut colour) = (None, None, None);
     for _ in 0..n {
         let key = r.int_key().map_err(bad)?;
-        let Some(k @ 1..=6) = key else {
+        let Some(k @ 1..=8) = key else {
             r.skip().map_err(bad)?;
             continue;
         };
@@ -265,7 +287,9 @@ fn read_body(r: &mut Reader<'_>, pass: &mut Pass) -> Result<(), Refusal> {
                     pass.tests.push(read_test(r)?);
                 }
             }
-            _ => pass.commuter = Some(read_badge(r)?),
+            6 => pass.commuter = Some(read_badge(r)?),
+            7 => pass.pending_site = Some(r.text().map_err(field("pending test's site (7)"))?.to_string()),
+            _ => pass.commitment_letter = r.bool().map_err(field("commitment letter (8)"))?,
         }
     }
     match version {

@@ -52,6 +52,20 @@ pub struct FamilyLink {
     pub reason: Option<String>,
 }
 
+/// A person whose passes must be revoked: written with the colour change, in its transaction
+/// (migration 0010); a server holding the pass keys turns it into a revocation entry.
+#[derive(Debug, Clone)]
+pub struct QueuedRevocation {
+    pub id: i64,
+    pub person_id: PersonId,
+    pub reason: String,
+    /// When the colour changed: passes issued up to then (to the second) are revoked.
+    pub at: DateTime<Utc>,
+}
+
+/// Queues the revocation of a person's passes, in the transaction that changed their colour.
+pub(crate) const QUEUE_REVOCATION: &str = "INSERT INTO revocation_queue (person_id, reason, at) VALUES ($1, $2, $3)";
+
 macro_rules! family_select {
     ($where:literal) => {
         concat!(
@@ -109,7 +123,9 @@ macro_rules! citizens_impl {
                         .get(0);
                 sqlx::query(
                     "INSERT INTO revocations (hash, cutoff, version, reason, at) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (hash) DO UPDATE SET cutoff = excluded.cutoff, version = excluded.version,
+                     ON CONFLICT (hash) DO UPDATE SET
+                        cutoff = CASE WHEN excluded.cutoff > revocations.cutoff THEN excluded.cutoff ELSE revocations.cutoff END,
+                        version = excluded.version,
                         reason = excluded.reason, at = excluded.at",
                 )
                 .bind(hash)
@@ -121,6 +137,26 @@ macro_rules! citizens_impl {
                 .await?;
                 tx.commit().await?;
                 Ok(version)
+            }
+
+            pub(crate) async fn revocation_queue(&self, limit: i64) -> Result<Vec<QueuedRevocation>, StoreError> {
+                let rows = sqlx::query("SELECT id, person_id, reason, at FROM revocation_queue ORDER BY id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.write)
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| QueuedRevocation { id: r.get(0), person_id: r.get(1), reason: r.get(2), at: from_ms(r.get(3)) })
+                    .collect())
+            }
+
+            pub(crate) async fn revocation_queue_done(&self, ids: &[i64]) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                for id in ids {
+                    sqlx::query("DELETE FROM revocation_queue WHERE id = $1").bind(*id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             pub(crate) async fn revocation_of(&self, hash: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -376,6 +412,14 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         on_backend!(self, p => p.revoke(hash, cutoff, reason, at).await)
+    }
+    /// The oldest `limit` queued revocations (in the order the colours changed).
+    pub async fn revocation_queue(&self, limit: i64) -> Result<Vec<QueuedRevocation>, StoreError> {
+        on_backend!(self, p => p.revocation_queue(limit).await)
+    }
+    /// Removes queued revocations once their entries are on the list.
+    pub async fn revocation_queue_done(&self, ids: &[i64]) -> Result<(), StoreError> {
+        on_backend!(self, p => p.revocation_queue_done(ids).await)
     }
     /// The cut-off of one hash on the revocation list, if it is on it.
     pub async fn revocation_of(&self, hash: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

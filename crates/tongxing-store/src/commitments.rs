@@ -9,6 +9,15 @@ use serde::Serialize;
 
 use crate::model::PersonId;
 
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+/// How far back an alert lists a person's entries: 14 days, the longest a commuter's test
+/// stays valid (a commitment's sample is hours old; this bounds a pathological one).
+pub(crate) const CONTEXT_HOURS: i64 = 14 * 24;
+/// At most this many entries in one alert.
+pub(crate) const MAX_CONTEXT_ENTRIES: usize = 200;
+/// Others checked in the same vehicle at the same checkpoint within this of an entry.
+pub(crate) const CO_TRAVELLER_MS: i64 = 600_000;
+
 /// A commitment letter to record.
 #[derive(Debug, Clone)]
 pub struct NewCommitment<'a> {
@@ -93,6 +102,7 @@ pub(crate) use commitment_select;
 macro_rules! commitments_impl {
     ($db:ty, alerts = $alerts:path) => {
         use $alerts as alerts_db;
+        use crate::commitments::{CONTEXT_HOURS, CO_TRAVELLER_MS, HOUR_MS, MAX_CONTEXT_ENTRIES};
 
         fn commitment_record(r: &<$db as sqlx::Database>::Row) -> CommitmentRecord {
             CommitmentRecord {
@@ -142,17 +152,20 @@ macro_rules! commitments_impl {
             .bind(by)
             .execute(&mut **tx)
             .await?;
+            if colour != CodeColour::Green {
+                sqlx::query(crate::citizens::QUEUE_REVOCATION)
+                    .bind(person_id)
+                    .bind(format!("code {colour}: {}", reason.unwrap_or("")))
+                    .bind(ms(at))
+                    .execute(&mut **tx)
+                    .await?;
+            }
             Ok(())
         }
 
-        /// What the people who act on an alert need about a person: who (masked, and the
-        /// phone to reach them), every entry since `since` (checkpoint, time, plate) and the
-        /// others checked in the same vehicle at the same checkpoint within ten minutes.
-        async fn alert_context_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            person_id: PersonId,
-            since: i64,
-        ) -> Result<serde_json::Value, StoreError> {
+        /// Who a person is, as the people who act on an alert need it: masked, with the phone
+        /// to reach them.
+        async fn person_context_in(tx: &mut sqlx::Transaction<'_, $db>, person_id: PersonId) -> Result<serde_json::Value, StoreError> {
             let person = sqlx::query("SELECT doc_number, name, phone FROM people WHERE id = $1")
                 .bind(person_id)
                 .fetch_optional(&mut **tx)
@@ -161,14 +174,45 @@ macro_rules! commitments_impl {
                 Some(r) => (r.get(0), r.get(1), r.get(2)),
                 None => (String::new(), None, None),
             };
-            let entries = sqlx::query(
-                "SELECT checkpoint_id, checked_at, plate, verdict FROM entry_events
-                 WHERE checked_at >= $1 AND person_id = $2 ORDER BY checked_at LIMIT 200",
-            )
-            .bind(since)
-            .bind(person_id)
-            .fetch_all(&mut **tx)
-            .await?;
+            Ok(serde_json::json!({
+                "document": tongxing_domain::mask::document_number(&doc),
+                "name": name.as_deref().map(tongxing_domain::mask::name),
+                "phone": phone.as_deref().map(tongxing_domain::mask::phone),
+            }))
+        }
+
+        /// What the people who act on an alert need about a person: who (masked, and the
+        /// phone to reach them), every entry from `since` to `until` (checkpoint, time, plate;
+        /// at most the last [`CONTEXT_HOURS`] hours) and the others checked in the same vehicle
+        /// at the same checkpoint within ten minutes. Read hour by hour through the indexes
+        /// that lead with the hour of the check (migration 0009).
+        async fn alert_context_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            person_id: PersonId,
+            since: i64,
+            until: i64,
+        ) -> Result<serde_json::Value, StoreError> {
+            let person = person_context_in(tx, person_id).await?;
+            let since = since.max(until - CONTEXT_HOURS * HOUR_MS);
+            let mut entries = Vec::new();
+            for hour in since.div_euclid(HOUR_MS)..=until.div_euclid(HOUR_MS) {
+                if entries.len() >= MAX_CONTEXT_ENTRIES {
+                    break;
+                }
+                let rows = sqlx::query(
+                    "SELECT checkpoint_id, checked_at, plate, verdict FROM entry_events
+                     WHERE checked_at / 3600000 = $1 AND person_id = $2 AND checked_at >= $3 AND checked_at <= $4
+                     ORDER BY checked_at LIMIT 200",
+                )
+                .bind(hour)
+                .bind(person_id)
+                .bind(since)
+                .bind(until)
+                .fetch_all(&mut **tx)
+                .await?;
+                entries.extend(rows);
+            }
+            entries.truncate(MAX_CONTEXT_ENTRIES);
             let mut entry_list = Vec::new();
             let mut travellers = Vec::new();
             for e in &entries {
@@ -177,36 +221,36 @@ macro_rules! commitments_impl {
                     "checkpoint_id": cp, "checked_at": tongxing_domain::time::rfc3339(from_ms(at)), "plate": plate, "verdict": verdict,
                 }));
                 let Some(plate) = plate else { continue };
-                let others = sqlx::query(
-                    "SELECT e.doc_key, e.checked_at, p.name, p.phone FROM entry_events e LEFT JOIN people p ON p.id = e.person_id
-                     WHERE e.checked_at >= $1 AND e.checked_at <= $2 AND e.checkpoint_id = $3 AND e.plate = $4
-                       AND (e.person_id IS NULL OR e.person_id <> $5) LIMIT 100",
-                )
-                .bind(at - 600_000)
-                .bind(at + 600_000)
-                .bind(&cp)
-                .bind(&plate)
-                .bind(person_id)
-                .fetch_all(&mut **tx)
-                .await?;
-                for o in others {
-                    let key: String = o.get(0);
-                    let number = key.split_once(':').map(|(_, n)| n.to_string()).unwrap_or(key);
-                    travellers.push(serde_json::json!({
-                        "document": tongxing_domain::mask::document_number(&number),
-                        "name": o.get::<Option<String>, _>(2).as_deref().map(tongxing_domain::mask::name),
-                        "phone": o.get::<Option<String>, _>(3).as_deref().map(tongxing_domain::mask::phone),
-                        "checkpoint_id": cp, "plate": plate,
-                        "checked_at": tongxing_domain::time::rfc3339(from_ms(o.get(1))),
-                    }));
+                let (from, to) = (at - CO_TRAVELLER_MS, at + CO_TRAVELLER_MS);
+                for hour in from.div_euclid(HOUR_MS)..=to.div_euclid(HOUR_MS) {
+                    let others = sqlx::query(
+                        "SELECT e.doc_key, e.checked_at, p.name, p.phone FROM entry_events e LEFT JOIN people p ON p.id = e.person_id
+                         WHERE e.checked_at / 3600000 = $1 AND e.plate = $2 AND e.checked_at >= $3 AND e.checked_at <= $4
+                           AND e.plate IS NOT NULL AND e.checkpoint_id = $5 AND (e.person_id IS NULL OR e.person_id <> $6) LIMIT 100",
+                    )
+                    .bind(hour)
+                    .bind(&plate)
+                    .bind(from)
+                    .bind(to)
+                    .bind(&cp)
+                    .bind(person_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    for o in others {
+                        let key: String = o.get(0);
+                        let number = key.split_once(':').map(|(_, n)| n.to_string()).unwrap_or(key);
+                        travellers.push(serde_json::json!({
+                            "document": tongxing_domain::mask::document_number(&number),
+                            "name": o.get::<Option<String>, _>(2).as_deref().map(tongxing_domain::mask::name),
+                            "phone": o.get::<Option<String>, _>(3).as_deref().map(tongxing_domain::mask::phone),
+                            "checkpoint_id": cp, "plate": plate,
+                            "checked_at": tongxing_domain::time::rfc3339(from_ms(o.get(1))),
+                        }));
+                    }
                 }
             }
             Ok(serde_json::json!({
-                "person": {
-                    "document": tongxing_domain::mask::document_number(&doc),
-                    "name": name.as_deref().map(tongxing_domain::mask::name),
-                    "phone": phone.as_deref().map(tongxing_domain::mask::phone),
-                },
+                "person": person,
                 "entries": entry_list,
                 "co_travellers": travellers,
             }))
@@ -250,7 +294,7 @@ macro_rules! commitments_impl {
                             .fetch_one(&mut **tx)
                             .await?
                             .get(0);
-                        let mut payload = alert_context_in(tx, c.person_id, sampled).await?;
+                        let mut payload = alert_context_in(tx, c.person_id, sampled, ms(at)).await?;
                         payload["sample"] = serde_json::json!({
                             "lab": lab, "sample_id": sample_id, "result": result.as_str(),
                             "sampled_at": tongxing_domain::time::rfc3339(from_ms(sampled)),
@@ -466,7 +510,7 @@ macro_rules! commitments_impl {
                             .await?;
                         out.colour_changes.push(c.person_id);
                     }
-                    let mut payload = alert_context_in(&mut tx, c.person_id, ms(c.signed_at)).await?;
+                    let mut payload = alert_context_in(&mut tx, c.person_id, ms(c.signed_at), ms(now)).await?;
                     payload["sample"] = serde_json::json!({
                         "lab": c.lab, "sample_id": c.sample_id, "place": c.place,
                         "deadline": tongxing_domain::time::rfc3339(c.deadline),
@@ -555,11 +599,8 @@ macro_rules! commitments_impl {
                                     .await?;
                                 out.colour_changes.push(*person_id);
                             }
-                            let mut who = alert_context_in(&mut tx, *person_id, 0).await?;
-                            who["sample_id"] = serde_json::json!(sid);
-                            who.as_object_mut().map(|o| o.remove("entries"));
-                            who.as_object_mut().map(|o| o.remove("co_travellers"));
-                            listed.push(who);
+                            let person = person_context_in(&mut tx, *person_id).await?;
+                            listed.push(serde_json::json!({ "person": person, "sample_id": sid }));
                         }
                         let alert = NewAlert {
                             kind: "pool_positive".into(),

@@ -37,7 +37,7 @@ use tongxing_domain::commitment::{CodeChange, CommitmentStatus};
 use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, TestResult};
 
 pub use alerts::{AlertFilter, AlertRecord, NewAlert, OutboxEvent};
-pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord};
+pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord, QueuedRevocation};
 pub use commitments::{CommitmentRecord, FollowUps, NewCommitment, SignRefusal};
 pub use delivery::{
     Attempt, DueDelivery, Fence, IDEMPOTENCY_ABANDONED, IDEMPOTENCY_TTL, IdempotencyStart, IdempotentRecord,

@@ -519,6 +519,14 @@ macro_rules! sql_impl {
                 .bind(by)
                 .execute(&mut *tx)
                 .await?;
+                if colour != CodeColour::Green {
+                    sqlx::query(crate::citizens::QUEUE_REVOCATION)
+                        .bind(person_id)
+                        .bind(format!("code {colour}: {}", reason.unwrap_or("")))
+                        .bind(ms(at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

@@ -69,6 +69,8 @@ pub fn bench_offline(revoked: u64, rounds: u32) -> Result<()> {
             colour: if rng.chance(3) { CodeColour::Yellow } else { CodeColour::Green },
             colour_reason: None,
             tests,
+            pending_site: None,
+            commitment_letter: false,
             commuter,
         };
         // One pass in a hundred is revoked (its person), as a checkpoint meets them.

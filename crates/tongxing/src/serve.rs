@@ -120,6 +120,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     });
     let scanner = state.app.clone();
+    let revoker = state.app.clone();
     let feed = state.app.alert_feed().clone();
     // The API, and the web pages beside it (the pages are not API routes: the OpenAPI document
     // covers the API only).
@@ -144,6 +145,29 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 Ok(())
             }
         })
+        .await
+    });
+    // Revocations queued by changes made elsewhere (an import, a server without the pass keys):
+    // listed within a second by the one server holding the lease.
+    let (s, h, drainer) = (store.clone(), holder.clone(), revoker);
+    tokio::spawn(async move {
+        tongxing_app::lease::run_exclusive(
+            s,
+            "revocation-queue",
+            h,
+            ttl,
+            std::time::Duration::from_secs(1),
+            move |_| {
+                let drainer = drainer.clone();
+                async move {
+                    match drainer.drain_revocation_queue().await? {
+                        0 => {}
+                        n => tracing::info!(revocations = n, "queued revocations listed"),
+                    }
+                    Ok(())
+                }
+            },
+        )
         .await
     });
     if !args.no_relay {

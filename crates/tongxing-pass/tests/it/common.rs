@@ -16,6 +16,8 @@ pub fn sample_pass() -> Pass {
             PassTest { sampled_at: T0 - 20 * 3600, site_kind: SiteKind::ServiceArea, result: TestResult::Negative },
             PassTest { sampled_at: T0 - 9 * 86400, site_kind: SiteKind::Community, result: TestResult::Negative },
         ],
+        pending_site: None,
+        commitment_letter: false,
         commuter: Some(CommuterBadge {
             kind: CommuterKind::Worker,
             status: CommuterStatus::Approved,

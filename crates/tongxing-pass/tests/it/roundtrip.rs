@@ -30,6 +30,8 @@ fn the_smallest_pass_round_trips() {
         colour: CodeColour::Red,
         colour_reason: Some("pop_up_3".into()),
         tests: vec![],
+        pending_site: None,
+        commitment_letter: false,
         commuter: None,
     };
     let text = issue(&signer, &pass).unwrap();
@@ -73,8 +75,9 @@ prop_compose! {
     fn any_pass()(issuer in "[A-Za-z0-9 _\\-\u{4e00}-\u{4e20}]{1,21}", iat in -1_000_000_000i64..4_000_000_000,
                   life in 1i64..100_000_000, person in proptest::collection::vec(any::<u8>(), 1..=32),
                   colour in any_enum(CodeColour::ALL), reason in proptest::option::of("[a-z_0-9]{1,64}"),
-                  tests in proptest::collection::vec(any_test(), 0..=3), badge in proptest::option::of(any_badge())) -> Pass {
-        Pass { issuer, issued_at: iat, expires_at: iat + life, person_ref: person, colour, colour_reason: reason, tests, commuter: badge }
+                  tests in proptest::collection::vec(any_test(), 0..=3), badge in proptest::option::of(any_badge()),
+                  site in proptest::option::of("[A-Z-]{1,64}"), letter in any::<bool>()) -> Pass {
+        Pass { issuer, issued_at: iat, expires_at: iat + life, person_ref: person, colour, colour_reason: reason, tests, commuter: badge, pending_site: site, commitment_letter: letter }
     }
 }
 

@@ -189,6 +189,65 @@ both!(fn no_result_by_the_deadline_is_overdue_and_not_before(b) {
     });
 });
 
+// The alert's entries and co-travellers are read hour by hour (migration 0009's indexes lead
+// with the hour of the check): entries in several hours since sampling, a companion checked in
+// the next hour a minute after the person, and a check of the same plate half an hour later
+// (not a co-traveller), all with the time injected into the use cases.
+both!(fn the_alert_finds_entries_and_co_travellers_across_hours(b) {
+    let db = TestDb::new(b);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = tongxing_store::Store::connect(&db.url).await.unwrap();
+        let app = tongxing_app::App::new(store.clone(), vec![tongxing_domain::Policy::beijing_2021_11_17()]);
+        let now = Utc::now();
+        let (_, text) = tongxing_rules::BUILTIN_FILES[0];
+        let doc_text = tongxing_rules::reissue(text, "t", now - Duration::days(2)).unwrap();
+        let rs = tongxing_rules::RuleSet::from_json(&doc_text).unwrap();
+        store.publish_policy(rs.id(), rs.version(), &doc_text, "t", now).await.unwrap();
+        store.activate_policy(rs.id(), rs.version(), "t", now).await.unwrap();
+        app.reload_rules().await.unwrap();
+        let cp = tongxing_store::Checkpoint { id: "CP1".into(), name: "CP1".into(), road: None, kind: "police".into() };
+        app.register_checkpoint(cp, now).await.unwrap();
+        let cp = tongxing_domain::text::CheckpointId::parse("CP1").unwrap();
+        let plate = tongxing_domain::text::Plate::parse("冀R62071").unwrap();
+        let person = |n: u32| tongxing_app::check::Person {
+            document: tongxing_app::input::document(None, &nth_id("120104", n), "", now).unwrap(),
+            dcc: None,
+        };
+        // An hour boundary ten hours ago, to the millisecond.
+        let hour = chrono::DateTime::from_timestamp_millis(((now - Duration::hours(10)).timestamp_millis() / 3_600_000) * 3_600_000).unwrap();
+        let sampled = hour - Duration::minutes(30);
+        let sample = tongxing_app::commitment::TestPointSample { test_point: TP, sample_id: "T71", document: person(71).document.clone(), sampled_at: sampled, pool_id: None };
+        app.register_test_point_sample(&sample, "tp", sampled).await.unwrap();
+        let letter = app.letter();
+        let signing = tongxing_app::commitment::Signing { document: person(71).document.clone(), lab: TP, sample_id: "T71",
+            letter_version: &letter.version, letter_sha256: &letter.sha256, signed_via: "test_point_device" };
+        app.sign_letter(&signing, "tp", sampled + Duration::minutes(5)).await.unwrap();
+        // The person at 23 minutes past the hour before, in the vehicle; the companion a minute
+        // after the hour; a stranger in the same vehicle half an hour later; the person again
+        // three hours on, on foot.
+        app.check_vehicle(&cp, &plate, &[person(71)], "o", hour - Duration::minutes(1)).await.unwrap();
+        app.check_vehicle(&cp, &plate, &[person(72)], "o", hour + Duration::minutes(1)).await.unwrap();
+        app.check_vehicle(&cp, &plate, &[person(73)], "o", hour + Duration::minutes(30)).await.unwrap();
+        app.check_person(&cp, &person(71), None, "o", hour + Duration::hours(3)).await.unwrap();
+        let input = tongxing_store::SampleInput { lab: TP.into(), sample_id: "T71".into(), document: person(71).document.clone(), sampled_at: sampled,
+            site: TP.into(), site_kind: tongxing_domain::SiteKind::ServiceArea, result: tongxing_domain::TestResult::Positive };
+        app.submit_samples(&[input], "lab", hour + Duration::hours(5)).await.unwrap();
+        let alerts = store.alerts(&tongxing_store::AlertFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(alerts.len(), 1);
+        let p = &alerts[0].payload;
+        let entries = p["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{p}");
+        assert_eq!(entries[0]["plate"], "冀R62071");
+        assert_eq!(entries[1]["plate"], serde_json::Value::Null);
+        let travellers = p["co_travellers"].as_array().unwrap();
+        assert_eq!(travellers.len(), 1, "{p}");
+        let companion = nth_id("120104", 72);
+        assert_eq!(travellers[0]["document"], format!("12**************{}", &companion[16..]));
+        store.close().await;
+    });
+});
+
 both!(fn a_citizen_signs_on_their_phone(b) {
     let db = TestDb::new(b);
     let tokens = db.tokens();

@@ -244,3 +244,59 @@ both!(fn a_commuters_first_check_by_pass_is_recorded(b) {
     let r = app.get("admin", "/api/v1/entries");
     assert_eq!(r.body[0]["via"], "pass", "{r:?}");
 });
+
+// A pass carries a pending service-area test with its test point and the signed letter, so a
+// scanned pass gets the conditional entry a document gets. Then a lab's CSV import (a process
+// without the pass keys) stores a positive result for that sample: the code turns red in the import's transaction,
+// with the revocation queued beside it, and the server (which has the keys) lists it within
+// seconds, so the green pass the person still holds is refused.
+both!(fn a_pass_carries_the_letter_and_an_imported_positive_revokes_it(b) {
+    let (app, dir) = spawn(b);
+    app.checkpoint("CP1", "京哈高速");
+    let tp = "SA-JINGHA-XIANGHE";
+    let doc = nth_id("110105", 58);
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let sampled = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() - 7200, 0).unwrap().with_timezone(&beijing);
+    let r = app.post("test_point", &format!("/api/v1/test-points/{tp}/samples"),
+        json!({"document_number": doc, "sample_id": "T58", "sampled_at": sampled.to_rfc3339()}));
+    assert_eq!(r.status, 201, "{r:?}");
+    // Before the letter, the pass carries the pending test and its site: the letter is needed.
+    let unsigned = issue(&app, &dir, &doc);
+    let r = check_qr(&app, &unsigned);
+    assert_eq!(r.body["reasons"][0]["code"], "COMMITMENT_LETTER_REQUIRED", "{r:?}");
+    let claims = crate::offline::claims(&unsigned);
+    assert_eq!((claims.pending_site.as_deref(), claims.commitment_letter), (Some(tp), false));
+    app.sign_letter(tp, "T58", &doc);
+    let pass = issue(&app, &dir, &doc);
+    assert!(crate::offline::claims(&pass).commitment_letter);
+    // The pass carries the pending test and the letter: conditional, as for the document.
+    let r = check_qr(&app, &pass);
+    assert_eq!((r.body["verdict"].as_str(), r.body["reasons"][0]["code"].as_str()), (Some("conditional"), Some("PENDING_WITH_COMMITMENT")), "{r:?}");
+    let file = app.db.dir.join("positive.csv");
+    std::fs::write(&file, format!("lab,sample_id,document_number,sampled_at,site,site_kind,result\n{tp},T58,{doc},{},{tp},service_area,positive\n",
+        sampled.format("%Y-%m-%d %H:%M:%S"))).unwrap();
+    let out = Command::new(BIN).args(["import", "results", file.to_str().unwrap(), "--database", &app.db.url])
+        .env("RUST_LOG", "error").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut stage = String::new();
+    for _ in 0..100 {
+        let r = check_qr(&app, &pass);
+        stage = r.body["stage"].as_str().unwrap_or("").to_string();
+        if stage == "revoked" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(stage, "revoked");
+    // The queue is empty once listed.
+    let url = app.db.url.clone();
+    let queued = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+            let store = tongxing_store::Store::connect(&url).await.unwrap();
+            let q = store.revocation_queue(10).await.unwrap().len();
+            store.close().await;
+            q
+        })
+    }).join().unwrap();
+    assert_eq!(queued, 0);
+});
