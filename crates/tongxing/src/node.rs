@@ -114,7 +114,7 @@ impl Link {
     fn reached(&mut self, now: DateTime<Utc>) {
         self.last_contact = Some(now);
         if !matches!(self.reach, Reach::Online { .. }) {
-            tracing::warn!("the central server is reachable: uploading");
+            tracing::info!("the central server is reachable: uploading");
             self.reach = Reach::Online { since: now };
         }
     }
@@ -287,14 +287,13 @@ impl Node {
                 Ok(()) => link.reached(now),
                 Err(f) => {
                     let why = format!("{:#}", f.1);
-                    if f.unreachable() {
-                        link.lost(now, why);
-                    } else {
-                        // The server answered, but refused or failed: the checks wait all the same.
+                    if !f.unreachable() {
+                        // The server answered, but refused or failed (a token withdrawn, an
+                        // error): the checks wait all the same, and the operators need to know.
                         tracing::error!(%why, "the central server refused the upload or the refresh");
                         link.last_contact = Some(now);
-                        link.lost(now, why);
                     }
+                    link.lost(now, why);
                 }
             }
         }
