@@ -447,6 +447,82 @@ impl App {
     }
 }
 
+/// Who is reading a record: a token's id and role, as the access log keeps them.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    pub token_id: &'a str,
+    pub role: &'a str,
+}
+
+/// One read of a person's record, as that person sees it ("who looked at my record").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessView {
+    #[serde(serialize_with = "time::serialize")]
+    pub at: DateTime<Utc>,
+    /// The reader's role: registry, health, admin, citizen (a linked family member), ….
+    pub role: String,
+    /// The reader's token, masked: its kind and first two characters (`tok_1a******`).
+    pub who: String,
+    /// read, reveal (unmasked), read-access-log, or pass (a family member's pass).
+    pub action: String,
+    /// Why, as the reader gave it.
+    pub purpose: String,
+}
+
+/// A token id as a citizen may see it: the prefix that says what it is, then two characters.
+fn mask_token_id(id: &str) -> String {
+    match id.split_once('_') {
+        Some((kind, rest)) => {
+            let shown: String = rest.chars().take(2).collect();
+            format!("{kind}_{shown}{}", "*".repeat(rest.chars().count().saturating_sub(2)))
+        }
+        None => mask::name(id),
+    }
+}
+
+impl App {
+    /// A linked family member's pass, the read written to the member's access log.
+    pub async fn member_pass(
+        &self,
+        citizen_id: i64,
+        link: i64,
+        reader: Reader<'_>,
+        now: DateTime<Utc>,
+    ) -> AppResult<crate::pass::PassView> {
+        let member = self.member_of(citizen_id, link).await?;
+        self.store
+            .log_access(&tongxing_store::AccessLogEntry {
+                at: now,
+                token_id: reader.token_id.to_string(),
+                role: reader.role.to_string(),
+                person_id: member,
+                action: "pass".into(),
+                purpose: "family member's pass".into(),
+            })
+            .await?;
+        self.pass_view(member, now).await
+    }
+
+    /// Who read this person's record, newest first, each reader masked.
+    pub async fn my_access_log(&self, person_id: i64) -> AppResult<Vec<AccessView>> {
+        let mut out: Vec<AccessView> = self
+            .store
+            .access_log(person_id)
+            .await?
+            .into_iter()
+            .map(|e| AccessView {
+                at: e.at,
+                role: e.role,
+                who: mask_token_id(&e.token_id),
+                action: e.action,
+                purpose: e.purpose,
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+}
+
 fn too_many_members() -> AppError {
     AppError::Conflict(format!("a citizen may act for at most {MAX_FAMILY} family members; remove one first"))
 }
@@ -466,6 +542,13 @@ mod tests {
         assert_ne!(hash_code("a", "123456"), hash_code("b", "123456"));
         assert!(same(&hash_code("a", "1"), &hash_code("a", "1")));
         assert!(!same(&hash_code("a", "1"), &hash_code("a", "2")));
+    }
+
+    #[test]
+    fn readers_are_masked() {
+        assert_eq!(mask_token_id("tok_1a2b3c4d"), "tok_1a******");
+        assert_eq!(mask_token_id("ses_ab"), "ses_ab");
+        assert_eq!(mask_token_id("serve"), "s****");
     }
 
     #[test]

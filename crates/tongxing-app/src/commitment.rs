@@ -116,6 +116,58 @@ impl LetterView {
     }
 }
 
+/// A pending service-area sample of a citizen (or a linked family member) that no letter
+/// covers yet: the citizen may sign for it on their phone.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LetterDue {
+    /// The family link the sample's person is on; none for the citizen's own.
+    pub link: Option<i64>,
+    /// Masked.
+    pub name: Option<String>,
+    pub document: String,
+    /// The test point (the sample's `lab`).
+    pub test_point: String,
+    pub sample_id: String,
+    #[serde(serialize_with = "time::serialize")]
+    pub sampled_at: DateTime<Utc>,
+}
+
+/// A designated service-area test point of the rules in force.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestPointView {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+/// A sample a test point took, as its staff see it in the day's list (the person masked).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DaySample {
+    pub sample_id: String,
+    pub pool_id: Option<String>,
+    #[serde(serialize_with = "time::serialize")]
+    pub sampled_at: DateTime<Utc>,
+    /// pending, negative, positive or invalid: the result as it arrives.
+    pub result: String,
+    pub name: Option<String>,
+    pub document: String,
+    /// The letter's state when one was signed: pending, fulfilled, positive or overdue.
+    pub letter: Option<String>,
+}
+
+/// A letter a citizen signs on their phone: for their own sample, or a linked family member's.
+pub struct CitizenSigning<'a> {
+    pub link: Option<i64>,
+    pub test_point: &'a str,
+    pub sample_id: &'a str,
+    /// The version and SHA-256 of the text shown.
+    pub letter_version: &'a str,
+    pub letter_sha256: &'a str,
+}
+
+/// How far back a sample still waits for a letter: a result takes a day at most.
+const LETTER_LOOK_BACK: chrono::Duration = chrono::Duration::days(3);
+
 /// A sample a test point registers.
 pub struct TestPointSample<'a> {
     pub test_point: &'a str,
@@ -261,6 +313,121 @@ impl App {
                 Err(AppError::Conflict("another person's letter covers this sample".into()))
             }
         }
+    }
+
+    /// The designated service-area test points of the rules in force at `now`.
+    pub fn test_points(&self, now: DateTime<Utc>) -> AppResult<Vec<TestPointView>> {
+        let rules = self.rules();
+        let rule_set = tongxing_rules::select(&rules, now).ok_or_else(|| App::no_rule_set(now))?;
+        let text = |d: &serde_json::Value, k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        Ok(rule_set
+            .value_set(TEST_POINTS)
+            .map(|v| {
+                v.iter()
+                    .map(|(id, d)| TestPointView {
+                        id: id.clone(),
+                        name_zh: text(d, "name_zh"),
+                        name_en: text(d, "name_en"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The samples a test point took on a day (Beijing time), newest first, with their results
+    /// and letters as they stand; people masked.
+    pub async fn test_point_day(&self, test_point: &LabCode, day: chrono::NaiveDate) -> AppResult<Vec<DaySample>> {
+        let start = day
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(tongxing_domain::shanghai()).single())
+            .ok_or_else(|| AppError::invalid("date", "not a day"))?
+            .with_timezone(&Utc);
+        let rows =
+            self.store.samples_of_lab(test_point.as_str(), start, start + chrono::Duration::days(1), 2000).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DaySample {
+                sample_id: r.sample_id,
+                pool_id: r.pool_id,
+                sampled_at: r.sampled_at,
+                result: r.result,
+                name: r.name.as_deref().map(tongxing_domain::mask::name),
+                document: tongxing_domain::mask::document_number(&r.doc_number),
+                letter: r.commitment,
+            })
+            .collect())
+    }
+
+    /// The document of the person a test point's sample was taken from (to take their letter on
+    /// the test point's device without sending the number again).
+    pub async fn sample_document(&self, lab: &LabCode, sample_id: &str) -> AppResult<Document> {
+        let sample_id = SampleId::parse(sample_id).at("sample_id")?;
+        let owner =
+            self.store.sample_owner(lab.as_str(), sample_id.as_str()).await?.ok_or_else(|| {
+                AppError::invalid("sample_id", format!("no sample {sample_id} from test point {lab}"))
+            })?;
+        Document::from_key(&owner.doc_key)
+            .ok_or_else(|| AppError::Internal(format!("person {} has an unreadable document key", owner.id)))
+    }
+
+    /// The samples a citizen may sign a letter for: their own and their linked family's pending
+    /// service-area samples of the last three days that no letter covers, newest first.
+    pub async fn letters_due(&self, citizen_id: i64, now: DateTime<Utc>) -> AppResult<Vec<LetterDue>> {
+        let mut people = vec![(None, citizen_id)];
+        for l in self.store.family_links(citizen_id).await? {
+            if l.status == "linked" {
+                people.push((Some(l.id), l.member_id));
+            }
+        }
+        let mut out = Vec::new();
+        for (link, person_id) in people {
+            let signed: Vec<(String, String)> =
+                self.store.commitments_of(person_id).await?.into_iter().map(|c| (c.lab, c.sample_id)).collect();
+            let record = self.person_record(person_id).await?;
+            for s in self.store.samples_of(person_id, now - LETTER_LOOK_BACK, now + CLOCK_SKEW, 50).await? {
+                let pending = s.result == TestResult::Pending.as_str();
+                let service_area = s.site_kind == SiteKind::ServiceArea.as_str();
+                if pending && service_area && !signed.iter().any(|(l, id)| *l == s.lab && *id == s.sample_id) {
+                    out.push(LetterDue {
+                        link,
+                        name: record.name.as_deref().map(tongxing_domain::mask::name),
+                        document: tongxing_domain::mask::document_number(&record.doc_number),
+                        test_point: s.lab,
+                        sample_id: s.sample_id,
+                        sampled_at: s.sampled_at,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.sampled_at));
+        Ok(out)
+    }
+
+    /// Signs the letter on a citizen's phone, for their own sample or a linked family member's
+    /// (`link`), with the text shown (its version and SHA-256).
+    pub async fn sign_letter_as_citizen(
+        &self,
+        citizen_id: i64,
+        s: &CitizenSigning<'_>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(CommitmentView, bool)> {
+        let person_id = match s.link {
+            None => citizen_id,
+            Some(l) => self.member_of(citizen_id, l).await?,
+        };
+        let record = self.person_record(person_id).await?;
+        let document = Document::from_key(&record.doc_key)
+            .ok_or_else(|| AppError::Internal(format!("person {person_id} has an unreadable document key")))?;
+        let signing = Signing {
+            document,
+            lab: s.test_point,
+            sample_id: s.sample_id,
+            letter_version: s.letter_version,
+            letter_sha256: s.letter_sha256,
+            signed_via: "citizen_phone",
+        };
+        self.sign_letter(&signing, by, now).await
     }
 
     /// A person's commitments, newest first.

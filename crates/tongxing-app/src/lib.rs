@@ -9,6 +9,8 @@
 //! - [`check`]: check a person, check a vehicle.
 //! - [`frame`]: a camera frame of a pass, read with the `verify --image` decoder, then checked.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
+//! - [`commuter`]: commuter applications (by the registry or the citizen), decisions, the
+//!   registry's queue, a person's own certification.
 //! - [`commitment`]: test points' samples, the commitment letter, results followed to their end
 //!   (with the store), pools, the overdue scan.
 //! - [`dryrun`]: replay recorded checks under a candidate rule set.
@@ -28,6 +30,7 @@ pub mod alerts;
 pub mod check;
 pub mod citizen;
 pub mod commitment;
+pub mod commuter;
 pub mod dryrun;
 pub mod feed;
 pub mod frame;

@@ -88,7 +88,7 @@ pub use codec::{
 };
 pub use keys::{Algorithm, KeyError, KeyId, PrivateKeyDer, PublicKey, Signer};
 pub use pass::{CommuterBadge, Pass, PassError, PassTest};
-pub use qr::{decode_image, qr_png, qr_svg};
+pub use qr::{decode_image, qr_png, qr_svg, qr_svg_inline};
 pub use refusal::{Refusal, Stage};
 pub use revocation::{Entry, RevocationDelta, RevocationHash, RevocationLog, RevocationSet};
 pub use trust::{TrustList, TrustedKey};

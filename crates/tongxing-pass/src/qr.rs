@@ -25,6 +25,34 @@ pub fn qr_svg(text: &str) -> Result<String, QrError> {
     Ok(code(text)?.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).quiet_zone(true).build())
 }
 
+/// A compact SVG of the code to put inside an HTML page: one path of horizontal runs in module
+/// units (quiet zone included), no XML prolog, no size (the page's style sets it). A third or
+/// less of [`qr_svg`]'s bytes, so that a page showing a family's codes stays small.
+pub fn qr_svg_inline(text: &str) -> Result<String, QrError> {
+    use std::fmt::Write;
+    let code = code(text)?;
+    let (n, colors) = (code.width(), code.to_colors());
+    let side = n + 2 * QUIET_ZONE;
+    let mut d = String::with_capacity(n * n);
+    for y in 0..n {
+        let mut x = 0;
+        while x < n {
+            if colors[y * n + x] == qrcode::Color::Dark {
+                let start = x;
+                while x < n && colors[y * n + x] == qrcode::Color::Dark {
+                    x += 1;
+                }
+                write!(d, "M{} {}.5h{}", start + QUIET_ZONE, y + QUIET_ZONE, x - start).expect("writing to a String");
+            } else {
+                x += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "<svg viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\"><rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/><path stroke=\"#000\" d=\"{d}\"/></svg>"
+    ))
+}
+
 /// A greyscale PNG of the code (level Q), `module_px` pixels a module, quiet zone included.
 pub fn qr_png(text: &str, module_px: usize) -> Result<Vec<u8>, QrError> {
     let code = code(text)?;
@@ -205,5 +233,32 @@ pub fn decode_grey(grey: &Grey) -> Result<String, Refusal> {
     match last_error {
         Some(e) => refuse(Stage::BadImage, format!("a QR code was found but could not be read: {e}")),
         None => refuse(Stage::BadImage, "no QR code was found in the image"),
+    }
+}
+
+#[cfg(test)]
+mod inline_tests {
+    use super::*;
+
+    /// The runs of the inline SVG, read back, are exactly the code's dark modules.
+    #[test]
+    fn inline_svg_draws_every_module() {
+        let text = "TX1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDEMWK G2EP4J0B3KL6QM5/OC";
+        let code = code(text).unwrap();
+        let (n, colors) = (code.width(), code.to_colors());
+        let svg = qr_svg_inline(text).unwrap();
+        let d = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let mut grid = vec![false; n * n];
+        for run in d.split('M').filter(|r| !r.is_empty()) {
+            let (xy, len) = run.split_once('h').unwrap();
+            let (x, y) = xy.split_once(' ').unwrap();
+            let (x, y): (usize, usize) = (x.parse().unwrap(), y.trim_end_matches(".5").parse().unwrap());
+            for i in 0..len.parse::<usize>().unwrap() {
+                grid[(y - QUIET_ZONE) * n + x - QUIET_ZONE + i] = true;
+            }
+        }
+        let dark: Vec<bool> = colors.iter().map(|c| *c == qrcode::Color::Dark).collect();
+        assert_eq!(grid, dark);
+        assert!(svg.len() * 3 < qr_svg(text).unwrap().len(), "{} vs {}", svg.len(), qr_svg(text).unwrap().len());
     }
 }

@@ -19,6 +19,7 @@ mod delivery;
 mod migrate;
 pub mod model;
 mod offline;
+mod queues;
 mod sql;
 
 use std::collections::{HashMap, HashSet};
@@ -44,6 +45,7 @@ pub use delivery::{
     LeaseRecord, NewWebhook, WebhookRecord,
 };
 pub use model::*;
+pub use queues::LabSample;
 use sql::{
     EntryRow, SampleKey, SampleRow, code_record, parse_people, parse_sample_facts, parse_stored, plan_samples,
     result_str, rows_with_ids, site_kind_str, to_json,

@@ -296,7 +296,8 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     // `?lang=` wins, is remembered, and is taken out of the query the page sees.
     if let Some(q) = req.uri().query() {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
-        if let Some((_, v)) = pairs.iter().find(|(k, _)| k == "lang") {
+        // The last one wins: a link may add one to a URL that had one.
+        if let Some((_, v)) = pairs.iter().rev().find(|(k, _)| k == "lang") {
             if let Some(l) = Lang::parse(v) {
                 lang = Some(l);
                 set_lang = Some(l);

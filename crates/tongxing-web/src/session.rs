@@ -70,6 +70,15 @@ impl Web {
         if s.caller.role.can(action) { Ok(&s.caller) } else { Err(PageError::WrongRole { needed }) }
     }
 
+    /// The caller, if signed in with exactly this role (a page made for one role: the test
+    /// point's, whose letters only a test point's device may take).
+    pub fn require_role(&self, role: Role, needed: &'static str) -> Result<&Caller, PageError> {
+        let Some(s) = &self.session else {
+            return Err(PageError::SignIn(format!("/sign-in?next={}", self.path)));
+        };
+        if s.caller.role == role { Ok(&s.caller) } else { Err(PageError::WrongRole { needed }) }
+    }
+
     /// The signed-in citizen's person.
     pub fn citizen(&self) -> Result<i64, PageError> {
         let caller = self.require(Action::ActAsCitizen, "citizen")?;

@@ -7,11 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tongxing_app::citizen::{FamilyMember, PendingLink, Purpose, Session};
+use tongxing_app::citizen::{AccessView, FamilyMember, PendingLink, Purpose, Reader, Session};
 use tongxing_app::pass::PassView;
 use tongxing_domain::auth::Action;
 use tongxing_domain::text::Reason;
-use tongxing_store::AccessLogEntry;
 use utoipa::ToSchema;
 
 use super::{document, optional};
@@ -91,21 +90,6 @@ pub async fn sign_in(
 fn citizen(caller: &Caller) -> ApiResult<i64> {
     caller.require(Action::ActAsCitizen)?;
     caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))
-}
-
-async fn log_read(s: &AppState, caller: &Caller, person_id: i64, purpose: &str) -> ApiResult<()> {
-    s.app
-        .store
-        .log_access(&AccessLogEntry {
-            at: Utc::now(),
-            token_id: caller.token_id.clone(),
-            role: caller.role.to_string(),
-            person_id,
-            action: "pass".into(),
-            purpose: purpose.into(),
-        })
-        .await?;
-    Ok(())
 }
 
 /// My pass. (A person reading their own pass is not in the access log, which records who read
@@ -192,9 +176,16 @@ pub async fn member_pass(
     PathParams(link): PathParams<i64>,
 ) -> ApiResult<Json<PassView>> {
     let me = citizen(&caller)?;
-    let member = s.app.member_of(me, link).await?;
-    log_read(&s, &caller, member, "family member's pass").await?;
-    Ok(Json(s.app.pass_view(member, Utc::now()).await?))
+    let reader = Reader { token_id: &caller.token_id, role: caller.role.as_str() };
+    Ok(Json(s.app.member_pass(me, link, reader, Utc::now()).await?))
+}
+
+/// Who read my record: when, their role, the reader masked, what and why (newest first).
+#[utoipa::path(get, path = "/api/v1/citizen/access-log", tag = "citizens", operation_id = "my_access_log",
+    responses((status = 200, body = Vec<AccessView>)))]
+pub async fn my_access_log(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<AccessView>>> {
+    let me = citizen(&caller)?;
+    Ok(Json(s.app.my_access_log(me).await?))
 }
 
 /// Links to minors awaiting a registry officer, oldest first (masked).
@@ -245,4 +236,82 @@ pub async fn decide(
     let member =
         s.app.decide_link(link, approve, &caller.token_id, reason.as_ref().map(Reason::as_str), Utc::now()).await?;
     Ok(Json(member))
+}
+
+/// A citizen's own application for commuter certification: the person is the session's.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MyApplication {
+    #[schema(value_type = schema::CommuterKind)]
+    pub kind: String,
+    /// County-level code of the residence; must be in the policy's surrounding regions.
+    #[schema(value_type = schema::RegionCode)]
+    pub residence_region: String,
+    #[schema(value_type = schema::ResidenceProof)]
+    pub residence_proof: String,
+    #[schema(value_type = schema::EmployerName)]
+    pub employer_name: String,
+    #[schema(value_type = schema::Uscc)]
+    pub employer_uscc: String,
+    /// County-level code of the workplace; must be in the city.
+    #[schema(value_type = schema::RegionCode)]
+    pub work_region: String,
+}
+
+impl MyApplication {
+    pub fn raw(&self) -> tongxing_app::input::RawApplication<'_> {
+        tongxing_app::input::RawApplication {
+            name: None,
+            phone: None,
+            kind: &self.kind,
+            residence_region: &self.residence_region,
+            residence_proof: &self.residence_proof,
+            employer_name: &self.employer_name,
+            employer_uscc: &self.employer_uscc,
+            work_region: &self.work_region,
+        }
+    }
+}
+
+/// The document of the session's person.
+async fn my_document(s: &AppState, me: i64) -> ApiResult<tongxing_domain::ids::Document> {
+    let record = s
+        .app
+        .store
+        .person_by_id(me)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("the session's person {me} is missing")))?;
+    tongxing_domain::ids::Document::from_key(&record.doc_key)
+        .ok_or_else(|| ApiError::Internal(format!("person {me} has an unreadable document key")))
+}
+
+/// Applies for commuter certification for myself: checked against the policy at once (422
+/// naming the field), then pending a registry officer's review.
+#[utoipa::path(post, path = "/api/v1/citizen/commuter", tag = "citizens", operation_id = "apply_my_commuter",
+    request_body = MyApplication,
+    responses((status = 201, body = tongxing_app::commuter::CommuterState), (status = 409, body = crate::error::Problem)))]
+pub async fn apply_commuter(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(a): JsonBody<MyApplication>,
+) -> ApiResult<(StatusCode, Json<tongxing_app::commuter::CommuterState>)> {
+    let me = citizen(&caller)?;
+    let doc = my_document(&s, me).await?;
+    Ok((StatusCode::CREATED, Json(s.app.apply_commuter(doc, &a.raw(), &caller.token_id, Utc::now()).await?)))
+}
+
+/// My commuter certification: its state, the last decision's reason and its history.
+#[utoipa::path(get, path = "/api/v1/citizen/commuter", tag = "citizens", operation_id = "my_commuter",
+    responses((status = 200, body = tongxing_app::commuter::MyCommuter),
+              (status = 404, description = "No application was filed", body = crate::error::Problem)))]
+pub async fn my_commuter(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<tongxing_app::commuter::MyCommuter>> {
+    let me = citizen(&caller)?;
+    s.app
+        .my_commuter(me)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("you have not applied for commuter certification".into()))
 }

@@ -7,17 +7,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tongxing_app::commitment::{CommitmentView, LetterView, Signing, TestPointSample};
+use tongxing_app::commitment::{CommitmentView, DaySample, LetterDue, LetterView, Signing, TestPointSample};
 use tongxing_domain::auth::{Action, Role};
 use tongxing_domain::facts::TestResult;
 use tongxing_domain::text::{LabCode, SampleId};
 use tongxing_store::SampleOutcome;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{document, parse_time};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, At};
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::{AppState, schema};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,6 +85,39 @@ pub async fn register_sample(
             sample_id: b.sample_id.trim().into(),
         }),
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DayQuery {
+    /// The day, in Beijing time (default: today).
+    #[param(value_type = Option<String>, format = Date, max_length = 10)]
+    pub date: Option<String>,
+}
+
+/// The samples a test point took on a day (Beijing time), newest first, with their results and
+/// letters as they stand; people masked.
+#[utoipa::path(get, path = "/api/v1/test-points/{test_point}/samples", tag = "commitments",
+    operation_id = "test_point_day",
+    params(("test_point" = schema::LabCode, Path, description = "A designated test point's id"), DayQuery),
+    responses((status = 200, body = Vec<DaySample>)))]
+pub async fn day(
+    State(s): State<AppState>,
+    caller: Caller,
+    PathParams(test_point): PathParams<String>,
+    QueryParams(q): QueryParams<DayQuery>,
+) -> ApiResult<Json<Vec<DaySample>>> {
+    caller.require(Action::SubmitResults)?;
+    let test_point = LabCode::parse(&test_point).at("test_point")?;
+    caller.require_scope("test point", test_point.as_str())?;
+    let day = match q.date.as_deref() {
+        None => tongxing_app::input::today(Utc::now()),
+        Some(d) => chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+            ApiError::invalid("date", format!("{} is not a date such as 2021-11-17", tongxing_domain::text::quote(d)))
+        })?,
+    };
+    Ok(Json(s.app.test_point_day(&test_point, day).await?))
 }
 
 /// The entry commitment letter in force (zh-CN and English), with its version and the SHA-256
@@ -179,6 +212,16 @@ pub async fn mine(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<V
     caller.require(Action::ActAsCitizen)?;
     let me = caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))?;
     Ok(Json(s.app.commitments_of(me).await?))
+}
+
+/// My pending service-area samples (and my linked family's) that no letter covers yet, newest
+/// first: sign for one with `POST /api/v1/commitments`.
+#[utoipa::path(get, path = "/api/v1/citizen/letters", tag = "commitments", operation_id = "my_letters_due",
+    responses((status = 200, body = Vec<LetterDue>)))]
+pub async fn due(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<LetterDue>>> {
+    caller.require(Action::ActAsCitizen)?;
+    let me = caller.person_id.ok_or_else(|| ApiError::Forbidden("this token is not bound to a person".into()))?;
+    Ok(Json(s.app.letters_due(me, Utc::now()).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -4,24 +4,20 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use serde::Deserialize;
+pub use tongxing_app::commuter::{ACTIONS, CommuterState, QueuedApplication};
 use tongxing_domain::auth::Action;
 use tongxing_domain::facts::CommuterStatus;
-use tongxing_domain::text::Reason;
-use tongxing_store::PersonInput;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{document, optional};
+use super::document;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::error::{ApiError, ApiResult, At};
+use crate::extract::{JsonBody, QueryParams};
 use crate::{AppState, schema};
 
 pub use tongxing_app::input::RESIDENCE_PROOFS;
-
-/// A registry officer's decisions on a certification.
-pub const ACTIONS: &[&str] = &["approve", "reject", "suspend", "reinstate", "revoke", "expire"];
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,13 +65,6 @@ impl Application {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CommuterState {
-    pub status: String,
-    #[serde(serialize_with = "tongxing_domain::time::serialize_opt")]
-    pub valid_until: Option<chrono::DateTime<Utc>>,
-}
-
 /// Applies for commuter certification. Refused at once (422) if the residence is not in the
 /// surrounding regions or the workplace not in the city; otherwise pending review.
 #[utoipa::path(post, path = "/api/v1/commuters", tag = "commuters", operation_id = "apply_commuter", request_body = Application,
@@ -87,14 +76,9 @@ pub async fn apply(
 ) -> ApiResult<(StatusCode, Json<CommuterState>)> {
     caller.require(Action::ApplyCommuter)?;
     let now = Utc::now();
-    let policy = s.app.policy_at(now)?;
     let document = document(a.document_kind.as_deref(), &a.document_number, "", now)?;
-    let parsed = tongxing_app::input::application(&a.raw(), policy, "")?;
-    let app = parsed.application;
-    let person =
-        PersonInput { document, name: parsed.name, phone: parsed.phone, residence_region: Some(app.residence_region) };
-    s.app.store.apply_commuter(&person, &app, &caller.token_id, now).await?;
-    Ok((StatusCode::CREATED, Json(CommuterState { status: "pending".into(), valid_until: None })))
+    let state = s.app.apply_commuter(document, &a.raw(), &caller.token_id, now).await?;
+    Ok((StatusCode::CREATED, Json(state)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,33 +106,37 @@ pub async fn decide(
 ) -> ApiResult<Json<CommuterState>> {
     caller.require(Action::DecideCommuter)?;
     let now = Utc::now();
-    let policy = s.app.policy_at(now)?;
     let document = document(d.document_kind.as_deref(), &d.document_number, "", now)?;
-    let (to, needs_reason) = match d.action.trim() {
-        "approve" | "reinstate" => (CommuterStatus::Approved, false),
-        "reject" => (CommuterStatus::Rejected, true),
-        "suspend" => (CommuterStatus::Suspended, true),
-        "revoke" => (CommuterStatus::Revoked, true),
-        "expire" => (CommuterStatus::Expired, false),
-        other => {
-            return Err(ApiError::invalid(
-                "action",
-                format!("{} is not one of: {}", tongxing_domain::text::quote(other), ACTIONS.join(", ")),
-            ));
-        }
-    };
-    let reason = optional("reason", d.reason.as_deref(), Reason::parse)?.map(Reason::into_string);
-    if needs_reason && reason.is_none() {
-        return Err(ApiError::invalid("reason", format!("a reason is required to {}", d.action.trim())));
+    Ok(Json(s.app.decide_commuter(&document, &d.action, d.reason.as_deref(), &caller.token_id, now).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct QueueQuery {
+    /// The state to list (default pending: the applications awaiting review).
+    #[param(value_type = Option<String>, max_length = 20, pattern = "^(pending|approved|rejected|suspended|revoked|expired)$")]
+    pub status: Option<String>,
+    /// At most this many, oldest application first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// The registry's queue: certifications in a state (pending by default), oldest application
+/// first, with their evidence; personal data masked.
+#[utoipa::path(get, path = "/api/v1/commuters/queue", tag = "commuters", operation_id = "commuter_queue", params(QueueQuery),
+    responses((status = 200, body = Vec<QueuedApplication>)))]
+pub async fn queue(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<QueueQuery>,
+) -> ApiResult<Json<Vec<QueuedApplication>>> {
+    caller.require(Action::DecideCommuter)?;
+    let status = CommuterStatus::parse(q.status.as_deref().unwrap_or("pending")).at("status")?;
+    if let Some(l) = q.limit
+        && !(1..=1000).contains(&l)
+    {
+        return Err(ApiError::invalid("limit", "must be from 1 to 1000"));
     }
-    let person = s
-        .app
-        .store
-        .person(&document.key())
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no person is registered with this document".into()))?;
-    let valid_until = (d.action.trim() == "approve").then(|| now + Duration::days(policy.commuter_validity_days));
-    s.app.change_commuter(person.id, to, reason.as_deref(), valid_until, &caller.token_id, now).await?;
-    let rec = s.app.store.commuter(person.id).await?;
-    Ok(Json(CommuterState { status: to.to_string(), valid_until: rec.and_then(|r| r.valid_until) }))
+    Ok(Json(s.app.commuter_queue(status, q.limit.unwrap_or(100)).await?))
 }

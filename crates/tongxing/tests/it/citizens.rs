@@ -232,3 +232,103 @@ both!(fn codes_expire_after_five_minutes(b) {
         store.close().await;
     });
 });
+
+both!(fn a_citizen_applies_for_commuter_certification_and_follows_it(b) {
+    let (app, codes) = spawn(b);
+    let doc = nth_id("131082", 21);
+    person(&app, &doc, "13812345621", "孙小");
+    let token = sign_in(&app, &codes, &doc);
+    let mine = |app: &App| as_citizen(app, &token, "GET", "/api/v1/citizen/commuter", None);
+    assert_eq!(mine(&app).status, 404, "nothing filed yet");
+    let application = json!({"kind": "worker", "residence_region": "131082", "residence_proof": "lease",
+        "employer_name": "北京某某科技有限公司", "employer_uscc": "91350100M000100Y43", "work_region": "110105"});
+    // A residence outside the surrounding regions: refused naming the field; nothing filed.
+    let mut outside = application.clone();
+    outside["residence_region"] = json!("110105");
+    let r = as_citizen(&app, &token, "POST", "/api/v1/citizen/commuter", Some(outside));
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("residence_region")), "{r:?}");
+    let mut extra = application.clone();
+    extra["document_number"] = json!(doc);
+    let r = as_citizen(&app, &token, "POST", "/api/v1/citizen/commuter", Some(extra));
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("document_number")), "the person is the session's");
+    assert_eq!(mine(&app).status, 404);
+    // Only for citizens; the registry's own application endpoint is not theirs.
+    let r = app.post("registry", "/api/v1/citizen/commuter", application.clone());
+    assert_eq!(r.status, 403, "{r:?}");
+    let mut for_someone = application.clone();
+    for_someone["document_number"] = json!(doc);
+    let r = as_citizen(&app, &token, "POST", "/api/v1/commuters", Some(for_someone));
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = as_citizen(&app, &token, "POST", "/api/v1/citizen/commuter", Some(application.clone()));
+    assert_eq!((r.status, &r.body["status"]), (201, &json!("pending")), "{r:?}");
+    let r = mine(&app);
+    assert_eq!((r.status, &r.body["status"]), (200, &json!("pending")), "{r:?}");
+    assert_eq!(r.body["residence_region_name"], "三河市");
+    // The registry's queue: the evidence, the person masked; not for citizens.
+    assert_eq!(as_citizen(&app, &token, "GET", "/api/v1/commuters/queue", None).status, 403);
+    let q = app.get("registry", "/api/v1/commuters/queue");
+    assert_eq!(q.status, 200);
+    let row = q.body.as_array().unwrap().iter().find(|r| r["document"] == json!(format!("13**************{}", &doc[16..]))).unwrap().clone();
+    assert_eq!((row["name"].as_str(), row["residence_proof"].as_str()), (Some("孙*"), Some("lease")));
+    assert_eq!(row["employer_uscc"], "91350100M000100Y43");
+    assert_eq!(app.get("registry", "/api/v1/commuters/queue?status=maybe").status, 422);
+    assert_eq!(app.get("registry", "/api/v1/commuters/queue?limit=0").status, 422);
+    let r = app.post("registry", "/api/v1/commuters/decision", json!({"document_number": doc, "action": "reject", "reason": "lease expired"}));
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = mine(&app);
+    assert_eq!((&r.body["status"], &r.body["decision_reason"]), (&json!("rejected"), &json!("lease expired")));
+    let steps: Vec<&str> = r.body["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["pending", "rejected"]);
+    assert!(app.get("registry", "/api/v1/commuters/queue").body.as_array().unwrap().iter().all(|r| r["document"] != row["document"]));
+    assert_eq!(app.get("registry", "/api/v1/commuters/queue?status=rejected").body.as_array().unwrap().len(), 1);
+});
+
+both!(fn a_citizen_sees_who_read_their_record(b) {
+    let (app, codes) = spawn(b);
+    let doc = nth_id("110105", 22);
+    let other = nth_id("110105", 23);
+    person(&app, &doc, "13812345622", "吴一");
+    person(&app, &other, "13812345623", "吴二");
+    let token = sign_in(&app, &codes, &doc);
+    let log = |app: &App| as_citizen(app, &token, "GET", "/api/v1/citizen/access-log", None);
+    assert_eq!(log(&app).body, json!([]));
+    let r = app.post("health", "/api/v1/people/lookup", json!({"document_number": doc, "purpose": "case 17 review", "reveal": true}));
+    assert_eq!(r.status, 200);
+    // Someone else's record is not in my log.
+    let r = app.post("registry", "/api/v1/people/lookup", json!({"document_number": other, "purpose": "other"}));
+    assert_eq!(r.status, 200);
+    let r = log(&app);
+    assert_eq!(r.status, 200);
+    let entries = r.body.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((entries[0]["role"].as_str(), entries[0]["action"].as_str()), (Some("health"), Some("reveal")));
+    assert_eq!(entries[0]["purpose"], "case 17 review");
+    let who = entries[0]["who"].as_str().unwrap();
+    assert!(who.starts_with("tok_") && who.ends_with("******"), "{who}");
+    assert!(entries[0]["at"].as_str().unwrap().ends_with("+08:00"));
+    assert_eq!(app.get("registry", "/api/v1/citizen/access-log").status, 403);
+    assert_eq!(as_citizen(&app, &token, "GET", "/api/v1/citizen/access-log?x=1", None).status, 422);
+});
+
+both!(fn a_citizen_sees_the_letters_waiting_for_them(b) {
+    let (app, codes) = spawn(b);
+    let doc = nth_id("120104", 24);
+    person(&app, &doc, "13812345624", "郑一");
+    let token = sign_in(&app, &codes, &doc);
+    let due = |app: &App| as_citizen(app, &token, "GET", "/api/v1/citizen/letters", None).body;
+    assert_eq!(due(&app), json!([]));
+    app.test_point_sample("SA-JINGHA-XIANGHE", "TP-DUE-1", &doc, Duration::hours(2), None);
+    // A hospital test needs no letter.
+    app.negative(&doc, Duration::hours(30));
+    let d = due(&app);
+    assert_eq!(d.as_array().unwrap().len(), 1, "{d}");
+    assert_eq!((d[0]["test_point"].as_str(), d[0]["sample_id"].as_str()), (Some("SA-JINGHA-XIANGHE"), Some("TP-DUE-1")));
+    assert_eq!(d[0]["link"], Value::Null);
+    assert_eq!(d[0]["name"], "郑*");
+    let letter = app.call("GET", "/api/v1/letter", None, None).body;
+    let r = as_citizen(&app, &token, "POST", "/api/v1/commitments", Some(json!({"document_number": doc,
+        "test_point": "SA-JINGHA-XIANGHE", "sample_id": "TP-DUE-1",
+        "letter_version": letter["version"], "letter_sha256": letter["sha256"]})));
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(due(&app), json!([]), "signed: no longer waiting");
+});

@@ -259,6 +259,28 @@ fn examples(app: &App) -> Vec<Example> {
             )),
         ),
         e("GET", "/api/v1/citizen/commitments", "citizen", "/api/v1/citizen/commitments", None),
+        e("GET", "/api/v1/citizen/letters", "citizen", "/api/v1/citizen/letters", None),
+        Example {
+            param: Some(("test_point", "SA-JINGHA-XIANGHE")),
+            ..e(
+                "GET",
+                "/api/v1/test-points/{test_point}/samples",
+                "test_point",
+                "/api/v1/test-points/SA-JINGHA-XIANGHE/samples?date=2021-11-17",
+                None,
+            )
+        },
+        e("GET", "/api/v1/citizen/access-log", "citizen", "/api/v1/citizen/access-log", None),
+        e("GET", "/api/v1/citizen/commuter", "citizen", "/api/v1/citizen/commuter", None),
+        e(
+            "POST",
+            "/api/v1/citizen/commuter",
+            "citizen",
+            "/api/v1/citizen/commuter",
+            Some(json!({"kind": "worker", "residence_region": "131082", "residence_proof": "lease",
+                "employer_name": "北京某某科技有限公司", "employer_uscc": "91350100M000100Y43", "work_region": "110105"})),
+        ),
+        e("GET", "/api/v1/commuters/queue", "registry", "/api/v1/commuters/queue?status=pending&limit=10", None),
         Example {
             param: Some(("pool_id", "POOL-1")),
             ..e(
@@ -503,7 +525,8 @@ both!(fn every_route_refuses_every_class_of_bad_input(b) {
 
 both!(fn unknown_routes_are_problems(b) {
     let app = App::spawn(b);
-    for path in ["/api/v1/nope", "/api/v2/checks", "/", "/api/v1/checks/%FF"] {
+    // ("/" is the web pages' landing page, not an API route.)
+    for path in ["/api/v1/nope", "/api/v2/checks", "/nope", "/api/v1/checks/%FF"] {
         let r = app.raw("GET", path, Some(&app.tokens["admin"]), None, b"");
         refused(path, &r, None);
         assert_eq!(r.status, 404, "{path}");

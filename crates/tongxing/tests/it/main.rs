@@ -2,6 +2,7 @@
 //! SQLite and against PostgreSQL. Every test runs on both (`both!`). PostgreSQL tests need
 //! TONGXING_TEST_PG (an admin URL); without it they fail loudly — CI always has it.
 
+mod browser;
 mod delivery_helpers;
 mod helpers;
 
@@ -26,4 +27,7 @@ mod readme;
 mod results;
 mod scaleout;
 mod serve;
+mod web;
+mod web_citizen;
+mod web_test_point;
 mod webhooks;
