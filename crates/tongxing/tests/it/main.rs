@@ -29,5 +29,6 @@ mod scaleout;
 mod serve;
 mod web;
 mod web_citizen;
+mod web_officer;
 mod web_test_point;
 mod webhooks;
