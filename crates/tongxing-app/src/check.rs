@@ -3,7 +3,7 @@
 //! goes out, with the facts it was decided on, so that it can be explained and replayed.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tongxing_domain::decision::{Lang, Reason};
 use tongxing_domain::facts::{CheckpointFacts, Facts};
 use tongxing_domain::ids::Document;
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::{App, AppError, AppResult};
 
 /// One reason of a verdict, for the officer and the person checked.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReasonView {
     /// Stable code, e.g. NO_VALID_TEST.
     pub code: String,
@@ -27,8 +27,9 @@ pub struct ReasonView {
     pub rule: Option<String>,
 }
 
-/// The answer to a check.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// The answer to a check (read back by the checkpoint's node, which passes typed ID numbers on
+/// to the central server).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckOutcome {
     /// pass, conditional or deny.
     pub verdict: String,
@@ -52,7 +53,7 @@ pub struct CheckOutcome {
 }
 
 /// An EU Digital COVID Certificate's test, verified, as the officer sees it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Evidence {
     /// The holder's names as written on the certificate (ICAO transliteration).
     pub family_name: Option<String>,

@@ -7,6 +7,7 @@
 //! - [`App`]: the store, the rule sets in force and the checkpoints, shared by every use case,
 //!   and their reload from the database (several servers share one).
 //! - [`check`]: check a person, check a vehicle.
+//! - [`frame`]: a camera frame of a pass, read with the `verify --image` decoder, then checked.
 //! - [`citizen`]: one-time codes, citizens' sessions, family links.
 //! - [`colours`]: health-code colours set one by one or from a file, previewed, all or nothing.
 //! - [`commuter`]: commuter applications (by the registry or the citizen), decisions, the
@@ -38,6 +39,7 @@ pub mod commuter;
 pub mod csvfile;
 pub mod dryrun;
 pub mod feed;
+pub mod frame;
 pub mod input;
 pub mod lease;
 pub mod offline;

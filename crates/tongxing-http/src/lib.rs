@@ -30,6 +30,11 @@ use crate::error::ApiError;
 pub use extract::JsonBody;
 pub use routes::alerts::event_stream;
 
+/// The request bodies other front ends (the checkpoint's node) accept in the same form.
+pub mod requests {
+    pub use crate::routes::checks::{CheckRequest, FrameCheck};
+}
+
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -47,6 +52,9 @@ impl AppState {
 
 /// The largest body most endpoints take; batches and rule sets have their own limits.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The body of a camera frame: the largest `image` field and room for the others.
+pub const FRAME_BODY_LIMIT: usize = tongxing_app::frame::MAX_FRAME_FIELD + 4096;
 
 /// Builds the router and records every (method, path) it serves, so that a test can hold the
 /// OpenAPI document to exactly this list.
@@ -120,6 +128,7 @@ pub fn routes() -> Routes {
         .add(Method::GET, &v1("/checkpoints"), checkpoints::list)
         .add(Method::POST, &v1("/checks"), checks::check)
         .add(Method::POST, &v1("/checks/vehicle"), checks::check_vehicle)
+        .add_limited(Method::POST, &v1("/checks/frame"), checks::check_frame, FRAME_BODY_LIMIT)
         .add_limited(Method::POST, &v1("/checks/offline"), offline::upload, 4 * 1024 * 1024)
         .add(Method::GET, &v1("/checkpoint/bundle"), offline::bundle)
         .add(Method::GET, &v1("/entries"), checks::entries)

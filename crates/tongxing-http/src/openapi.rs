@@ -41,6 +41,7 @@ use crate::routes;
         routes::checkpoints::list,
         routes::checks::check,
         routes::checks::check_vehicle,
+        routes::checks::check_frame,
         routes::checks::entries,
         routes::offline::bundle,
         routes::offline::upload,

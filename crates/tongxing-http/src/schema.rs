@@ -90,6 +90,15 @@ string_schema! {
         .max_length(Some(18))
         .pattern(Some("^[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{18}$"))
         .examples([serde_json::Value::String("91350100M000100Y43".into())]);
+    Frame => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("A camera frame showing a pass's QR code: PNG or JPEG, as base64 or a \
+            data:image/jpeg;base64,… URL (what a canvas's toDataURL gives); at most 2 MiB and 2.5 megapixels. A frame \
+            in which no code can be read is a 422 naming `image`, its detail starting with the stage (bad_image, \
+            too_large): send the next frame."))
+        .min_length(Some(1))
+        .max_length(Some(tongxing_app::frame::MAX_FRAME_FIELD))
+        .examples([serde_json::Value::String("data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ…".into())]);
     Timestamp => ObjectBuilder::new()
         .schema_type(Type::String)
         .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))

@@ -92,18 +92,25 @@ pub struct Grey {
 
 /// Reads a PNG or JPEG into greyscale, refusing more than [`MAX_IMAGE_PIXELS`] from the header.
 pub fn read_grey(bytes: &[u8]) -> Result<Grey, Refusal> {
+    read_grey_within(bytes, MAX_IMAGE_PIXELS)
+}
+
+/// [`read_grey`] with a smaller pixel limit (a camera frame needs far fewer pixels than a photo),
+/// checked from the header before any pixel is decoded.
+pub fn read_grey_within(bytes: &[u8], max_pixels: u64) -> Result<Grey, Refusal> {
+    let max_pixels = max_pixels.min(MAX_IMAGE_PIXELS);
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        read_png(bytes)
+        read_png(bytes, max_pixels)
     } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        read_jpeg(bytes)
+        read_jpeg(bytes, max_pixels)
     } else {
         refuse(Stage::BadImage, "the image is neither PNG nor JPEG")
     }
 }
 
-fn check_size(w: u64, h: u64) -> Result<(), Refusal> {
-    if w.saturating_mul(h) > MAX_IMAGE_PIXELS {
-        return refuse(Stage::TooLarge, format!("the image is {w}×{h} pixels: at most {MAX_IMAGE_PIXELS} pixels"));
+fn check_size(w: u64, h: u64, max_pixels: u64) -> Result<(), Refusal> {
+    if w.saturating_mul(h) > max_pixels {
+        return refuse(Stage::TooLarge, format!("the image is {w}×{h} pixels: at most {max_pixels} pixels"));
     }
     if w == 0 || h == 0 {
         return refuse(Stage::BadImage, "the image is empty");
@@ -111,11 +118,11 @@ fn check_size(w: u64, h: u64) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn read_png(bytes: &[u8]) -> Result<Grey, Refusal> {
+fn read_png(bytes: &[u8], max_pixels: u64) -> Result<Grey, Refusal> {
     let bad = |e: png::DecodingError| Refusal::new(Stage::BadImage, format!("bad PNG: {e}"));
     let mut dec = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), png::Limits { bytes: 256 << 20 });
     let info = dec.read_header_info().map_err(bad)?;
-    check_size(info.width as u64, info.height as u64)?;
+    check_size(info.width as u64, info.height as u64, max_pixels)?;
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(bad)?;
     let size = reader.output_buffer_size().ok_or_else(|| Refusal::new(Stage::TooLarge, "the PNG is too large"))?;
@@ -179,9 +186,9 @@ fn jpeg_dimensions(b: &[u8]) -> Option<(u64, u64)> {
     }
 }
 
-fn read_jpeg(bytes: &[u8]) -> Result<Grey, Refusal> {
+fn read_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Grey, Refusal> {
     if let Some((w, h)) = jpeg_dimensions(bytes) {
-        check_size(w, h)?;
+        check_size(w, h, max_pixels)?;
     }
     use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     let opts = DecoderOptions::default()
@@ -192,7 +199,7 @@ fn read_jpeg(bytes: &[u8]) -> Result<Grey, Refusal> {
     let bad = |e: zune_jpeg::errors::DecodeErrors| Refusal::new(Stage::BadImage, format!("bad JPEG: {e:?}"));
     dec.decode_headers().map_err(bad)?;
     let (w, h) = dec.dimensions().ok_or_else(|| Refusal::new(Stage::BadImage, "a JPEG without dimensions"))?;
-    check_size(w as u64, h as u64)?;
+    check_size(w as u64, h as u64, max_pixels)?;
     let pixels = dec.decode().map_err(bad)?;
     if pixels.len() != w * h {
         return refuse(Stage::BadImage, "the JPEG did not decode to one grey byte a pixel");
@@ -202,7 +209,12 @@ fn read_jpeg(bytes: &[u8]) -> Result<Grey, Refusal> {
 
 /// Reads the text of the first QR code found in a PNG or JPEG image.
 pub fn decode_image(bytes: &[u8]) -> Result<String, Refusal> {
-    let grey = read_grey(bytes)?;
+    decode_image_within(bytes, MAX_IMAGE_PIXELS)
+}
+
+/// [`decode_image`] of an image of at most `max_pixels` (never more than [`MAX_IMAGE_PIXELS`]).
+pub fn decode_image_within(bytes: &[u8], max_pixels: u64) -> Result<String, Refusal> {
+    let grey = read_grey_within(bytes, max_pixels)?;
     decode_grey(&grey)
 }
 

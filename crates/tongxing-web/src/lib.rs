@@ -11,7 +11,7 @@
 //!   `PageQuery` query strings.
 //! - [`i18n`]: languages and the message catalogues generated from `i18n/<lang>/<page>.toml`.
 //! - [`assets`]: the embedded style sheet, scripts, icons and sounds, served by hashed name.
-//! - One module per page: [`home`] (the landing page, staff sign-in), [`citizen`],
+//! - One module per page: [`home`] (the landing page, staff sign-in), [`citizen`], [`officer`],
 //!   [`test_point`], [`registry`], [`health`]. Each calls the application layer's use cases
 //!   (`tongxing_app`), the same the API's handlers call.
 
@@ -20,6 +20,7 @@ pub mod citizen;
 pub mod health;
 pub mod home;
 pub mod i18n;
+pub mod officer;
 pub mod page;
 pub mod registry;
 pub mod session;
@@ -39,6 +40,7 @@ pub fn pages() -> Router<AppState> {
         .route("/sign-in", get(home::sign_in_page).post(home::sign_in))
         .route("/sign-out", post(home::sign_out))
         .merge(citizen::routes())
+        .merge(officer::routes())
         .merge(test_point::routes())
         .merge(registry::routes())
         .merge(health::routes())

@@ -114,7 +114,7 @@ impl FromRequestParts<AppState> for Web {
 
 /// Refuses a state-changing request sent from another origin (defence in depth beside the
 /// token and SameSite=Strict): an `Origin` or `Sec-Fetch-Site` that says so.
-fn cross_site(headers: &HeaderMap) -> bool {
+pub fn cross_site(headers: &HeaderMap) -> bool {
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site") {
         return true;
     }

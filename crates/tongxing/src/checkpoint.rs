@@ -62,6 +62,10 @@ pub enum CheckpointCmd {
     /// into the state file (verified with the trust anchor first).
     #[command(after_help = SYNC_EXIT_CODES)]
     Sync(SyncArgs),
+    /// Serve the officer's page on this device, deciding from the state file with no network;
+    /// upload each check as soon as the server can be reached.
+    #[command(after_help = crate::node::SERVE_EXIT_CODES)]
+    Serve(crate::node::ServeArgs),
     /// What the state file holds: the lists and their ages, the checkpoint, the queue.
     Status {
         /// The checkpoint's state file.
@@ -130,12 +134,31 @@ macro_rules! say {
 }
 
 /// A failure with its exit code.
-struct Fail(u8, anyhow::Error);
+pub(crate) struct Fail(pub(crate) u8, pub(crate) anyhow::Error);
 
-fn bad_input(e: impl Into<anyhow::Error>) -> Fail {
+impl Fail {
+    /// Whether the server could not be reached at all (as opposed to answering with an error).
+    pub(crate) fn unreachable(&self) -> bool {
+        self.1.chain().any(|e| e.is::<Unreachable>())
+    }
+}
+
+/// The server could not be reached: no connection, a timeout, an answer cut off.
+#[derive(Debug)]
+pub(crate) struct Unreachable(String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+pub(crate) fn bad_input(e: impl Into<anyhow::Error>) -> Fail {
     Fail(2, e.into())
 }
-fn failure(e: impl Into<anyhow::Error>) -> Fail {
+pub(crate) fn failure(e: impl Into<anyhow::Error>) -> Fail {
     Fail(1, e.into())
 }
 
@@ -154,6 +177,7 @@ pub async fn run_checkpoint(cmd: CheckpointCmd) -> ExitCode {
     match cmd {
         CheckpointCmd::Sync(args) => exit(sync(args).await),
         CheckpointCmd::Status { state } => exit(status(&state).await),
+        CheckpointCmd::Serve(args) => crate::node::run(args).await,
     }
 }
 
@@ -164,14 +188,14 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // The state as the verifier uses it.
 
-/// What `verify` works with, loaded from the state file.
-struct Loaded {
-    synced: Synced,
-    trust: TrustList,
-    revocations: RevocationSet,
-    rules: Vec<RuleSet>,
-    policy: OfflinePolicy,
-    checkpoints: Vec<BundleCheckpoint>,
+/// What `verify` and `checkpoint serve` work with, loaded from the state file.
+pub(crate) struct Loaded {
+    pub(crate) synced: Synced,
+    pub(crate) trust: TrustList,
+    pub(crate) revocations: RevocationSet,
+    pub(crate) rules: Vec<RuleSet>,
+    pub(crate) policy: OfflinePolicy,
+    pub(crate) checkpoints: Vec<BundleCheckpoint>,
 }
 
 fn entries_to_bytes(set: &RevocationSet) -> Vec<u8> {
@@ -204,7 +228,7 @@ fn from_secs(s: i64) -> DateTime<Utc> {
 }
 
 impl Loaded {
-    fn from(synced: Synced) -> Result<Loaded> {
+    pub(crate) fn from(synced: Synced) -> Result<Loaded> {
         let anchor = PublicKey::from_pem(&synced.anchor_pem).context("the stored trust anchor is damaged")?;
         // Verified again: the file may have been damaged or changed since the sync.
         let trust = TrustList::verify(&synced.trust_list, &anchor)
@@ -226,7 +250,7 @@ impl Loaded {
     }
 
     /// (name, version, synced at) of each part of the data.
-    fn parts(&self) -> [(&'static str, Option<i64>, DateTime<Utc>); 3] {
+    pub(crate) fn parts(&self) -> [(&'static str, Option<i64>, DateTime<Utc>); 3] {
         [
             ("trust list", Some(self.synced.trust_version), self.synced.trust_synced_at),
             ("rules", None, self.synced.rules_synced_at),
@@ -235,7 +259,7 @@ impl Loaded {
     }
 
     /// The data's ages at `at`, and a warning for each part older than the policy allows.
-    fn data(&self, at: DateTime<Utc>) -> (Value, Vec<String>) {
+    pub(crate) fn data(&self, at: DateTime<Utc>) -> (Value, Vec<String>) {
         let max = chrono::Duration::hours(self.policy.offline_data_max_age_hours);
         let mut data = serde_json::Map::new();
         let mut warnings = Vec::new();
@@ -359,7 +383,7 @@ async fn verify_with(
 }
 
 /// One code to decide, or why it cannot be read.
-enum Input {
+pub(crate) enum Input {
     Text(String),
     Refused(PassRefusal),
 }
@@ -462,90 +486,128 @@ struct Verifier<'a> {
     rng: SystemRandom,
 }
 
-impl Verifier<'_> {
-    fn new_key(&self) -> std::result::Result<String, Fail> {
-        let mut key = [0u8; 16];
-        self.rng.fill(&mut key).map_err(|_| failure(anyhow::anyhow!("no system randomness")))?;
-        Ok(tongxing_app::signing::hex(&key))
-    }
+/// A fresh idempotency key: 16 random bytes as 32 hex digits.
+pub(crate) fn new_key(rng: &SystemRandom) -> std::result::Result<String, Fail> {
+    let mut key = [0u8; 16];
+    rng.fill(&mut key).map_err(|_| failure(anyhow::anyhow!("no system randomness")))?;
+    Ok(tongxing_app::signing::hex(&key))
+}
 
+/// One code decided at the checkpoint, and already on disk.
+pub(crate) struct LocalDecision {
+    pub(crate) key: String,
+    /// The device's clock when it was decided.
+    pub(crate) checked_at: DateTime<Utc>,
+    /// The time it was decided as of (`checked_at` unless `--at` gave another).
+    pub(crate) at: DateTime<Utc>,
+    /// The verdict, or the stage that refused the code.
+    pub(crate) outcome: std::result::Result<tongxing_app::verify::Decided, PassRefusal>,
+}
+
+/// Decides on one code from the state file's data alone (`decide_on_pass`, the function the
+/// online check calls) and commits the check to the state file before returning: a decided check
+/// is queued for upload under a fresh idempotency key, a refused code is kept on the device.
+/// `verify` and `checkpoint serve` both decide through here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn decide_and_record(
+    state: &LocalState,
+    loaded: &Loaded,
+    decoder: &mut Decoder,
+    facts: &CheckpointFacts,
+    input: Input,
+    plate: Option<&str>,
+    as_of: Option<DateTime<Utc>>,
+    rng: &SystemRandom,
+) -> std::result::Result<LocalDecision, Fail> {
+    let checked_at = Utc::now();
+    let at = as_of.unwrap_or(checked_at);
+    let key = new_key(rng)?;
+    let (qr, outcome) = match input {
+        Input::Text(text) => {
+            let outcome =
+                decide_on_pass(decoder, &text, &loaded.trust, &loaded.revocations, &loaded.rules, facts.clone(), at);
+            (Some(text), outcome)
+        }
+        Input::Refused(r) => (None, Err(r)),
+    };
+    let mut local = LocalCheck {
+        idempotency_key: key.clone(),
+        checkpoint_id: facts.id.clone(),
+        checked_at,
+        as_of,
+        verdict: None,
+        stage: None,
+        body: String::new(),
+        state: String::new(),
+        detail: None,
+    };
+    match &outcome {
+        Ok(decided) => {
+            let row = UploadRow::from_decided(
+                &key,
+                &facts.id,
+                checked_at,
+                as_of,
+                qr.as_deref().unwrap_or(""),
+                plate,
+                decided,
+            );
+            local.verdict = Some(decided.decision.verdict.clone());
+            local.body = serde_json::to_string(&row).map_err(failure)?;
+        }
+        Err(r) => {
+            local.stage = Some(r.stage.clone());
+            // The refused text is kept (for the officer's log) when it is of a code's size.
+            let kept = qr.as_deref().filter(|t| t.len() <= tongxing_pass::MAX_TEXT_BYTES);
+            local.body = json!({"stage": r.stage, "detail": r.detail, "qr": kept}).to_string();
+        }
+    }
+    // On disk before anything is shown.
+    state.record_check(&local).await.map_err(|e| failure(anyhow::anyhow!("recording the check: {e}")))?;
+    Ok(LocalDecision { key, checked_at, at, outcome })
+}
+
+impl Verifier<'_> {
     /// Decides on one code, records it, then prints it. `Ok(true)` when decided.
     async fn check(&mut self, input: Input) -> std::result::Result<bool, Fail> {
-        let checked_at = Utc::now();
-        let at = self.at.unwrap_or(checked_at);
-        let (data, warnings) = self.loaded.data(at);
+        let d = decide_and_record(
+            self.state,
+            self.loaded,
+            &mut self.decoder,
+            &self.facts,
+            input,
+            self.plate,
+            self.at,
+            &self.rng,
+        )
+        .await?;
+        let (data, warnings) = self.loaded.data(d.at);
         if warnings.len() > self.warned {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
         }
         self.warned = warnings.len();
-        let key = self.new_key()?;
-        let (qr, outcome) = match input {
-            Input::Text(text) => {
-                let outcome = decide_on_pass(
-                    &mut self.decoder,
-                    &text,
-                    &self.loaded.trust,
-                    &self.loaded.revocations,
-                    &self.loaded.rules,
-                    self.facts.clone(),
-                    at,
-                );
-                (Some(text), outcome)
-            }
-            Input::Refused(r) => (None, Err(r)),
-        };
-        let mut local = LocalCheck {
-            idempotency_key: key.clone(),
-            checkpoint_id: self.facts.id.clone(),
-            checked_at,
-            as_of: self.at,
-            verdict: None,
-            stage: None,
-            body: String::new(),
-            state: String::new(),
-            detail: None,
-        };
-        let mut out = match &outcome {
+        let mut out = match &d.outcome {
             Ok(decided) => {
-                let row = UploadRow::from_decided(
-                    &key,
-                    &self.facts.id,
-                    checked_at,
-                    self.at,
-                    qr.as_deref().unwrap_or(""),
-                    self.plate,
-                    decided,
-                );
-                local.verdict = Some(decided.decision.verdict.clone());
-                local.body = serde_json::to_string(&row).map_err(failure)?;
                 let mut v = serde_json::to_value(&decided.decision).map_err(failure)?;
                 v["decided"] = json!(true);
                 v
             }
-            Err(r) => {
-                local.stage = Some(r.stage.clone());
-                // The refused text is kept (for the officer's log) when it is of a code's size.
-                let kept = qr.as_deref().filter(|t| t.len() <= tongxing_pass::MAX_TEXT_BYTES);
-                local.body = json!({"stage": r.stage, "detail": r.detail, "qr": kept}).to_string();
-                json!({"decided": false, "stage": r.stage, "detail": r.detail})
-            }
+            Err(r) => json!({"decided": false, "stage": r.stage, "detail": r.detail}),
         };
-        // On disk before anything is shown.
-        self.state.record_check(&local).await.map_err(|e| failure(anyhow::anyhow!("recording the check: {e}")))?;
         out["checkpoint_id"] = json!(self.facts.id);
-        out["checked_at"] = json!(rfc3339(checked_at));
+        out["checked_at"] = json!(rfc3339(d.checked_at));
         out["as_of"] = json!(self.at.map(rfc3339));
         out["plate"] = json!(self.plate);
-        out["idempotency_key"] = json!(key);
-        out["queued"] = json!(outcome.is_ok());
+        out["idempotency_key"] = json!(d.key);
+        out["queued"] = json!(d.outcome.is_ok());
         out["data"] = data;
         out["warnings"] = json!(warnings);
         let mut stdout = std::io::stdout().lock();
-        let text = if self.json { out.to_string() } else { self.human(&outcome, &out, at) };
+        let text = if self.json { out.to_string() } else { self.human(&d.outcome, &out, d.at) };
         writeln!(stdout, "{text}").and_then(|()| stdout.flush()).map_err(failure)?;
-        Ok(outcome.is_ok())
+        Ok(d.outcome.is_ok())
     }
 
     fn human(
@@ -646,29 +708,39 @@ async fn status(path: &Path) -> std::result::Result<u8, Fail> {
 // ---------------------------------------------------------------------------------------------
 // sync
 
-/// A blocking HTTP client for the server.
-struct Client {
+/// A blocking HTTP client for the server. Each call runs in `block_in_place`: the runtime moves
+/// its other tasks (a `checkpoint serve`'s requests) off the thread while it waits.
+pub(crate) struct Client {
     agent: ureq::Agent,
     base: String,
     token: String,
 }
 
 /// Why a request failed: the server answered with an error status, or could not be reached.
-enum HttpError {
+pub(crate) enum HttpError {
     Status(u16, String),
     Transport(String),
 }
 
 impl HttpError {
-    fn into_fail(self, what: &str) -> Fail {
+    pub(crate) fn into_fail(self, what: &str) -> Fail {
         match self {
             HttpError::Status(code, detail) => failure(anyhow::anyhow!("{what}: the server answered {code}: {detail}")),
-            HttpError::Transport(e) => failure(anyhow::anyhow!("{what}: {e}")),
+            HttpError::Transport(e) => failure(anyhow::Error::new(Unreachable(e)).context(what.to_string())),
         }
     }
 }
 
 impl Client {
+    /// A client of the server at `base` (no trailing slash), sending `token`.
+    pub(crate) fn new(base: &str, token: &str, timeout: Duration) -> Client {
+        Client {
+            agent: ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout(timeout).build(),
+            base: base.to_string(),
+            token: token.to_string(),
+        }
+    }
+
     fn answer(r: std::result::Result<ureq::Response, ureq::Error>) -> std::result::Result<Vec<u8>, HttpError> {
         match r {
             Ok(resp) => {
@@ -691,21 +763,30 @@ impl Client {
         }
     }
 
-    fn get(&self, path: &str, auth: bool) -> std::result::Result<Vec<u8>, HttpError> {
+    pub(crate) fn get(&self, path: &str, auth: bool) -> std::result::Result<Vec<u8>, HttpError> {
         let mut req = self.agent.get(&format!("{}{path}", self.base));
         if auth {
             req = req.set("Authorization", &format!("Bearer {}", self.token));
         }
-        Self::answer(req.call())
+        blocking(|| Self::answer(req.call()))
     }
 
-    fn post_json(&self, path: &str, body: &Value) -> std::result::Result<Vec<u8>, HttpError> {
+    pub(crate) fn post_json(&self, path: &str, body: &Value) -> std::result::Result<Vec<u8>, HttpError> {
         let req = self
             .agent
             .post(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
             .set("Content-Type", "application/json");
-        Self::answer(req.send_string(&body.to_string()))
+        blocking(|| Self::answer(req.send_string(&body.to_string())))
+    }
+}
+
+/// Runs a blocking call where the runtime allows it to block (a multi-threaded runtime's
+/// worker hands its tasks to others first); elsewhere just runs it.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -751,20 +832,51 @@ async fn sync_with(
         }
         (None, None) => return Err(bad_input(anyhow::anyhow!("--trust-anchor is required at the first sync"))),
     };
-    let client = Client {
-        agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build(),
-        base: server.clone(),
-        token: args.token.clone(),
-    };
+    let client = Client::new(&server, &args.token, Duration::from_secs(60));
 
     // 1. The queue, uploaded first: what was checked offline reaches the server even if the
     //    downloads fail.
-    let mut rejected = 0usize;
-    let (mut recorded, mut duplicates) = (0usize, 0usize);
+    let up = upload_queue(state, &client).await?;
+    for (key, why) in &up.rejected {
+        eprintln!("rejected by the server: check {key}: {why}");
+    }
+    say!("uploaded: {} recorded, {} already recorded, {} rejected", up.recorded, up.duplicates, up.rejected.len());
+
+    // 2. The lists and the bundle, verified, then stored together.
+    let down = download(state, &client, &anchor, prev.as_ref(), &server, args.checkpoint.as_deref()).await?;
+    say!("trust list v{}: {} keys", down.trust_version, down.trust_keys);
+    say!("revocation list v{}: {} entries", down.revocation_version, down.revocation_entries);
+    say!("rule sets: {}", down.rule_sets.join(", "));
+    say!(
+        "policy: warn after {} h without a sync; clock tolerance {} s",
+        down.policy.offline_data_max_age_hours,
+        down.policy.clock_tolerance_seconds
+    );
+    match &down.checkpoint_id {
+        Some(cp) => say!("checkpoint {cp}"),
+        None => say!("checkpoint: none chosen (this token may check at: {}); pass --checkpoint", down.known),
+    }
+    Ok(if up.rejected.is_empty() { 0 } else { 4 })
+}
+
+/// What an upload of the queue did.
+#[derive(Debug, Default)]
+pub(crate) struct Uploaded {
+    pub(crate) recorded: usize,
+    pub(crate) duplicates: usize,
+    /// (idempotency key, the server's reason) of each check it rejected.
+    pub(crate) rejected: Vec<(String, String)>,
+}
+
+/// Uploads the queued checks, oldest first, in batches, until none is pending. Each batch's
+/// answers are marked in the state file as they come: an upload cut off part-way sends the rest
+/// (and perhaps a batch again, which the server answers `duplicate`) the next time.
+pub(crate) async fn upload_queue(state: &LocalState, client: &Client) -> std::result::Result<Uploaded, Fail> {
+    let mut up = Uploaded::default();
     loop {
         let rows = state.pending(UPLOAD_BATCH).await.map_err(failure)?;
         if rows.is_empty() {
-            break;
+            return Ok(up);
         }
         let checks: Vec<Value> = rows
             .iter()
@@ -784,33 +896,56 @@ async fn sync_with(
                 "duplicate" => UploadOutcome::Duplicate,
                 _ => {
                     let why = r.reason.clone().unwrap_or_else(|| "no reason given".into());
-                    eprintln!("rejected by the server: check {}: {why}", r.idempotency_key);
+                    up.rejected.push((r.idempotency_key.clone(), why.clone()));
                     UploadOutcome::Rejected(why)
                 }
             };
             marks.push((r.idempotency_key.clone(), outcome));
         }
         state.mark_uploaded(&marks, Utc::now()).await.map_err(failure)?;
-        recorded += report.recorded;
-        duplicates += report.duplicates;
-        rejected += report.rejected;
+        up.recorded += report.recorded;
+        up.duplicates += report.duplicates;
         let answered: std::collections::HashSet<&str> =
             report.results.iter().map(|r| r.idempotency_key.as_str()).collect();
         if !rows.iter().any(|r| answered.contains(r.idempotency_key.as_str())) {
             return Err(failure(anyhow::anyhow!("the server answered for none of the checks sent")));
         }
     }
-    say!("uploaded: {recorded} recorded, {duplicates} already recorded, {rejected} rejected");
+}
 
-    // 2. The lists and the bundle, verified, then stored together.
+/// What a download stored.
+pub(crate) struct Downloaded {
+    pub(crate) trust_version: u64,
+    pub(crate) trust_keys: usize,
+    pub(crate) revocation_version: u64,
+    pub(crate) revocation_entries: usize,
+    /// "id version" of each rule set.
+    pub(crate) rule_sets: Vec<String>,
+    pub(crate) policy: OfflinePolicy,
+    pub(crate) checkpoint_id: Option<String>,
+    /// The checkpoints the token may check at, comma-separated.
+    pub(crate) known: String,
+}
+
+/// Downloads the trust list, the revocation list (a delta from the version held when it can)
+/// and the bundle, verifies both lists with `anchor`, and stores everything in one transaction:
+/// a download that fails part-way stores nothing. `checkpoint` chooses the checkpoint (default:
+/// the one held, or the token's only one).
+pub(crate) async fn download(
+    state: &LocalState,
+    client: &Client,
+    anchor: &PublicKey,
+    prev: Option<&Synced>,
+    server: &str,
+    checkpoint: Option<&str>,
+) -> std::result::Result<Downloaded, Fail> {
     let now = Utc::now();
     let trust_bytes = client.get("/api/v1/trust-list", false).map_err(|e| e.into_fail("the trust list"))?;
-    let trust = TrustList::verify(&trust_bytes, &anchor).map_err(|e| {
+    let trust = TrustList::verify(&trust_bytes, anchor).map_err(|e| {
         Fail(3, anyhow::anyhow!("the trust list does not verify with the trust anchor: {e}: nothing stored"))
     })?;
-    let same_anchor =
-        prev.as_ref().is_some_and(|p| PublicKey::from_pem(&p.anchor_pem).is_ok_and(|a| a.kid() == anchor.kid()));
-    let held = match &prev {
+    let same_anchor = prev.is_some_and(|p| PublicKey::from_pem(&p.anchor_pem).is_ok_and(|a| a.kid() == anchor.kid()));
+    let held = match prev {
         Some(p) if same_anchor && p.revocation_version > 0 && p.server == server => Some(RevocationSet::new(
             p.revocation_version as u64,
             secs(p.revocation_issued_at),
@@ -821,7 +956,7 @@ async fn sync_with(
     let revocations = match held {
         Some(set) => match client.get(&format!("/api/v1/revocations?since={}", set.version()), false) {
             Ok(bytes) => {
-                let delta = RevocationDelta::verify(&bytes, &anchor).map_err(|e| {
+                let delta = RevocationDelta::verify(&bytes, anchor).map_err(|e| {
                     Fail(
                         3,
                         anyhow::anyhow!(
@@ -831,14 +966,14 @@ async fn sync_with(
                 })?;
                 match set.apply(&delta) {
                     Ok(next) => next,
-                    Err(_) => full_revocations(&client, &anchor)?,
+                    Err(_) => full_revocations(client, anchor)?,
                 }
             }
             // The server's list is behind the one held (a new database): start again from it.
-            Err(HttpError::Status(422, _)) => full_revocations(&client, &anchor)?,
+            Err(HttpError::Status(422, _)) => full_revocations(client, anchor)?,
             Err(e) => return Err(e.into_fail("the revocation list")),
         },
-        None => full_revocations(&client, &anchor)?,
+        None => full_revocations(client, anchor)?,
     };
     let bundle_bytes =
         client.get("/api/v1/checkpoint/bundle", true).map_err(|e| e.into_fail("the checkpoint bundle"))?;
@@ -851,8 +986,8 @@ async fn sync_with(
             .map_err(|e| Fail(3, anyhow::anyhow!("a rule set from the server does not load: {e}: nothing stored")))?;
         rule_sets.push((rs.id().to_string(), rs.version().to_string(), text));
     }
-    let known = || bundle.checkpoints.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ");
-    let checkpoint_id = match (&args.checkpoint, prev.as_ref().and_then(|p| p.checkpoint_id.clone())) {
+    let known = bundle.checkpoints.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ");
+    let checkpoint_id = match (checkpoint, prev.and_then(|p| p.checkpoint_id.clone())) {
         (Some(cp), _) => Some(cp.trim().to_string()),
         (None, Some(cp)) => Some(cp),
         (None, None) if bundle.checkpoints.len() == 1 => Some(bundle.checkpoints[0].id.clone()),
@@ -862,12 +997,11 @@ async fn sync_with(
         && !bundle.checkpoints.iter().any(|c| &c.id == cp)
     {
         return Err(bad_input(anyhow::anyhow!(
-            "--checkpoint: {cp:?} is not a checkpoint this token may check at (it may check at: {})",
-            known()
+            "--checkpoint: {cp:?} is not a checkpoint this token may check at (it may check at: {known})"
         )));
     }
     let synced = Synced {
-        server,
+        server: server.to_string(),
         anchor_pem: anchor.to_pem(),
         checkpoint_id: checkpoint_id.clone(),
         checkpoints: serde_json::to_string(&bundle.checkpoints).map_err(failure)?,
@@ -885,19 +1019,16 @@ async fn sync_with(
         rules_synced_at: now,
     };
     state.save_synced(&synced, &rule_sets).await.map_err(failure)?;
-    say!("trust list v{}: {} keys", trust.version(), trust.len());
-    say!("revocation list v{}: {} entries", revocations.version(), revocations.len());
-    say!("rule sets: {}", rule_sets.iter().map(|(id, v, _)| format!("{id} {v}")).collect::<Vec<_>>().join(", "));
-    say!(
-        "policy: warn after {} h without a sync; clock tolerance {} s",
-        bundle.policy.offline_data_max_age_hours,
-        bundle.policy.clock_tolerance_seconds
-    );
-    match &checkpoint_id {
-        Some(cp) => say!("checkpoint {cp}"),
-        None => say!("checkpoint: none chosen (this token may check at: {}); pass --checkpoint", known()),
-    }
-    Ok(if rejected > 0 { 4 } else { 0 })
+    Ok(Downloaded {
+        trust_version: trust.version(),
+        trust_keys: trust.len(),
+        revocation_version: revocations.version(),
+        revocation_entries: revocations.len(),
+        rule_sets: rule_sets.iter().map(|(id, v, _)| format!("{id} {v}")).collect(),
+        policy: bundle.policy,
+        checkpoint_id,
+        known,
+    })
 }
 
 fn full_revocations(client: &Client, anchor: &PublicKey) -> std::result::Result<RevocationSet, Fail> {

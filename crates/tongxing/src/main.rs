@@ -8,6 +8,7 @@ mod checkpoint;
 mod demo;
 mod import;
 mod keys;
+mod node;
 mod rules;
 mod serve;
 mod sms;
@@ -59,8 +60,8 @@ enum Cmd {
     /// Signed passes (health codes): issue one.
     #[command(subcommand)]
     Pass(PassCmd),
-    /// The offline checkpoint's data: sync it from the server (uploading the checks made
-    /// offline), show it.
+    /// The offline checkpoint: sync its data from the server (uploading the checks made
+    /// offline), show it, serve the officer's page on the checkpoint's own device.
     #[command(subcommand)]
     Checkpoint(checkpoint::CheckpointCmd),
     /// Decide on a pass with no network: a QR text, an image of one, or a scanner's stream on
@@ -281,8 +282,9 @@ async fn run_other(cmd: Cmd) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The checkpoint's commands print what they report; the log keeps to errors.
-    let quiet =
-        matches!(&cli.cmd, Cmd::Import(cmd) if cmd.quiet()) || matches!(&cli.cmd, Cmd::Checkpoint(_) | Cmd::Verify(_));
+    let quiet = matches!(&cli.cmd, Cmd::Import(cmd) if cmd.quiet())
+        || matches!(&cli.cmd, Cmd::Checkpoint(cmd) if !matches!(cmd, checkpoint::CheckpointCmd::Serve(_)))
+        || matches!(&cli.cmd, Cmd::Verify(_));
     init_logging(quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

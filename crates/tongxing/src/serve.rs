@@ -240,7 +240,7 @@ async fn publish_rule_set(store: &Store, rs: &tongxing_rules::RuleSet, text: &st
     Ok(())
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -100,6 +100,38 @@ pub async fn check(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct FrameCheck {
+    #[schema(value_type = schema::CheckpointId)]
+    pub checkpoint_id: String,
+    #[schema(value_type = schema::Frame)]
+    pub image: String,
+    /// Vehicle plate, if the person is in a vehicle.
+    #[schema(value_type = Option<schema::Plate>)]
+    pub plate: Option<String>,
+}
+
+/// Checks one person by a camera frame of their pass, for a browser that cannot read QR codes
+/// itself: the server reads the code with the decoder of `tongxing verify --image`, then checks
+/// it exactly as a scanned `qr` (a refused pass is a 422 naming its `stage`). Nothing is recorded
+/// for a frame in which no code is found.
+#[utoipa::path(post, path = "/api/v1/checks/frame", tag = "checks", operation_id = "check_frame", request_body = FrameCheck,
+    responses((status = 200, body = CheckOutcome)))]
+pub async fn check_frame(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<FrameCheck>,
+) -> ApiResult<Json<CheckOutcome>> {
+    caller.require(Action::Check)?;
+    let checkpoint_id = CheckpointId::parse(&req.checkpoint_id).at("checkpoint_id")?;
+    caller.require_scope("checkpoint", checkpoint_id.as_str())?;
+    let plate = optional("plate", req.plate.as_deref(), Plate::parse)?;
+    let outcome = s.app.check_frame(&checkpoint_id, &req.image, plate.as_ref(), &caller.token_id, Utc::now()).await?;
+    s.metrics.verdict(&outcome.verdict, outcome.reasons.first().map_or("", |r| r.code.as_str()));
+    Ok(Json(outcome))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Occupant {
     #[serde(default)]
     #[schema(value_type = Option<schema::DocumentKind>)]

@@ -69,6 +69,12 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless chromium (360 × 780, a phone), for the test `test`.
     pub fn start(test: &str, base: &str) -> Browser {
+        Browser::start_with(test, base, &[])
+    }
+
+    /// With more command-line flags for chromium (the officer's tests give it a fake camera:
+    /// `--use-file-for-fake-video-capture=FILE`).
+    pub fn start_with(test: &str, base: &str, flags: &[String]) -> Browser {
         for (what, path) in [("chromium", chromium()), ("chromedriver", chromedriver())] {
             assert!(
                 std::path::Path::new(&path).exists(),
@@ -102,6 +108,7 @@ impl Browser {
             "--window-size=360,780".into(),
             format!("--user-data-dir={}", profile.display()),
         ];
+        let args: Vec<String> = args.into_iter().chain(flags.iter().cloned()).collect();
         let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium(), "args": args},

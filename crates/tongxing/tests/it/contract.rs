@@ -53,6 +53,11 @@ fn examples(app: &App) -> Vec<Example> {
         param: None,
     };
     let _ = app;
+    let frame = {
+        use base64::Engine;
+        let png = tongxing_pass::qr_png("TX1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3", 2).unwrap();
+        format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+    };
     vec![
         e(
             "POST",
@@ -136,6 +141,13 @@ fn examples(app: &App) -> Vec<Example> {
             "officer",
             "/api/v1/checks/vehicle",
             Some(json!({"checkpoint_id": "CP1", "plate": "冀R12345", "occupants": [person()]})),
+        ),
+        e(
+            "POST",
+            "/api/v1/checks/frame",
+            "officer",
+            "/api/v1/checks/frame",
+            Some(json!({"checkpoint_id": "CP1", "plate": "冀R12345", "image": frame.clone()})),
         ),
         e("GET", "/api/v1/entries", "admin", &format!("/api/v1/entries?limit=10&since={}", urlencode(&since)), None),
         e("GET", "/api/v1/stats/overview", "analyst", "/api/v1/stats/overview", None),

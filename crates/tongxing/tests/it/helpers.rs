@@ -155,7 +155,7 @@ impl Drop for TestDb {
 
 /// Waits for the server's "listening" line on stdout; returns its address, and keeps draining
 /// stdout so the server never blocks on a full pipe.
-fn listening(child: &mut Child) -> String {
+pub fn listening(child: &mut Child) -> String {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
@@ -205,8 +205,13 @@ impl Server {
 
     /// With extra arguments to `serve`.
     pub fn start_with(db: &TestDb, extra: &[&str]) -> Server {
+        Server::start_at(db, "127.0.0.1:0", extra)
+    }
+
+    /// On a given address (a server started again where its clients expect it).
+    pub fn start_at(db: &TestDb, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db.url])
+            .args(["serve", "--listen", listen, "--database", &db.url])
             .args(extra)
             .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
