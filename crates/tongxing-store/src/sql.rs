@@ -534,7 +534,7 @@ macro_rules! sql_impl {
                         .await?;
                 }
                 if colour != CodeColour::Green {
-                    queue_revocation(&mut tx, person_id, colour, reason, at).await?;
+                    Self::queue_revocation(&mut tx, person_id, colour, reason, at).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -564,7 +564,7 @@ macro_rules! sql_impl {
                             .await?;
                     }
                     if r.colour != CodeColour::Green {
-                        queue_revocation(&mut tx, id, r.colour, r.reason.as_deref(), at).await?;
+                        Self::queue_revocation(&mut tx, id, r.colour, r.reason.as_deref(), at).await?;
                     }
                     ids.push(id);
                 }
