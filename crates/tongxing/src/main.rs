@@ -10,6 +10,7 @@ mod import;
 mod keys;
 mod rules;
 mod serve;
+mod simulate;
 mod sms;
 mod webhook;
 
@@ -50,6 +51,9 @@ enum Cmd {
     Token(TokenCmd),
     /// Measure decisions, checks and imports (figures for docs/PERFORMANCE.md).
     Bench(bench::BenchArgs),
+    /// Write a realistic simulated month of entry events, samples and results (with injected
+    /// cases for the early warnings) into a database of its own.
+    Simulate(simulate::SimulateArgs),
     /// CertLogic rules and entry policies: eval, check, test, reissue, dry-run.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
@@ -272,6 +276,7 @@ async fn run_other(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
+        Cmd::Simulate(args) => simulate::run(args).await,
         Cmd::Rules(_) | Cmd::Import(_) | Cmd::Keys(_) | Cmd::Pass(_) | Cmd::Checkpoint(_) | Cmd::Verify(_) => {
             unreachable!("handled in run")
         }
