@@ -193,8 +193,8 @@ struct Batch {
     shortcuts: BTreeMap<(i64, String, String), i64>,
     last: HashMap<i64, LastCheck>,
     changed: HashSet<i64>,
-    /// (kind, dedup key, person, payload without the person).
-    warnings: Vec<(String, String, i64, serde_json::Value)>,
+    /// (kind, dedup key, person, Beijing day of the check, payload without the person).
+    warnings: Vec<(String, String, i64, i64, serde_json::Value)>,
 }
 
 fn sighting(event_id: i64, checkpoint: &str, at: i64, places: &HashMap<String, LatLon>) -> Sighting {
@@ -255,6 +255,7 @@ fn work_out(
                     "cloned_code".into(),
                     format!("cloned_code:{person}:{day}"),
                     person,
+                    day,
                     serde_json::json!({
                         "why": why,
                         "first": {"event": first.event_id, "checkpoint": first.checkpoint, "checked_at": rfc(ms(first.at))},
@@ -284,6 +285,7 @@ fn work_out(
                             "shortcut".into(),
                             format!("shortcut:{denied_event}"),
                             person,
+                            day,
                             serde_json::json!({
                                 "why": why,
                                 "denied": {"event": denied_event, "checkpoint": denied_cp, "checked_at": rfc(*denied_at)},
@@ -510,12 +512,11 @@ macro_rules! analytics_impl {
                     .await?;
                 }
                 let mut raised = Vec::new();
-                for (kind, key, person, mut payload) in batch.warnings {
+                for (kind, key, person, day, mut payload) in batch.warnings {
                     payload["person"] = masked_person_in(&mut tx, person).await?;
                     if kind == "shortcut" {
                         let from = payload["denied"]["checkpoint"].as_str().unwrap_or_default().to_string();
                         let to = payload["checked"]["checkpoint"].as_str().unwrap_or_default().to_string();
-                        let day = bucket_of(1440, now_ms);
                         let n: Option<i64> = sqlx::query_scalar(
                             "SELECT n FROM flow_shortcuts WHERE day = $1 AND from_checkpoint = $2 AND to_checkpoint = $3",
                         )
@@ -758,22 +759,6 @@ macro_rules! analytics_impl {
                     .collect())
             }
 
-            /// The last run of a periodic detector, and records this one; `None` the first time.
-            pub(crate) async fn detector_ran(&self, name: &str, at: i64) -> Result<Option<i64>, StoreError> {
-                let mut tx = self.write.begin().await?;
-                let last: Option<i64> = sqlx::query_scalar("SELECT last_at FROM detector_runs WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                sqlx::query("INSERT INTO detector_runs (name, last_at) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET last_at = excluded.last_at")
-                    .bind(name)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(last)
-            }
-
             pub(crate) async fn save_demand(&self, at: i64, body: &serde_json::Value) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await?;
                 sqlx::query("INSERT INTO demand_forecasts (computed_at, body) VALUES ($1, $2)")
@@ -948,10 +933,6 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<CellEntry>, StoreError> {
         crate::dispatch!(self, p => p.cell_entries(checkpoint, ms(since), ms(until), verdict, limit).await)
-    }
-    /// When the detector `name` last ran (`None`: never), recording `at` as its run now.
-    pub async fn detector_ran(&self, name: &str, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(crate::retried!(self, p => p.detector_ran(name, ms(at)).await)?.map(from_ms))
     }
     pub async fn save_demand(&self, at: DateTime<Utc>, body: &serde_json::Value) -> Result<(), StoreError> {
         crate::retried!(self, p => p.save_demand(ms(at), body).await)

@@ -565,7 +565,14 @@ async fn simulate_day(
         let step = if sim.cases == "all" { 0.08 } else { 0.005 };
         let extra = (per_day * step * (d - (sim.days - 14) + 1) as f64).round() as u64;
         for k in 0..extra {
-            let v = rng.below(sim.visitors.max(1));
+            // People who always come that way (no one is at two places at once).
+            let mut v = rng.below(sim.visitors.max(1));
+            for _ in 0..200 {
+                if visitor_home(sim, v) == RISE_AT {
+                    break;
+                }
+                v = rng.below(sim.visitors.max(1));
+            }
             visitor_visit(sim, v, midnight, 1_000_000 + k, &mut rng, &mut samples, &mut events, Some(RISE_AT));
         }
     }
@@ -599,6 +606,11 @@ async fn simulate_day(
     Ok(())
 }
 
+/// Each visitor comes in by the same way (a police checkpoint), so never two places at once.
+fn visitor_home(sim: &Sim, v: u64) -> &'static str {
+    CHECKPOINTS[(mix(sim.seed, visitor_index(sim, v), 3) % 14) as usize].0
+}
+
 /// One visit of visitor `v` on the day starting at `midnight`: the check and the test before it.
 #[allow(clippy::too_many_arguments)]
 fn visitor_visit(
@@ -613,9 +625,7 @@ fn visitor_visit(
 ) {
     let person = visitor_index(sim, v);
     let pr = mix(sim.seed, person, 3);
-    // Each visitor comes in by the same way (a police checkpoint), so never two places at once.
-    let home = CHECKPOINTS[(pr % 14) as usize].0;
-    let checkpoint = at_checkpoint.unwrap_or(home);
+    let checkpoint = at_checkpoint.unwrap_or(visitor_home(sim, v));
     let at = midnight + Duration::minutes(minute_of_day(rng.next(), false)) + Duration::seconds(rng.below(60) as i64);
     if at > sim.end {
         return;

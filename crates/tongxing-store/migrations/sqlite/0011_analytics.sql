@@ -65,12 +65,6 @@ CREATE TABLE last_checks (
     denied_at BIGINT
 );
 
--- When each periodic detector last looked (surges each hour, clusters, labs).
-CREATE TABLE detector_runs (
-    name TEXT PRIMARY KEY,
-    last_at BIGINT NOT NULL
-);
-
 -- Testing-demand forecasts, as computed (the latest is served).
 CREATE TABLE demand_forecasts (
     id INTEGER PRIMARY KEY,
