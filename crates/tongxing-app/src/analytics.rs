@@ -39,7 +39,7 @@ pub struct RollupRun {
 }
 
 /// A table of counts as a view answers it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct CountTable {
     /// What the rows and the columns are (checkpoint, bucket, verdict, reason, who, mode,
     /// hour_of_day, day, county, test_point, …).
@@ -55,13 +55,13 @@ pub struct CountTable {
     pub suppressed_under: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct CountRow {
     pub key: String,
     pub cells: Vec<Option<u64>>,
     pub total: Option<u64>,
     /// For a table by verdict: the share denied, when both counts are shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_rate: Option<f64>,
 }
 
