@@ -664,14 +664,14 @@ impl App {
         Ok(CountTable::new("denied_at", "checked_at", rows, cols, grid, threshold))
     }
 
-    /// The latest testing-demand forecast (computed now when there is none), with its tables
+    /// The latest testing-demand forecast (the job's, hourly), with its tables
     /// suppressed for the analyst.
-    pub async fn demand(&self, now: DateTime<Utc>, suppressed: bool) -> AppResult<serde_json::Value> {
-        let mut body = match self.store.latest_demand().await? {
-            Some((_, v)) => v,
-            None => {
-                serde_json::to_value(self.compute_demand(now).await?).map_err(|e| AppError::Internal(e.to_string()))?
-            }
+    pub async fn demand(&self, suppressed: bool) -> AppResult<serde_json::Value> {
+        let Some((_, mut body)) = self.store.latest_demand().await? else {
+            return Err(AppError::Unavailable(
+                "testing demand is not computed yet: the analytics job computes it within seconds of starting, then hourly"
+                    .into(),
+            ));
         };
         let threshold = suppressed.then_some(self.analytics.suppression_threshold);
         let days: Vec<String> = serde_json::from_value(body["days"].clone()).unwrap_or_default();

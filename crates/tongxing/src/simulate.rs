@@ -552,8 +552,10 @@ async fn simulate_day(
         }
     }
     // Visitors: through the day, more at weekends; each through the checkpoint of their way in.
-    let visits = (sim.visitors as f64 * if is_weekend { 0.10 } else { 0.04 } * sim.scale).round() as u64;
+    // Visitors: ±15 % from day to day (weather, events), around the weekly rhythm.
     let mut rng = crate::demo::Rng::new(mix(sim.seed, 7, d as u64));
+    let noise = 0.85 + 0.3 * rng.below(10_000) as f64 / 10_000.0;
+    let visits = (sim.visitors as f64 * if is_weekend { 0.10 } else { 0.04 } * sim.scale * noise).round() as u64;
     for k in 0..visits {
         let v = rng.below(sim.visitors.max(1));
         visitor_visit(sim, v, midnight, k, &mut rng, &mut samples, &mut events, None);

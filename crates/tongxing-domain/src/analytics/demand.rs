@@ -97,14 +97,15 @@ pub fn forecast(daily: &[f64], seasons: usize, horizon: usize) -> Vec<Option<f64
     seasonal_forecast(daily, PERIOD, seasons, horizon)
 }
 
-/// Back-tests the model on `daily`: from every origin with at least one week behind it, the
+/// Back-tests the model on `daily`: from every origin with at least two weeks behind it (so
+/// that the scale is the mean of at least seven seasonal differences), the
 /// forecast 1..=`horizon` days ahead against what happened, scaled by the seasonal-naive error
 /// of the history up to that origin (MASE) and as sMAPE; per horizon.
 pub fn backtest(daily: &[f64], seasons: usize, horizon: usize) -> Vec<HorizonScore> {
     let n = daily.len();
     let mut scaled: Vec<Vec<f64>> = vec![Vec::new(); horizon];
     let mut pct: Vec<Vec<f64>> = vec![Vec::new(); horizon];
-    for origin in PERIOD + 1..n {
+    for origin in 2 * PERIOD..n {
         let history = &daily[..origin];
         let Some(scale) = mase_scale(history, PERIOD).filter(|s| *s > 0.0) else { continue };
         for (h, f) in forecast(history, seasons, horizon).into_iter().enumerate() {

@@ -262,7 +262,7 @@ pub async fn demand(
 ) -> ApiResult<Response> {
     caller.require(Action::ReadStats)?;
     let as_csv = csv_wanted(q.format.as_deref())?;
-    let body = s.app.demand(Utc::now(), suppressed(&caller)).await?;
+    let body = s.app.demand(suppressed(&caller)).await?;
     if as_csv {
         let t: CountTable = serde_json::from_value(body["by_county"].clone())
             .map_err(|e| ApiError::Internal(format!("demand table: {e}")))?;

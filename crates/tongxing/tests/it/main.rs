@@ -6,6 +6,7 @@ mod delivery_helpers;
 mod helpers;
 
 mod alerts;
+mod analytics;
 mod api;
 mod bench;
 mod budget;
