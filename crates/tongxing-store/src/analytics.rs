@@ -172,6 +172,7 @@ struct JobEvent {
     id: i64,
     checkpoint: String,
     at: i64,
+    doc_key: String,
     person: Option<i64>,
     verdict: String,
     reason: String,
@@ -191,10 +192,10 @@ struct LastCheck {
 struct Batch {
     flows: BTreeMap<(i64, i64, String, String, String, &'static str, &'static str), i64>,
     shortcuts: BTreeMap<(i64, String, String), i64>,
-    last: HashMap<i64, LastCheck>,
-    changed: HashSet<i64>,
-    /// (kind, dedup key, person, Beijing day of the check, payload without the person).
-    warnings: Vec<(String, String, i64, i64, serde_json::Value)>,
+    last: HashMap<String, LastCheck>,
+    changed: HashSet<String>,
+    /// (kind, dedup key, document key, person, Beijing day of the check, payload without the person).
+    warnings: Vec<(String, String, String, Option<i64>, i64, serde_json::Value)>,
 }
 
 fn sighting(event_id: i64, checkpoint: &str, at: i64, places: &HashMap<String, LatLon>) -> Sighting {
@@ -209,7 +210,7 @@ fn rfc(t: i64) -> String {
 /// stored state of their people).
 fn work_out(
     events: &[JobEvent],
-    mut last: HashMap<i64, LastCheck>,
+    mut last: HashMap<String, LastCheck>,
     places: &HashMap<String, LatLon>,
     cfg: &AnalyticsConfig,
     now: i64,
@@ -230,9 +231,10 @@ fn work_out(
                 .entry((g, bucket_of(g, e.at), e.checkpoint.clone(), e.verdict.clone(), e.reason.clone(), who, mode))
                 .or_default() += 1;
         }
-        let Some(person) = e.person else { continue };
+        let person = e.person;
+        let doc = e.doc_key.clone();
         let cur = sighting(e.id, &e.checkpoint, e.at, places);
-        let prev = last.get(&person).cloned();
+        let prev = last.get(&doc).cloned();
         if let Some(p) = &prev {
             let before = sighting(p.event_id, &p.checkpoint, p.at, places);
             if let Some(f) = detect::cloned_code(&before, &cur, cfg)
@@ -253,7 +255,8 @@ fn work_out(
                 let day = bucket_of(1440, ms(second.at));
                 b.warnings.push((
                     "cloned_code".into(),
-                    format!("cloned_code:{person}:{day}"),
+                    format!("cloned_code:{doc}:{day}"),
+                    doc.clone(),
                     person,
                     day,
                     serde_json::json!({
@@ -284,6 +287,7 @@ fn work_out(
                         b.warnings.push((
                             "shortcut".into(),
                             format!("shortcut:{denied_event}"),
+                            doc.clone(),
                             person,
                             day,
                             serde_json::json!({
@@ -312,8 +316,8 @@ fn work_out(
         if e.verdict == "deny" && next.denied.as_ref().is_none_or(|d| e.at >= d.2) {
             next.denied = Some((e.id, e.checkpoint.clone(), e.at));
         }
-        last.insert(person, next);
-        b.changed.insert(person);
+        last.insert(doc.clone(), next);
+        b.changed.insert(doc);
     }
     b.last = last;
     b
@@ -398,7 +402,7 @@ macro_rules! analytics_impl {
                 let old_gaps: Vec<(i64, i64)> = serde_json::from_str(state.get::<&str, _>(1)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let gap_ids: Vec<i64> = old_gaps.iter().map(|g| g.0).collect();
                 let select = concat!(
-                    "SELECT id, checkpoint_id, checked_at, person_id, verdict, ", $reason, ", ", $commuter, ", plate IS NOT NULL FROM entry_events "
+                    "SELECT id, checkpoint_id, checked_at, doc_key, person_id, verdict, ", $reason, ", ", $commuter, ", plate IS NOT NULL FROM entry_events "
                 );
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!("{select} WHERE id > $1 ORDER BY id LIMIT $2")))
                     .bind(watermark)
@@ -419,11 +423,12 @@ macro_rules! analytics_impl {
                         id: r.get(0),
                         checkpoint: r.get(1),
                         at: r.get(2),
-                        person: r.get(3),
-                        verdict: r.get(4),
-                        reason: r.get::<Option<String>, _>(5).unwrap_or_default(),
-                        commuter: r.get::<Option<String>, _>(6).as_deref() == Some("approved"),
-                        vehicle: r.get(7),
+                        doc_key: r.get(3),
+                        person: r.get(4),
+                        verdict: r.get(5),
+                        reason: r.get::<Option<String>, _>(6).unwrap_or_default(),
+                        commuter: r.get::<Option<String>, _>(7).as_deref() == Some("approved"),
+                        vehicle: r.get(8),
                     })
                     .collect();
                 events.sort_by_key(|e| e.id);
@@ -432,13 +437,13 @@ macro_rules! analytics_impl {
                 gaps.extend(old_gaps.into_iter().filter(|(id, first)| !seen.contains(id) && now_ms - first < GAP_PATIENCE_MS));
                 gaps.truncate(MAX_GAPS);
 
-                // The people's stored state.
-                let people: Vec<i64> = events.iter().filter_map(|e| e.person).collect::<HashSet<_>>().into_iter().collect();
+                // The documents' stored state.
+                let people: Vec<&str> = events.iter().map(|e| e.doc_key.as_str()).collect::<HashSet<_>>().into_iter().collect();
                 let mut last = HashMap::with_capacity(people.len());
                 if !people.is_empty() {
                     let stored = sqlx::query(concat!(
-                        "SELECT person_id, event_id, checkpoint_id, checked_at, denied_event_id, denied_checkpoint, denied_at
-                         FROM last_checks WHERE person_id IN (", $ids, ")"
+                        "SELECT doc_key, event_id, checkpoint_id, checked_at, denied_event_id, denied_checkpoint, denied_at
+                         FROM last_checks WHERE doc_key IN (", $keys, ")"
                     ))
                     .bind(serde_json::to_string(&people).unwrap_or_default())
                     .fetch_all(&mut *tx)
@@ -449,7 +454,7 @@ macro_rules! analytics_impl {
                             _ => None,
                         };
                         last.insert(
-                            r.get::<i64, _>(0),
+                            r.get::<String, _>(0),
                             LastCheck { event_id: r.get(1), checkpoint: r.get(2), at: r.get(3), denied },
                         );
                     }
@@ -500,10 +505,10 @@ macro_rules! analytics_impl {
                         })
                         .collect();
                     sqlx::query(concat!(
-                        "INSERT INTO last_checks (person_id, event_id, checkpoint_id, checked_at, denied_event_id, denied_checkpoint, denied_at)
-                         SELECT CAST(j.p AS BIGINT), CAST(j.e AS BIGINT), j.c, CAST(j.t AS BIGINT), CAST(j.de AS BIGINT), j.dc, CAST(j.dt AS BIGINT)
+                        "INSERT INTO last_checks (doc_key, event_id, checkpoint_id, checked_at, denied_event_id, denied_checkpoint, denied_at)
+                         SELECT j.p, CAST(j.e AS BIGINT), j.c, CAST(j.t AS BIGINT), CAST(j.de AS BIGINT), j.dc, CAST(j.dt AS BIGINT)
                          FROM ", $last_rows, " WHERE true
-                         ON CONFLICT (person_id) DO UPDATE SET event_id = excluded.event_id, checkpoint_id = excluded.checkpoint_id,
+                         ON CONFLICT (doc_key) DO UPDATE SET event_id = excluded.event_id, checkpoint_id = excluded.checkpoint_id,
                             checked_at = excluded.checked_at, denied_event_id = excluded.denied_event_id,
                             denied_checkpoint = excluded.denied_checkpoint, denied_at = excluded.denied_at"
                     ))
@@ -512,8 +517,8 @@ macro_rules! analytics_impl {
                     .await?;
                 }
                 let mut raised = Vec::new();
-                for (kind, key, person, day, mut payload) in batch.warnings {
-                    payload["person"] = masked_person_in(&mut tx, person).await?;
+                for (kind, key, doc, person, day, mut payload) in batch.warnings {
+                    payload["person"] = masked_person_in(&mut tx, &doc).await?;
                     if kind == "shortcut" {
                         let from = payload["denied"]["checkpoint"].as_str().unwrap_or_default().to_string();
                         let to = payload["checked"]["checkpoint"].as_str().unwrap_or_default().to_string();
@@ -527,7 +532,7 @@ macro_rules! analytics_impl {
                         .await?;
                         payload["pair_today"] = serde_json::json!(n.unwrap_or(0));
                     }
-                    let alert = NewAlert { kind, dedup_key: key, person_id: Some(person), payload, at: now };
+                    let alert = NewAlert { kind, dedup_key: key, person_id: person, payload, at: now };
                     if let Some(id) = alerts_db::raise_alert_in(&mut tx, &alert).await? {
                         raised.push(id);
                     }
@@ -782,12 +787,12 @@ macro_rules! analytics_impl {
             }
         }
 
-        /// A person as a warning shows them: masked.
-        async fn masked_person_in(tx: &mut sqlx::Transaction<'_, $db>, person_id: i64) -> Result<serde_json::Value, StoreError> {
-            let row = sqlx::query("SELECT doc_number, name FROM people WHERE id = $1").bind(person_id).fetch_optional(&mut **tx).await?;
+        /// A person as a warning shows them: masked (the document alone for someone unknown).
+        async fn masked_person_in(tx: &mut sqlx::Transaction<'_, $db>, doc_key: &str) -> Result<serde_json::Value, StoreError> {
+            let row = sqlx::query("SELECT doc_number, name FROM people WHERE doc_key = $1").bind(doc_key).fetch_optional(&mut **tx).await?;
             let (doc, name): (String, Option<String>) = match &row {
                 Some(r) => (r.get(0), r.get(1)),
-                None => (String::new(), None),
+                None => (doc_key.split_once(':').map_or(doc_key, |(_, n)| n).to_string(), None),
             };
             Ok(serde_json::json!({
                 "document": tongxing_domain::mask::document_number(&doc),
@@ -828,7 +833,7 @@ pub(crate) mod postgres_impl {
         flow_rows =
             "jsonb_to_recordset($1::jsonb) AS j(g int, b bigint, c text, v text, r text, w text, m text, n bigint)",
         last_rows =
-            "jsonb_to_recordset($1::jsonb) AS j(p bigint, e bigint, c text, t bigint, de bigint, dc text, dt bigint)",
+            "jsonb_to_recordset($1::jsonb) AS j(p text, e bigint, c text, t bigint, de bigint, dc text, dt bigint)",
         shortcut_rows = "jsonb_to_recordset($1::jsonb) AS j(d bigint, f text, t text, n bigint)",
         place_rows = "jsonb_to_recordset($1::jsonb) AS j(k text, i text, nm text, la float8, lo float8)",
         weeks = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"

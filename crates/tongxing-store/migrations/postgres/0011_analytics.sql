@@ -53,10 +53,11 @@ CREATE TABLE rollup_state (
 );
 INSERT INTO rollup_state (one, watermark, gaps, updated_at) VALUES (1, 0, '[]', 0);
 
--- Each person's latest check and latest denial, kept by the same job: a new check is compared
--- with them (cloned code: too far too soon; shortcut: denied elsewhere within hours).
+-- Each document's latest check and latest denial, kept by the same job: a new check is compared
+-- with them (cloned code: too far too soon; shortcut: denied elsewhere within hours). By
+-- document, not person: someone the system has no record of can take a shortcut too.
 CREATE TABLE last_checks (
-    person_id BIGINT PRIMARY KEY,
+    doc_key TEXT PRIMARY KEY,
     event_id BIGINT NOT NULL,
     checkpoint_id TEXT NOT NULL,
     checked_at BIGINT NOT NULL,

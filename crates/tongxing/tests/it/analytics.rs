@@ -55,7 +55,8 @@ fn first_run_done(app: &App) {
 fn warning_kinds(app: &App) -> Vec<String> {
     let r = app.get("health", "/api/v1/analytics/warnings");
     assert_eq!(r.status, 200, "{r:?}");
-    let mut kinds: Vec<String> = r.body.as_array().unwrap().iter().map(|w| w["kind"].as_str().unwrap().to_string()).collect();
+    let mut kinds: Vec<String> =
+        r.body.as_array().unwrap().iter().map(|w| w["kind"].as_str().unwrap().to_string()).collect();
     kinds.sort();
     kinds.dedup();
     kinds

@@ -297,10 +297,19 @@ fn examples(app: &App) -> Vec<Example> {
             "GET",
             "/api/v1/analytics/flows",
             "analyst",
-            &format!("/api/v1/analytics/flows?grain=1h&rows=checkpoint&columns=verdict&since={}&who=visitor", urlencode(&since)),
+            &format!(
+                "/api/v1/analytics/flows?grain=1h&rows=checkpoint&columns=verdict&since={}&who=visitor",
+                urlencode(&since)
+            ),
             None,
         ),
-        e("GET", "/api/v1/analytics/profile", "analyst", "/api/v1/analytics/profile?date=2021-11-20&checkpoint=CP1", None),
+        e(
+            "GET",
+            "/api/v1/analytics/profile",
+            "analyst",
+            "/api/v1/analytics/profile?date=2021-11-20&checkpoint=CP1",
+            None,
+        ),
         e("GET", "/api/v1/analytics/shortcuts", "analyst", "/api/v1/analytics/shortcuts?format=csv", None),
         e("GET", "/api/v1/analytics/demand", "analyst", "/api/v1/analytics/demand?format=json", None),
         e("GET", "/api/v1/analytics/warnings", "health", "/api/v1/analytics/warnings?status=open", None),
@@ -317,7 +326,9 @@ fn examples(app: &App) -> Vec<Example> {
             "/api/v1/analytics/places",
             "admin",
             "/api/v1/analytics/places",
-            Some(json!({"places": [{"kind": "checkpoint", "id": "CP1", "name": "京哈高速检查站", "lat": 39.9, "lon": 116.93}]})),
+            Some(
+                json!({"places": [{"kind": "checkpoint", "id": "CP1", "name": "京哈高速检查站", "lat": 39.9, "lon": 116.93}]}),
+            ),
         ),
         e("GET", "/api/v1/openapi.json", "admin", "/api/v1/openapi.json", None),
         e("GET", "/healthz", "admin", "/healthz", None),
