@@ -162,7 +162,7 @@ pub fn routes() -> Routes {
         .add(Method::GET, &v1("/analytics/shortcuts"), analytics::shortcuts)
         .add(Method::GET, &v1("/analytics/demand"), analytics::demand)
         .add(Method::GET, &v1("/analytics/warnings"), analytics::warnings)
-        .add(Method::GET, &v1("/analytics/entries"), analytics::entries)
+        .add(Method::POST, &v1("/analytics/entries"), analytics::entries)
         .add(Method::GET, &v1("/analytics/places"), analytics::places)
         .add(Method::POST, &v1("/analytics/places"), analytics::register_places)
         .add(Method::GET, &v1("/openapi.json"), openapi::document)

@@ -80,8 +80,11 @@ fn dim(field: &str, v: Option<&str>, default: FlowDim) -> Result<FlowDim, ApiErr
     }
 }
 
-fn checkpoint(v: Option<&str>) -> Result<Option<String>, ApiError> {
-    v.map(|c| CheckpointId::parse(c.trim()).map(CheckpointId::into_string).at("checkpoint")).transpose()
+/// A registered checkpoint's id (a count of an unknown checkpoint is a mistake, not a zero).
+async fn checkpoint(s: &AppState, field: &str, v: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    let id = CheckpointId::parse(v.trim()).at(field)?;
+    Ok(Some(s.app.checkpoint(&id, field).await?.id))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -152,7 +155,7 @@ pub async fn flows(
         until,
         rows: dim("rows", q.rows.as_deref(), FlowDim::Checkpoint)?,
         columns: dim("columns", q.columns.as_deref(), FlowDim::Bucket)?,
-        checkpoint: checkpoint(q.checkpoint.as_deref())?,
+        checkpoint: checkpoint(&s, "checkpoint", q.checkpoint.as_deref()).await?,
         verdict: one_of("verdict", q.verdict.as_deref(), &["pass", "conditional", "deny"])?,
         who: one_of("who", q.who.as_deref(), &["commuter", "visitor"])?,
         mode: one_of("mode", q.mode.as_deref(), &["vehicle", "foot"])?,
@@ -195,7 +198,8 @@ pub async fn profile(
             ApiError::invalid("date", format!("{} is not a date (YYYY-MM-DD)", tongxing_domain::text::quote(d)))
         })?,
     };
-    let t = s.app.profile(date, checkpoint(q.checkpoint.as_deref())?, suppressed(&caller)).await?;
+    let cp = checkpoint(&s, "checkpoint", q.checkpoint.as_deref()).await?;
+    let t = s.app.profile(date, cp, suppressed(&caller)).await?;
     Ok(table("profile", t, as_csv))
 }
 
@@ -324,48 +328,46 @@ pub async fn warnings(
     Ok(Json(all).into_response())
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct EntriesQuery {
-    /// The checkpoint of the count (required).
-    #[param(value_type = Option<String>, max_length = 64)]
-    pub checkpoint: Option<String>,
+pub struct EntriesRequest {
+    /// The checkpoint of the count.
+    #[schema(value_type = schema::CheckpointId)]
+    pub checkpoint: String,
     /// Start (inclusive), RFC 3339 with an offset; default 24 hours before `until`.
-    #[param(value_type = Option<String>, format = DateTime, max_length = 40)]
+    #[schema(value_type = Option<String>, format = DateTime, max_length = 40)]
     pub since: Option<String>,
     /// End (exclusive), RFC 3339 with an offset; default now.
-    #[param(value_type = Option<String>, format = DateTime, max_length = 40)]
+    #[schema(value_type = Option<String>, format = DateTime, max_length = 40)]
     pub until: Option<String>,
     /// pass, conditional or deny only.
-    #[param(value_type = Option<String>, max_length = 20, pattern = "^(pass|conditional|deny)$")]
+    #[schema(value_type = Option<String>, max_length = 20, pattern = "^(pass|conditional|deny)$")]
     pub verdict: Option<String>,
-    /// Why the people are read (required; written to the access log).
-    #[param(value_type = Option<String>, max_length = 200)]
-    pub purpose: Option<String>,
+    /// Why the people are read (written to the access log).
+    #[schema(value_type = schema::Reason)]
+    pub purpose: String,
     /// Show document numbers and names unmasked (default false).
-    pub reveal: Option<bool>,
+    #[serde(default)]
+    pub reveal: bool,
 }
 
 /// The people behind a count (health authority only): the entry events of one checkpoint over
 /// a period, at most 200, masked unless `reveal`; every person shown is written to the access
-/// log with the purpose.
-#[utoipa::path(get, path = "/api/v1/analytics/entries", tag = "analytics", operation_id = "analytics_entries",
-    params(EntriesQuery),
-    responses((status = 200, body = Vec<Object>)))]
+/// log with the purpose. A POST, as a person's record is read (`/people/lookup`): the purpose
+/// travels in the body, not in a URL that proxies log.
+#[utoipa::path(post, path = "/api/v1/analytics/entries", tag = "analytics", operation_id = "analytics_entries",
+    request_body = EntriesRequest, responses((status = 200, body = Vec<Object>)))]
 pub async fn entries(
     State(s): State<AppState>,
     caller: Caller,
-    QueryParams(q): QueryParams<EntriesQuery>,
+    JsonBody(q): JsonBody<EntriesRequest>,
 ) -> ApiResult<Json<Vec<tongxing_store::CellEntry>>> {
     caller.require(Action::DrillDown)?;
-    let cp = checkpoint(q.checkpoint.as_deref())?.ok_or_else(|| ApiError::invalid("checkpoint", "is required"))?;
-    let purpose = q.purpose.as_deref().ok_or_else(|| ApiError::invalid("purpose", "is required"))?;
-    let purpose = Reason::parse(purpose).at("purpose")?;
+    let purpose = Reason::parse(&q.purpose).at("purpose")?;
+    let cp = checkpoint(&s, "checkpoint", Some(&q.checkpoint)).await?.unwrap_or_default();
     let (since, until) = period(q.since.as_deref(), q.until.as_deref(), Utc::now())?;
     let verdict = one_of("verdict", q.verdict.as_deref(), &["pass", "conditional", "deny"])?;
-    let reveal = q.reveal.unwrap_or(false);
-    if reveal {
+    if q.reveal {
         caller.require(Action::RevealPerson)?;
     }
     let rows = s
@@ -377,7 +379,7 @@ pub async fn entries(
             verdict.as_deref(),
             (&caller.token_id, caller.role.as_str()),
             purpose.as_str(),
-            reveal,
+            q.reveal,
             Utc::now(),
         )
         .await?;

@@ -260,17 +260,19 @@ both!(fn the_analyst_sees_counts_only_suppressed_and_the_drill_down_is_logged(b)
     assert!(due + lapsed <= report["commuters"].as_u64().unwrap() && due > 0, "{health_demand}");
 
     // People behind a count: the health authority only, with a purpose, written to the access log.
-    let drill = "/api/v1/analytics/entries?checkpoint=CP-JINGHA&purpose=flow%20review&reveal=true";
-    assert_eq!(app.get("analyst", drill).status, 403);
-    assert_eq!(app.get("health", "/api/v1/analytics/entries?checkpoint=CP-JINGHA").body["field"], "purpose");
-    let people = app.get("health", drill);
+    let drill = "/api/v1/analytics/entries";
+    let body = json!({"checkpoint": "CP-JINGHA", "purpose": "flow review", "reveal": true});
+    assert_eq!(app.post("analyst", drill, body.clone()).status, 403);
+    assert_eq!(app.post("health", drill, json!({"checkpoint": "CP-JINGHA"})).body["field"], "purpose");
+    assert_eq!(app.post("health", drill, json!({"checkpoint": "CP-NONE", "purpose": "x"})).body["field"], "checkpoint");
+    let people = app.post("health", drill, body);
     assert_eq!(people.status, 200, "{people:?}");
     let first = people.body.as_array().unwrap().iter().find(|e| !e["doc_number"].as_str().unwrap().is_empty()).unwrap();
     let doc = first["doc_number"].as_str().unwrap();
     let log = app.post("registry", "/api/v1/people/access-log", json!({"document_number": doc, "purpose": "audit"}));
     assert_eq!(log.status, 200, "{log:?}");
     assert!(log.body.to_string().contains("analytics drill-down"), "{}", log.body);
-    let masked = app.get("health", "/api/v1/analytics/entries?checkpoint=CP-JINGHA&purpose=flow%20review");
+    let masked = app.post("health", drill, json!({"checkpoint": "CP-JINGHA", "purpose": "flow review"}));
     assert!(masked.body[0]["doc_number"].as_str().unwrap().contains('*'));
 });
 

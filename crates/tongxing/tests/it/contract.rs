@@ -314,11 +314,11 @@ fn examples(app: &App) -> Vec<Example> {
         e("GET", "/api/v1/analytics/demand", "analyst", "/api/v1/analytics/demand?format=json", None),
         e("GET", "/api/v1/analytics/warnings", "health", "/api/v1/analytics/warnings?status=open", None),
         e(
-            "GET",
+            "POST",
             "/api/v1/analytics/entries",
             "health",
-            "/api/v1/analytics/entries?checkpoint=CP1&purpose=surge%20review&verdict=deny",
-            None,
+            "/api/v1/analytics/entries",
+            Some(json!({"checkpoint": "CP1", "purpose": "surge review", "verdict": "deny", "since": since})),
         ),
         e("GET", "/api/v1/analytics/places", "admin", "/api/v1/analytics/places", None),
         e(
