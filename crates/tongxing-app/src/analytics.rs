@@ -29,6 +29,20 @@ pub const ROLLUP_BATCH: i64 = 5_000;
 pub const MAX_COLUMNS: i64 = 2_000;
 const DAY: i64 = 86_400_000;
 
+/// Which people to show behind a count, and who asks why.
+#[derive(Debug, Clone, Copy)]
+pub struct DrillDown<'a> {
+    pub checkpoint: &'a str,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub verdict: Option<&'a str>,
+    /// (token id, role) of the caller, for the access log.
+    pub caller: (&'a str, &'a str),
+    pub purpose: &'a str,
+    /// Unmasked document numbers and names.
+    pub reveal: bool,
+}
+
 /// What the rollup job did in one run.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RollupRun {
@@ -697,17 +711,8 @@ impl App {
 
     /// The entry events behind one checkpoint's count over a period, for the health authority;
     /// each person shown is written to the access log with the purpose given.
-    pub async fn drill_down(
-        &self,
-        checkpoint: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        verdict: Option<&str>,
-        caller: (&str, &str),
-        purpose: &str,
-        reveal: bool,
-        now: DateTime<Utc>,
-    ) -> AppResult<Vec<tongxing_store::CellEntry>> {
+    pub async fn drill_down(&self, d: &DrillDown<'_>, now: DateTime<Utc>) -> AppResult<Vec<tongxing_store::CellEntry>> {
+        let DrillDown { checkpoint, since, until, verdict, caller, purpose, reveal } = *d;
         if until <= since {
             return Err(AppError::invalid("until", "must be after since"));
         }

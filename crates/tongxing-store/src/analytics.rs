@@ -188,14 +188,19 @@ struct LastCheck {
     denied: Option<(i64, String, i64)>,
 }
 
+/// A flow's key: (grain, bucket, checkpoint, verdict, reason, who, mode).
+type FlowKey = (i64, i64, String, String, String, &'static str, &'static str);
+/// A warning found in a batch: (kind, dedup key, document key, person, Beijing day of the
+/// check, payload without the person).
+type Found = (String, String, String, Option<i64>, i64, serde_json::Value);
+
 /// The counts and warnings of a batch, worked out in memory.
 struct Batch {
-    flows: BTreeMap<(i64, i64, String, String, String, &'static str, &'static str), i64>,
+    flows: BTreeMap<FlowKey, i64>,
     shortcuts: BTreeMap<(i64, String, String), i64>,
     last: HashMap<String, LastCheck>,
     changed: HashSet<String>,
-    /// (kind, dedup key, document key, person, Beijing day of the check, payload without the person).
-    warnings: Vec<(String, String, String, Option<i64>, i64, serde_json::Value)>,
+    warnings: Vec<Found>,
 }
 
 fn sighting(event_id: i64, checkpoint: &str, at: i64, places: &HashMap<String, LatLon>) -> Sighting {

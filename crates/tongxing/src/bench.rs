@@ -94,6 +94,10 @@ enum BenchCmd {
         /// Concurrent connections (checkpoint terminals).
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
+        /// Run the analytics job (rollups and warnings, every second) while the checks arrive,
+        /// as `serve` does.
+        #[arg(long)]
+        rollups: bool,
     },
     /// The offline checkpoint's decision on a pass (every stage, then the rules, through
     /// decide_on_pass) against raw ES256 verification of the same passes, one core.
@@ -153,8 +157,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         BenchCmd::Import { database, rows, people, seed, batch } => {
             bench_import(&database, rows, people, seed, batch).await
         }
-        BenchCmd::Checks { database, people, requests, concurrency } => {
-            bench_checks(&database, people, requests, concurrency).await
+        BenchCmd::Checks { database, people, requests, concurrency, rollups } => {
+            bench_checks(&database, people, requests, concurrency, rollups).await
         }
         BenchCmd::Alerts(a) => crate::bench_alerts::run(a).await,
         BenchCmd::Overdue { database, people, open, due } => bench_overdue(&database, people, open, due).await,
@@ -399,11 +403,25 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
     Ok(())
 }
 
-async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64) -> Result<()> {
+async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64, rollups: bool) -> Result<()> {
     let store = open_bench_database(database).await?;
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
     let state =
         tongxing_http::AppState::new(tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies));
+    if rollups {
+        // Caught up first, then every second while the checks arrive.
+        crate::rollup::rebuild(&store).await?;
+        let app = state.app.clone();
+        tokio::spawn(async move {
+            let mut clock = tongxing_app::analytics::JobClock::default();
+            loop {
+                if let Err(e) = clock.tick(&app, Utc::now()).await {
+                    tracing::warn!(error = %e, "analytics job");
+                }
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
+            }
+        });
+    }
     let addr = serve(state).await?;
     let run = load(addr, requests, concurrency, move |rng| {
         let doc = person_doc(rng.below(people.max(1)));

@@ -61,8 +61,13 @@ pub struct SimulateArgs {
     cases: String,
 }
 
-/// Checkpoints: id, name, road, kind, (lat, lon) (approximate places, WGS 84).
-const CHECKPOINTS: &[(&str, &str, Option<&str>, &str, (f64, f64))] = &[
+/// A checkpoint: id, name, road, kind, (lat, lon).
+type SimCheckpoint = (&'static str, &'static str, Option<&'static str>, &'static str, (f64, f64));
+/// A county: code, name, weight in 1,000ths, (lat, lon), the checkpoints its commuters use.
+type SimCounty = (&'static str, &'static str, u64, (f64, f64), &'static [&'static str]);
+
+/// Checkpoints (approximate places, WGS 84).
+const CHECKPOINTS: &[SimCheckpoint] = &[
     ("CP-JINGTAI", "京台高速进京检查站", Some("京台高速"), "police", (39.62, 116.45)),
     ("CP-DAGUANG", "大广高速进京检查站", Some("大广高速"), "police", (39.55, 116.35)),
     ("CP-JINGLI", "京礼高速进京检查站", Some("京礼高速"), "police", (40.50, 115.95)),
@@ -101,8 +106,8 @@ const TEST_POINTS: &[(&str, (f64, f64))] = &[
     ("SA-JINGCHENG-JINSHANLING", (40.68, 117.25)),
 ];
 
-/// Commuters' counties (weight in 1,000ths, place, the checkpoints they use).
-const COUNTIES: &[(&str, &str, u64, (f64, f64), &[&str])] = &[
+/// Commuters' counties.
+const COUNTIES: &[SimCounty] = &[
     ("131082", "三河市", 230, (39.98, 117.08), &["CP-JINGQIN", "CP-JINGHA", "VC-01", "VC-02"]),
     ("131028", "大厂回族自治县", 90, (39.89, 116.99), &["CP-TANTAI", "VC-03"]),
     ("131024", "香河县", 110, (39.76, 117.00), &["CP-JINGHA", "VC-04"]),
@@ -665,7 +670,7 @@ fn visitor_visit(
         facts.commitment_letter = service_area;
         samples.push(Pending { input, arrives });
     }
-    if pr % 200 == 0 {
+    if pr.is_multiple_of(200) {
         facts.known = true;
         facts.code = Some(CodeFacts { colour: CodeColour::Yellow, reason: Some("弹窗".into()), expires_at: None });
     }

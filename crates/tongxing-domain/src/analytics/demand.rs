@@ -68,7 +68,7 @@ pub fn commuter_expiries(
 }
 
 /// The place in `places` nearest to `from` (ties: the first).
-pub fn nearest<'a>(from: LatLon, places: &'a [(String, LatLon)]) -> Option<&'a str> {
+pub fn nearest(from: LatLon, places: &[(String, LatLon)]) -> Option<&str> {
     places
         .iter()
         .map(|(id, p)| (id, haversine_km(from, *p)))

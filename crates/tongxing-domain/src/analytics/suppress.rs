@@ -156,7 +156,9 @@ mod tests {
             prop_assert!(all_shown(&s).iter().all(|&x| x >= k));
             prop_assert!(no_single_hidden(&s));
             // What is shown is the truth.
-            for r in 0..rows { for c in 0..cols { if let Some(x) = s.cells[r][c] { prop_assert_eq!(x, t[r][c]); } } }
+            for (shown, truth) in s.cells.iter().flatten().zip(t.iter().flatten()) {
+                if let Some(x) = shown { prop_assert_eq!(*x, *truth); }
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use tongxing_app::alerts::{AlertQuery, AlertView};
-use tongxing_app::analytics::{CountTable, FlowRequest, WARNING_KINDS};
+use tongxing_app::analytics::{CountTable, DrillDown, FlowRequest, WARNING_KINDS};
 use tongxing_domain::auth::{Action, Role};
 use tongxing_domain::text::{CheckpointId, Reason};
 use tongxing_store::{FlowDim, PLACE_KINDS, Place};
@@ -370,19 +370,16 @@ pub async fn entries(
     if q.reveal {
         caller.require(Action::RevealPerson)?;
     }
-    let rows = s
-        .app
-        .drill_down(
-            &cp,
-            since,
-            until,
-            verdict.as_deref(),
-            (&caller.token_id, caller.role.as_str()),
-            purpose.as_str(),
-            q.reveal,
-            Utc::now(),
-        )
-        .await?;
+    let d = DrillDown {
+        checkpoint: &cp,
+        since,
+        until,
+        verdict: verdict.as_deref(),
+        caller: (&caller.token_id, caller.role.as_str()),
+        purpose: purpose.as_str(),
+        reveal: q.reveal,
+    };
+    let rows = s.app.drill_down(&d, Utc::now()).await?;
     Ok(Json(rows))
 }
 

@@ -48,7 +48,7 @@ fn wait<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 
 /// Waits for the analytics job's first run to end (its last step stores testing demand).
 fn first_run_done(app: &App) {
-    let done = wait(120, || (app.get("health", "/api/v1/analytics/demand").status == 200).then_some(()));
+    let done = wait(300, || (app.get("health", "/api/v1/analytics/demand").status == 200).then_some(()));
     assert!(done.is_some(), "the analytics job did not compute testing demand");
 }
 
