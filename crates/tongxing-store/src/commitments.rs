@@ -15,6 +15,19 @@ pub(crate) const HOUR_MS: i64 = 3_600_000;
 pub(crate) const CONTEXT_HOURS: i64 = 14 * 24;
 /// At most this many entries in one alert.
 pub(crate) const MAX_CONTEXT_ENTRIES: usize = 200;
+/// Hours of a person's entries read by one statement.
+pub(crate) const HOURS_PER_QUERY: usize = 24;
+/// A person's entries in up to [`HOURS_PER_QUERY`] hours ($4…): through the index that leads
+/// with the hour of the check (migration 0009).
+pub(crate) static ENTRIES_BY_HOURS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let slots: Vec<String> = (4..4 + HOURS_PER_QUERY).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT checkpoint_id, checked_at, plate, verdict FROM entry_events
+         WHERE checked_at / 3600000 IN ({}) AND person_id = $1 AND checked_at >= $2 AND checked_at <= $3
+         ORDER BY checked_at LIMIT {MAX_CONTEXT_ENTRIES}",
+        slots.join(", ")
+    )
+});
 /// Others checked in the same vehicle at the same checkpoint within this of an entry.
 pub(crate) const CO_TRAVELLER_MS: i64 = 600_000;
 
@@ -194,23 +207,19 @@ macro_rules! commitments_impl {
         ) -> Result<serde_json::Value, StoreError> {
             let person = person_context_in(tx, person_id).await?;
             let since = since.max(until - CONTEXT_HOURS * HOUR_MS);
+            // One statement per 24 hours of the window (an index seek per hour): a fixed text,
+            // so it is prepared once per connection; a shorter chunk repeats its last hour.
+            let hours: Vec<i64> = (since.div_euclid(HOUR_MS)..=until.div_euclid(HOUR_MS)).collect();
             let mut entries = Vec::new();
-            for hour in since.div_euclid(HOUR_MS)..=until.div_euclid(HOUR_MS) {
+            for chunk in hours.chunks(crate::commitments::HOURS_PER_QUERY) {
                 if entries.len() >= MAX_CONTEXT_ENTRIES {
                     break;
                 }
-                let rows = sqlx::query(
-                    "SELECT checkpoint_id, checked_at, plate, verdict FROM entry_events
-                     WHERE checked_at / 3600000 = $1 AND person_id = $2 AND checked_at >= $3 AND checked_at <= $4
-                     ORDER BY checked_at LIMIT 200",
-                )
-                .bind(hour)
-                .bind(person_id)
-                .bind(since)
-                .bind(until)
-                .fetch_all(&mut **tx)
-                .await?;
-                entries.extend(rows);
+                let mut q = sqlx::query(crate::commitments::ENTRIES_BY_HOURS.as_str()).bind(person_id).bind(since).bind(until);
+                for i in 0..crate::commitments::HOURS_PER_QUERY {
+                    q = q.bind(chunk.get(i).or(chunk.last()).copied().unwrap_or_default());
+                }
+                entries.extend(q.fetch_all(&mut **tx).await?);
             }
             entries.truncate(MAX_CONTEXT_ENTRIES);
             let mut entry_list = Vec::new();

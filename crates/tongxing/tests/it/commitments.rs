@@ -214,8 +214,8 @@ both!(fn the_alert_finds_entries_and_co_travellers_across_hours(b) {
             document: tongxing_app::input::document(None, &nth_id("120104", n), "", now).unwrap(),
             dcc: None,
         };
-        // An hour boundary ten hours ago, to the millisecond.
-        let hour = chrono::DateTime::from_timestamp_millis(((now - Duration::hours(10)).timestamp_millis() / 3_600_000) * 3_600_000).unwrap();
+        // An hour boundary forty hours ago, to the millisecond.
+        let hour = chrono::DateTime::from_timestamp_millis(((now - Duration::hours(40)).timestamp_millis() / 3_600_000) * 3_600_000).unwrap();
         let sampled = hour - Duration::minutes(30);
         let sample = tongxing_app::commitment::TestPointSample { test_point: TP, sample_id: "T71", document: person(71).document.clone(), sampled_at: sampled, pool_id: None };
         app.register_test_point_sample(&sample, "tp", sampled).await.unwrap();
@@ -225,14 +225,14 @@ both!(fn the_alert_finds_entries_and_co_travellers_across_hours(b) {
         app.sign_letter(&signing, "tp", sampled + Duration::minutes(5)).await.unwrap();
         // The person at 23 minutes past the hour before, in the vehicle; the companion a minute
         // after the hour; a stranger in the same vehicle half an hour later; the person again
-        // three hours on, on foot.
+        // 26 hours on, on foot (the read goes 24 hours at a time).
         app.check_vehicle(&cp, &plate, &[person(71)], "o", hour - Duration::minutes(1)).await.unwrap();
         app.check_vehicle(&cp, &plate, &[person(72)], "o", hour + Duration::minutes(1)).await.unwrap();
         app.check_vehicle(&cp, &plate, &[person(73)], "o", hour + Duration::minutes(30)).await.unwrap();
-        app.check_person(&cp, &person(71), None, "o", hour + Duration::hours(3)).await.unwrap();
+        app.check_person(&cp, &person(71), None, "o", hour + Duration::hours(26)).await.unwrap();
         let input = tongxing_store::SampleInput { lab: TP.into(), sample_id: "T71".into(), document: person(71).document.clone(), sampled_at: sampled,
             site: TP.into(), site_kind: tongxing_domain::SiteKind::ServiceArea, result: tongxing_domain::TestResult::Positive };
-        app.submit_samples(&[input], "lab", hour + Duration::hours(5)).await.unwrap();
+        app.submit_samples(&[input], "lab", hour + Duration::hours(28)).await.unwrap();
         let alerts = store.alerts(&tongxing_store::AlertFilter { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(alerts.len(), 1);
         let p = &alerts[0].payload;
