@@ -397,11 +397,12 @@ macro_rules! analytics_impl {
                     .iter()
                     .map(|r| (r.get::<String, _>(0), (r.get::<f64, _>(1), r.get::<f64, _>(2))))
                     .collect();
-                let mut tx = self.write.begin().await?;
-                // Taken first: a second runner waits here, then reads the watermark this pass leaves.
-                let state = sqlx::query("UPDATE rollup_state SET updated_at = $1 WHERE one = 1 RETURNING watermark, gaps")
-                    .bind(now_ms)
-                    .fetch_one(&mut *tx)
+                // Everything is read first, on a reader (SQLite's one writer is not held while the
+                // events are read and their facts parsed); the write transaction then moves the
+                // watermark only from the value read (compare and set): a pass that another
+                // runner overtook writes nothing.
+                let state = sqlx::query("SELECT watermark, gaps FROM rollup_state WHERE one = 1")
+                    .fetch_one(&self.read)
                     .await?;
                 let watermark: i64 = state.get(0);
                 let old_gaps: Vec<(i64, i64)> = serde_json::from_str(state.get::<&str, _>(1)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -412,13 +413,13 @@ macro_rules! analytics_impl {
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!("{select} WHERE id > $1 ORDER BY id LIMIT $2")))
                     .bind(watermark)
                     .bind(limit)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.read)
                     .await?;
                 let fresh: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
                 if !gap_ids.is_empty() {
                     let found = sqlx::query(sqlx::AssertSqlSafe(format!("{select} WHERE id IN ({}) ORDER BY id", $ids)))
                         .bind(serde_json::to_string(&gap_ids).unwrap_or_default())
-                        .fetch_all(&mut *tx)
+                        .fetch_all(&self.read)
                         .await?;
                     rows.extend(found);
                 }
@@ -451,7 +452,7 @@ macro_rules! analytics_impl {
                          FROM last_checks WHERE doc_key IN (", $keys, ")"
                     ))
                     .bind(serde_json::to_string(&people).unwrap_or_default())
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.read)
                     .await?;
                     for r in &stored {
                         let denied = match (r.get::<Option<i64>, _>(4), r.get::<Option<String>, _>(5), r.get::<Option<i64>, _>(6)) {
@@ -465,6 +466,20 @@ macro_rules! analytics_impl {
                     }
                 }
                 let batch = work_out(&events, last, &places, cfg, now_ms);
+                if events.is_empty() && gaps.len() == gap_ids.len() {
+                    return Ok(RollupPass { events: 0, alerts: Vec::new(), watermark, gaps: gaps.len() });
+                }
+                let mut tx = self.write.begin().await?;
+                let moved = sqlx::query("UPDATE rollup_state SET updated_at = $1 WHERE one = 1 AND watermark = $2 AND gaps = $3")
+                    .bind(now_ms)
+                    .bind(watermark)
+                    .bind(state.get::<&str, _>(1))
+                    .execute(&mut *tx)
+                    .await?;
+                if moved.rows_affected() != 1 {
+                    // Another runner counted these events meanwhile.
+                    return Ok(RollupPass { events: 0, alerts: Vec::new(), watermark, gaps: gaps.len() });
+                }
 
                 if !batch.flows.is_empty() {
                     let rows: Vec<serde_json::Value> = batch
