@@ -15,7 +15,19 @@ use crate::{App, AppError, AppResult};
 /// The states of an alert, in order.
 pub const STATUSES: &[&str] = &["open", "acknowledged", "resolved"];
 /// The kinds of alert.
-pub const KINDS: &[&str] = &["positive", "overdue", "pool_positive"];
+pub const KINDS: &[&str] = &[
+    "positive",
+    "overdue",
+    "pool_positive",
+    // The early warnings (`crate::analytics::WARNING_KINDS`).
+    "cloned_code",
+    "shortcut",
+    "surge",
+    "slow_rise",
+    "positive_cluster",
+    "lab_late",
+    "lab_positivity",
+];
 /// The event types of the outbox (the SSE stream's `event`, a webhook's `type`).
 pub const EVENT_TYPES: &[&str] = &["alert.raised", "alert.acknowledged", "alert.resolved"];
 /// The most alerts one listing returns, and the default.
@@ -26,7 +38,8 @@ pub const DEFAULT_LIMIT: i64 = 100;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertView {
     pub id: i64,
-    /// positive, overdue or pool_positive.
+    /// positive, overdue, pool_positive, or an early warning (cloned_code, shortcut, surge,
+    /// slow_rise, positive_cluster, lab_late, lab_positivity).
     pub kind: String,
     /// The cause: one alert per cause (a re-sent result raises nothing new).
     pub dedup_key: String,

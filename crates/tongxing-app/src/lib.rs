@@ -27,10 +27,13 @@
 //! - [`alerts`]: alerts for the health authority (list, acknowledge, resolve); [`feed`]: the
 //!   outbox as a live feed for the SSE stream; [`webhooks`]: webhooks, signing and the relay;
 //!   [`lease`]: tasks that run on one server at a time, fenced by a token.
+//! - [`analytics`]: big data — the rollup job and the periodic detectors (early warnings as
+//!   alerts), flows, profiles, shortcuts, testing demand, the drill-down to people.
 //! - [`input`]: what the edges receive (a sample, a commuter application, a document) parsed
 //!   into domain values, with errors naming the field; shared by the API and the CSV imports.
 
 pub mod alerts;
+pub mod analytics;
 pub mod check;
 pub mod citizen;
 pub mod colours;
@@ -126,6 +129,8 @@ pub struct App {
     dcc: Option<Arc<tongxing_pass::hcert::DccTrustList>>,
     /// The outbox as a live feed (one poller per server, shared by its stream clients).
     feed: Arc<feed::Feed>,
+    /// The thresholds of early warnings and of the privacy of aggregates (`serve --analytics`).
+    analytics: Arc<tongxing_domain::analytics::AnalyticsConfig>,
 }
 
 impl App {
@@ -138,8 +143,15 @@ impl App {
             keys: None,
             dcc: None,
             feed: Arc::new(feed::Feed::new(store.clone())),
+            analytics: Default::default(),
             store,
         }
+    }
+
+    /// With the thresholds of early warnings and suppression (otherwise the defaults).
+    pub fn with_analytics(mut self, config: tongxing_domain::analytics::AnalyticsConfig) -> App {
+        self.analytics = Arc::new(config);
+        self
     }
 
     /// The outbox as a live feed, for stream clients.

@@ -52,6 +52,8 @@ pub enum Action {
     ManageWebhooks,
     /// See the servers' shared state (leases).
     ReadOperations,
+    /// See the people behind an aggregate count (always written to the access log).
+    DrillDown,
 }
 
 impl Action {
@@ -80,6 +82,7 @@ impl Action {
             HandleAlerts => "handle alerts",
             ManageWebhooks => "manage webhooks",
             ReadOperations => "read the servers' operational state",
+            DrillDown => "see the people behind a count",
         }
     }
 }
@@ -110,6 +113,7 @@ impl Role {
             HandleAlerts => matches!(self, Health),
             ManageWebhooks => matches!(self, Admin | Health),
             ReadOperations => matches!(self, Admin),
+            DrillDown => matches!(self, Health),
         }
     }
 }
@@ -132,6 +136,10 @@ mod tests {
         assert!(Role::Health.can(Action::SetCode));
         assert!(Role::Officer.can(Action::Check));
         assert!(!Role::Admin.can(Action::RevealPerson));
+        // Aggregates for the analyst; the people behind them for the health authority only.
+        assert!(Role::Analyst.can(Action::ReadStats));
+        assert!(!Role::Analyst.can(Action::DrillDown));
+        assert!(Role::Health.can(Action::DrillDown));
     }
 
     #[test]

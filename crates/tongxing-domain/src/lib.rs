@@ -13,6 +13,7 @@
 //!
 //! Time is always a value passed in: nothing in this crate reads a clock.
 
+pub mod analytics;
 pub mod auth;
 pub mod commitment;
 pub mod decision;

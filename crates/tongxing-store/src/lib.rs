@@ -12,6 +12,7 @@
 //! method returns `Ok`, the data is committed (SQLite in WAL mode survives a killed process).
 
 mod alerts;
+mod analytics;
 pub mod checkpoint;
 mod citizens;
 mod commitments;
@@ -38,6 +39,10 @@ use tongxing_domain::commitment::{CodeChange, CommitmentStatus};
 use tongxing_domain::facts::{CodeColour, CodeFacts, CommuterFacts, CommuterStatus, PersonFacts, TestResult};
 
 pub use alerts::{AlertFilter, AlertRecord, NewAlert, OutboxEvent};
+pub use analytics::{
+    CellEntry, FlowCell, FlowDim, FlowQuery, GRAINS, LabStats, PLACE_KINDS, Place, PositiveRow, RollupPass,
+    WARN_WITHIN_HOURS, bucket_of,
+};
 pub use citizens::{FamilyLink, NewOtp, OtpCounts, OtpRecord, QueuedRevocation};
 pub use commitments::{CommitmentRecord, FollowUps, NewCommitment, SignRefusal};
 pub use delivery::{
@@ -181,6 +186,7 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 struct Inner {
     backend: Backend,

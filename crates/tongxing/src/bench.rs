@@ -94,6 +94,19 @@ enum BenchCmd {
         /// Concurrent connections (checkpoint terminals).
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
+        /// Run the analytics job (rollups and warnings, every second) while the checks arrive,
+        /// as `serve` does.
+        #[arg(long)]
+        rollups: bool,
+    },
+    /// The dashboard's queries over a simulated month (`tongxing simulate` first): each timed
+    /// 20 times; then a full rollup rebuild (`--rebuild`).
+    Analytics {
+        #[arg(long, env = "TONGXING_DATABASE", help = DATABASE_HELP)]
+        database: String,
+        /// Also time a full rebuild of the rollups from the entry events.
+        #[arg(long)]
+        rebuild: bool,
     },
     /// The offline checkpoint's decision on a pass (every stage, then the rules, through
     /// decide_on_pass) against raw ES256 verification of the same passes, one core.
@@ -153,10 +166,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         BenchCmd::Import { database, rows, people, seed, batch } => {
             bench_import(&database, rows, people, seed, batch).await
         }
-        BenchCmd::Checks { database, people, requests, concurrency } => {
-            bench_checks(&database, people, requests, concurrency).await
+        BenchCmd::Checks { database, people, requests, concurrency, rollups } => {
+            bench_checks(&database, people, requests, concurrency, rollups).await
         }
         BenchCmd::Alerts(a) => crate::bench_alerts::run(a).await,
+        BenchCmd::Analytics { database, rebuild } => bench_analytics(&database, rebuild).await,
         BenchCmd::Overdue { database, people, open, due } => bench_overdue(&database, people, open, due).await,
         BenchCmd::Passes { database, people, citizens, requests, concurrency } => {
             bench_passes(&database, people, citizens, requests, concurrency).await
@@ -399,11 +413,25 @@ async fn bench_import(database: &str, rows: u64, people: u64, seed: u64, batch: 
     Ok(())
 }
 
-async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64) -> Result<()> {
+async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u64, rollups: bool) -> Result<()> {
     let store = open_bench_database(database).await?;
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
     let state =
         tongxing_http::AppState::new(tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies));
+    if rollups {
+        // Caught up first, then every second while the checks arrive.
+        crate::rollup::rebuild(&store).await?;
+        let app = state.app.clone();
+        tokio::spawn(async move {
+            let mut clock = tongxing_app::analytics::JobClock::default();
+            loop {
+                if let Err(e) = clock.tick(&app, Utc::now()).await {
+                    tracing::warn!(error = %e, "analytics job");
+                }
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
+            }
+        });
+    }
     let addr = serve(state).await?;
     let run = load(addr, requests, concurrency, move |rng| {
         let doc = person_doc(rng.below(people.max(1)));
@@ -423,6 +451,90 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
         run.verdicts[2]
     );
     println!("{:?}", store.counts().await?);
+    store.close().await;
+    Ok(())
+}
+
+async fn bench_analytics(database: &str, rebuild: bool) -> Result<()> {
+    use tongxing_app::analytics::FlowRequest;
+    use tongxing_store::FlowDim;
+    let store = open_bench_database(database).await?;
+    let app = tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies);
+    let c = store.counts().await?;
+    if rebuild {
+        let (events, secs) = crate::rollup::rebuild(&store).await?;
+        println!(
+            "analytics: rollup rebuild: {events} entry events in {secs:.1} s ({:.0} events/s)",
+            events as f64 / secs
+        );
+    } else {
+        app.rollup(Utc::now(), usize::MAX).await?;
+    }
+    let now = Utc::now();
+    app.compute_demand(now).await?;
+    let flows = |grain: i64, days: i64, rows: FlowDim, columns: FlowDim| FlowRequest {
+        grain,
+        since: now - Duration::days(days),
+        until: now,
+        rows,
+        columns,
+        checkpoint: None,
+        verdict: None,
+        who: None,
+        mode: None,
+    };
+    let queries: Vec<(&str, FlowRequest)> = vec![
+        ("flows 15 min × checkpoint, last 24 h", flows(15, 1, FlowDim::Checkpoint, FlowDim::Bucket)),
+        ("flows hour × verdict, last 7 days", flows(60, 7, FlowDim::Bucket, FlowDim::Verdict)),
+        ("flows day × reason, last 30 days", flows(1440, 30, FlowDim::Reason, FlowDim::Bucket)),
+        ("flows checkpoint × who, last 30 days", flows(1440, 30, FlowDim::Checkpoint, FlowDim::Who)),
+        ("flows hour of day × mode, last 7 days", flows(60, 7, FlowDim::Mode, FlowDim::HourOfDay)),
+    ];
+    println!("analytics: {} entry events in the database; each query 20 times, suppressed (analyst):", c.entry_events);
+    let time = |label: &str, mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        println!("  {label:<45} p50 {:>7.2} ms  max {:>7.2} ms", times[times.len() / 2], times[times.len() - 1]);
+    };
+    for (label, q) in &queries {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let t0 = Instant::now();
+            app.flows(q, true).await?;
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        time(label, times);
+    }
+    let today = now.with_timezone(&tongxing_domain::shanghai()).date_naive();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        app.profile(today, None, true).await?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    time("profile: today beside 3 past weeks", times);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        app.shortcuts(now - Duration::days(7), now, true).await?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    time("shortcuts by pair, 7 days", times);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        app.demand(true).await?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    time("testing demand (the job's snapshot)", times);
+    let t0 = Instant::now();
+    app.compute_demand(now).await?;
+    println!("  computing testing demand (the job, hourly): {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    let t0 = Instant::now();
+    app.detect_all(now).await?;
+    println!(
+        "  periodic detectors (surges, slow rises, clusters, labs): {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
     store.close().await;
     Ok(())
 }

@@ -9,8 +9,10 @@ mod demo;
 mod import;
 mod keys;
 mod node;
+mod rollup;
 mod rules;
 mod serve;
+mod simulate;
 mod sms;
 mod webhook;
 
@@ -51,6 +53,12 @@ enum Cmd {
     Token(TokenCmd),
     /// Measure decisions, checks and imports (figures for docs/PERFORMANCE.md).
     Bench(bench::BenchArgs),
+    /// Write a realistic simulated month of entry events, samples and results (with injected
+    /// cases for the early warnings) into a database of its own.
+    Simulate(simulate::SimulateArgs),
+    /// The flows kept from the entry events: rebuild them, or show how far the job has come.
+    #[command(subcommand)]
+    Rollup(rollup::RollupCmd),
     /// CertLogic rules and entry policies: eval, check, test, reissue, dry-run.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
@@ -273,6 +281,8 @@ async fn run_other(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
+        Cmd::Simulate(args) => simulate::run(args).await,
+        Cmd::Rollup(cmd) => rollup::run(cmd).await,
         Cmd::Rules(_) | Cmd::Import(_) | Cmd::Keys(_) | Cmd::Pass(_) | Cmd::Checkpoint(_) | Cmd::Verify(_) => {
             unreachable!("handled in run")
         }

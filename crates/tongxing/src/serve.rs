@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Take no part in running the webhook relay (other servers of the database do).
     #[arg(long)]
     no_relay: bool,
+    /// The thresholds of early warnings and of the suppression of small counts: a JSON object
+    /// (fields and defaults in README.md, "Big data"); missing fields keep their defaults.
+    #[arg(long, env = "TONGXING_ANALYTICS")]
+    analytics: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -75,6 +79,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         publish_rule_set(&store, rs, text).await?;
     }
     let mut app = tongxing_app::App::new(store.clone(), policies);
+    if let Some(file) = &args.analytics {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let config = tongxing_domain::analytics::AnalyticsConfig::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("--analytics {}: {e}", file.display()))?;
+        app = app.with_analytics(config);
+    }
     match args.otp_sender.as_deref().or(args.demo.then_some("log")) {
         None => tracing::info!("no --otp-sender: citizens cannot sign in on this server"),
         Some("log") => {
@@ -121,6 +131,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
     let scanner = state.app.clone();
     let revoker = state.app.clone();
+    let analyst = state.app.clone();
     let feed = state.app.alert_feed().clone();
     // The API, and the web pages beside it (the pages are not API routes: the OpenAPI document
     // covers the API only).
@@ -168,6 +179,24 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 }
             },
         )
+        .await
+    });
+    // Big data (issue 13): the rollup job (flows, cloned codes, shortcuts) every second and the
+    // periodic detectors, on one server at a time. The rollup's counts and its watermark move
+    // in one transaction, so a server that loses the lease mid-pass counts nothing twice.
+    let (s, h) = (store.clone(), holder.clone());
+    tokio::spawn(async move {
+        let clock = std::sync::Arc::new(tokio::sync::Mutex::new(tongxing_app::analytics::JobClock::default()));
+        tongxing_app::lease::run_exclusive(s, "analytics", h, ttl, std::time::Duration::from_secs(1), move |_| {
+            let (analyst, clock) = (analyst.clone(), clock.clone());
+            async move {
+                let raised = clock.lock().await.tick(&analyst, chrono::Utc::now()).await?;
+                if !raised.is_empty() {
+                    tracing::info!(alerts = raised.len(), "early warnings raised");
+                }
+                Ok(())
+            }
+        })
         .await
     });
     if !args.no_relay {

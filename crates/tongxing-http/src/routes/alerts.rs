@@ -33,8 +33,10 @@ pub struct AlertsQuery {
     /// open, acknowledged or resolved.
     #[param(value_type = Option<String>, max_length = 20, pattern = "^(open|acknowledged|resolved)$")]
     pub status: Option<String>,
-    /// positive, overdue or pool_positive.
-    #[param(value_type = Option<String>, max_length = 20, pattern = "^(positive|overdue|pool_positive)$")]
+    /// positive, overdue, pool_positive, or an early warning: cloned_code, shortcut, surge,
+    /// slow_rise, positive_cluster, lab_late, lab_positivity.
+    #[param(value_type = Option<String>, max_length = 20,
+        pattern = "^(positive|overdue|pool_positive|cloned_code|shortcut|surge|slow_rise|positive_cluster|lab_late|lab_positivity)$")]
     pub kind: Option<String>,
     /// Raised at or after, RFC 3339 with an offset.
     #[param(value_type = Option<String>, format = DateTime, max_length = 40)]

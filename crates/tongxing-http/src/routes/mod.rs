@@ -2,6 +2,7 @@
 //! the edge, and how optional text fields are read.
 
 pub mod alerts;
+pub mod analytics;
 pub mod checkpoints;
 pub mod checks;
 pub mod citizen;

@@ -353,6 +353,44 @@ fn examples(app: &App) -> Vec<Example> {
             ..e("POST", "/api/v1/webhooks/{id}/disable", "admin", "/api/v1/webhooks/1/disable", None)
         },
         e("GET", "/api/v1/ops/leases", "admin", "/api/v1/ops/leases", None),
+        // Big data.
+        e(
+            "GET",
+            "/api/v1/analytics/flows",
+            "analyst",
+            &format!(
+                "/api/v1/analytics/flows?grain=1h&rows=checkpoint&columns=verdict&since={}&who=visitor",
+                urlencode(&since)
+            ),
+            None,
+        ),
+        e(
+            "GET",
+            "/api/v1/analytics/profile",
+            "analyst",
+            "/api/v1/analytics/profile?date=2021-11-20&checkpoint=CP1",
+            None,
+        ),
+        e("GET", "/api/v1/analytics/shortcuts", "analyst", "/api/v1/analytics/shortcuts?format=csv", None),
+        e("GET", "/api/v1/analytics/demand", "analyst", "/api/v1/analytics/demand?format=json", None),
+        e("GET", "/api/v1/analytics/warnings", "health", "/api/v1/analytics/warnings?status=open", None),
+        e(
+            "POST",
+            "/api/v1/analytics/entries",
+            "health",
+            "/api/v1/analytics/entries",
+            Some(json!({"checkpoint": "CP1", "purpose": "surge review", "verdict": "deny", "since": since})),
+        ),
+        e("GET", "/api/v1/analytics/places", "admin", "/api/v1/analytics/places", None),
+        e(
+            "POST",
+            "/api/v1/analytics/places",
+            "admin",
+            "/api/v1/analytics/places",
+            Some(
+                json!({"places": [{"kind": "checkpoint", "id": "CP1", "name": "京哈高速检查站", "lat": 39.9, "lon": 116.93}]}),
+            ),
+        ),
         e("GET", "/api/v1/openapi.json", "admin", "/api/v1/openapi.json", None),
         e("GET", "/healthz", "admin", "/healthz", None),
         e("GET", "/metrics", "admin", "/metrics", None),

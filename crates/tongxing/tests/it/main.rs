@@ -7,6 +7,7 @@ mod delivery_helpers;
 mod helpers;
 
 mod alerts;
+mod analytics;
 mod api;
 mod bench;
 mod budget;
@@ -30,7 +31,7 @@ mod serve;
 mod web;
 mod web_citizen;
 mod web_health;
-mod web_registry;
 mod web_officer;
+mod web_registry;
 mod web_test_point;
 mod webhooks;
