@@ -18,6 +18,8 @@ use tongxing_domain::time;
 use tongxing_store::{FlowDim, FlowQuery, NewAlert, bucket_of};
 use utoipa::ToSchema;
 
+use crate::alerts::AlertView;
+use crate::export::{Column, Sheet};
 use crate::{App, AppError, AppResult};
 
 /// The kinds of alert the early warnings raise.
@@ -117,35 +119,43 @@ impl CountTable {
         }
     }
 
-    /// The table as CSV: a header (the row dimension, the columns, "total"), one line per row,
-    /// and a "total" line; a suppressed count is empty.
-    pub fn to_csv(&self) -> String {
-        let cell = |v: &Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
-        let quote = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
-        };
-        let mut out = String::new();
-        let head: Vec<String> = std::iter::once(quote(&self.rows_by))
-            .chain(self.columns.iter().map(|c| quote(c)))
-            .chain(std::iter::once("total".to_string()))
-            .collect();
-        out.push_str(&head.join(","));
-        out.push_str("\r\n");
-        for r in &self.rows {
-            let line: Vec<String> = std::iter::once(quote(&r.key))
-                .chain(r.cells.iter().map(cell))
-                .chain(std::iter::once(cell(&r.total)))
-                .collect();
-            out.push_str(&line.join(","));
-            out.push_str("\r\n");
+    /// The table as a sheet, laid out as its CSV: the row dimension, one column per column
+    /// key, "total"; a last row "total" with the column totals. A suppressed count is `None`.
+    pub fn to_sheet(&self, name: &str) -> Sheet {
+        let mut keys: Vec<String> = self.rows.iter().map(|r| r.key.clone()).collect();
+        keys.push("total".into());
+        let mut columns = vec![(self.rows_by.clone(), Column::Text(keys))];
+        for (i, c) in self.columns.iter().enumerate() {
+            let mut cells: Vec<Option<u64>> = self.rows.iter().map(|r| r.cells[i]).collect();
+            cells.push(self.column_totals[i]);
+            columns.push((c.clone(), Column::Count(cells)));
         }
-        let line: Vec<String> = std::iter::once("total".to_string())
-            .chain(self.column_totals.iter().map(cell))
-            .chain(std::iter::once(cell(&self.total)))
-            .collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-        out
+        let mut totals: Vec<Option<u64>> = self.rows.iter().map(|r| r.total).collect();
+        totals.push(self.total);
+        columns.push(("total".into(), Column::Count(totals)));
+        Sheet { name: name.into(), columns }
+    }
+
+    /// The table as CSV (its sheet): a suppressed count is empty.
+    pub fn to_csv(&self) -> String {
+        self.to_sheet("table").to_csv()
+    }
+}
+
+/// The early warnings as a sheet: id, kind, status, raised_at, why.
+pub fn warnings_sheet(all: &[AlertView]) -> Sheet {
+    Sheet {
+        name: "warnings".into(),
+        columns: vec![
+            ("id".into(), Column::Int(all.iter().map(|a| a.id).collect())),
+            ("kind".into(), Column::Text(all.iter().map(|a| a.kind.to_string()).collect())),
+            ("status".into(), Column::Text(all.iter().map(|a| a.status.to_string()).collect())),
+            ("raised_at".into(), Column::Text(all.iter().map(|a| time::rfc3339(a.raised_at)).collect())),
+            (
+                "why".into(),
+                Column::Text(all.iter().map(|a| a.detail["why"].as_str().unwrap_or("").to_string()).collect()),
+            ),
+        ],
     }
 }
 

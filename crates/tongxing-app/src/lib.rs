@@ -41,6 +41,7 @@ pub mod commitment;
 pub mod commuter;
 pub mod csvfile;
 pub mod dryrun;
+pub mod export;
 pub mod feed;
 pub mod frame;
 pub mod input;

@@ -418,16 +418,24 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
     let token = crate::create_token(&store, "officer", "", Some("bench")).await?;
     let state =
         tongxing_http::AppState::new(tongxing_app::App::new(store.clone(), crate::load_policies(&[])?.policies));
+    // The analytics job's runs: (seconds, events counted).
+    let ticks: Arc<std::sync::Mutex<Vec<(f64, i64)>>> = Arc::default();
     if rollups {
         // Caught up first, then every second while the checks arrive.
         crate::rollup::rebuild(&store).await?;
         let app = state.app.clone();
+        let ticks = ticks.clone();
+        let wm = store.clone();
         tokio::spawn(async move {
             let mut clock = tongxing_app::analytics::JobClock::default();
             loop {
+                let t0 = Instant::now();
+                let before = wm.rollup_watermark().await.map(|w| w.0).unwrap_or(0);
                 if let Err(e) = clock.tick(&app, Utc::now()).await {
                     tracing::warn!(error = %e, "analytics job");
                 }
+                let after = wm.rollup_watermark().await.map(|w| w.0).unwrap_or(0);
+                ticks.lock().unwrap().push((t0.elapsed().as_secs_f64(), after - before));
                 tokio::time::sleep(StdDuration::from_secs(1)).await;
             }
         });
@@ -450,6 +458,22 @@ async fn bench_checks(database: &str, people: u64, requests: u64, concurrency: u
         run.verdicts[1],
         run.verdicts[2]
     );
+    if rollups {
+        let mut t = ticks.lock().unwrap().clone();
+        t.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some(max) = t.last() {
+            let events: i64 = t.iter().map(|x| x.1).sum();
+            println!(
+                "analytics job during the load: {} runs, {events} events counted; a run p50 {:.0} ms, max {:.0} ms \
+                 ({} events): an event waits at most the 1 s pause plus a run, {:.2} s, for its warning",
+                t.len(),
+                t[t.len() / 2].0 * 1000.0,
+                max.0 * 1000.0,
+                max.1,
+                1.0 + max.0
+            );
+        }
+    }
     println!("{:?}", store.counts().await?);
     store.close().await;
     Ok(())

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use tongxing_app::alerts::{AlertQuery, AlertView};
-use tongxing_app::analytics::{CountTable, DrillDown, FlowRequest, WARNING_KINDS};
+use tongxing_app::analytics::{CountTable, DrillDown, FlowRequest, WARNING_KINDS, warnings_sheet};
+use tongxing_app::export::{ExportFormat, Sheet};
 use tongxing_domain::auth::{Action, Role};
 use tongxing_domain::text::{CheckpointId, Reason};
 use tongxing_store::{FlowDim, PLACE_KINDS, Place};
@@ -25,31 +26,42 @@ use crate::error::{ApiError, ApiResult, At};
 use crate::extract::{JsonBody, QueryParams};
 use crate::{AppState, schema};
 
-/// JSON or CSV.
-fn csv_wanted(format: Option<&str>) -> Result<bool, ApiError> {
-    match format.map(str::trim) {
-        None | Some("json") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(other) => Err(ApiError::invalid(
-            "format",
-            format!("{} is not one of: json, csv", tongxing_domain::text::quote(other)),
-        )),
-    }
+/// JSON, CSV or (built with the `parquet` feature) Parquet.
+fn export_format(format: Option<&str>) -> Result<ExportFormat, ApiError> {
+    ExportFormat::parse(format).map_err(|e| ApiError::invalid("format", e))
 }
 
-fn csv(name: &str, body: String) -> Response {
-    (
+/// A sheet as a file to download.
+fn file(sheet: Sheet, format: ExportFormat) -> ApiResult<Response> {
+    let (body, content_type, ext) = match format {
+        ExportFormat::Parquet => (parquet_bytes(&sheet)?, "application/vnd.apache.parquet", "parquet"),
+        _ => (sheet.to_csv().into_bytes(), "text/csv; charset=utf-8", "csv"),
+    };
+    Ok((
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\"")),
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.{ext}\"", sheet.name)),
         ],
         body,
     )
-        .into_response()
+        .into_response())
 }
 
-fn table(name: &str, t: CountTable, as_csv: bool) -> Response {
-    if as_csv { csv(name, t.to_csv()) } else { Json(t).into_response() }
+#[cfg(feature = "parquet")]
+fn parquet_bytes(sheet: &Sheet) -> ApiResult<Vec<u8>> {
+    sheet.to_parquet().map_err(ApiError::Internal)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn parquet_bytes(_: &Sheet) -> ApiResult<Vec<u8>> {
+    Err(ApiError::Internal("parquet is not built into this server".into()))
+}
+
+fn table(name: &str, t: CountTable, format: ExportFormat) -> ApiResult<Response> {
+    match format {
+        ExportFormat::Json => Ok(Json(t).into_response()),
+        _ => file(t.to_sheet(name), format),
+    }
 }
 
 /// Counts are suppressed for the analyst.
@@ -118,8 +130,8 @@ pub struct FlowsQuery {
     /// vehicle or foot only.
     #[param(value_type = Option<String>, max_length = 20, pattern = "^(vehicle|foot)$")]
     pub mode: Option<String>,
-    /// json (default) or csv.
-    #[param(value_type = Option<String>, max_length = 4, pattern = "^(json|csv)$")]
+    /// json (default), csv, or parquet (a server built with the `parquet` feature).
+    #[param(value_type = Option<String>, max_length = 7, pattern = "^(json|csv|parquet)$")]
     pub format: Option<String>,
 }
 
@@ -128,15 +140,15 @@ pub struct FlowsQuery {
 /// on foot, hour of the day; with per-row denial rates when the columns are verdicts.
 #[utoipa::path(get, path = "/api/v1/analytics/flows", tag = "analytics", operation_id = "analytics_flows",
     params(FlowsQuery),
-    responses((status = 200, description = "The table (JSON), or CSV with format=csv",
-        content((CountTable = "application/json"), (String = "text/csv")))))]
+    responses((status = 200, description = "The table (JSON), or CSV with format=csv, or Parquet with format=parquet",
+        content((CountTable = "application/json"), (String = "text/csv"), (String = "application/vnd.apache.parquet")))))]
 pub async fn flows(
     State(s): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<FlowsQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadStats)?;
-    let as_csv = csv_wanted(q.format.as_deref())?;
+    let format = export_format(q.format.as_deref())?;
     let grain = match q.grain.as_deref().map(str::trim) {
         None | Some("1h") => 60,
         Some("15m") => 15,
@@ -161,7 +173,7 @@ pub async fn flows(
         mode: one_of("mode", q.mode.as_deref(), &["vehicle", "foot"])?,
     };
     let t = s.app.flows(&request, suppressed(&caller)).await?;
-    Ok(table("flows", t, as_csv))
+    table("flows", t, format)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -174,8 +186,8 @@ pub struct ProfileQuery {
     /// One checkpoint; default all.
     #[param(value_type = Option<String>, max_length = 64)]
     pub checkpoint: Option<String>,
-    /// json (default) or csv.
-    #[param(value_type = Option<String>, max_length = 4, pattern = "^(json|csv)$")]
+    /// json (default), csv, or parquet (a server built with the `parquet` feature).
+    #[param(value_type = Option<String>, max_length = 7, pattern = "^(json|csv|parquet)$")]
     pub format: Option<String>,
 }
 
@@ -183,15 +195,15 @@ pub struct ProfileQuery {
 /// weeks before (the first row beside the second: today and the same weekday last week).
 #[utoipa::path(get, path = "/api/v1/analytics/profile", tag = "analytics", operation_id = "analytics_profile",
     params(ProfileQuery),
-    responses((status = 200, description = "The table (JSON), or CSV with format=csv",
-        content((CountTable = "application/json"), (String = "text/csv")))))]
+    responses((status = 200, description = "The table (JSON), or CSV with format=csv, or Parquet with format=parquet",
+        content((CountTable = "application/json"), (String = "text/csv"), (String = "application/vnd.apache.parquet")))))]
 pub async fn profile(
     State(s): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<ProfileQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadStats)?;
-    let as_csv = csv_wanted(q.format.as_deref())?;
+    let format = export_format(q.format.as_deref())?;
     let date = match q.date.as_deref().map(str::trim) {
         None => Utc::now().with_timezone(&tongxing_domain::shanghai()).date_naive(),
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
@@ -200,7 +212,7 @@ pub async fn profile(
     };
     let cp = checkpoint(&s, "checkpoint", q.checkpoint.as_deref()).await?;
     let t = s.app.profile(date, cp, suppressed(&caller)).await?;
-    Ok(table("profile", t, as_csv))
+    table("profile", t, format)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -213,8 +225,8 @@ pub struct PeriodFormatQuery {
     /// End (exclusive), RFC 3339 with an offset; default now.
     #[param(value_type = Option<String>, format = DateTime, max_length = 40)]
     pub until: Option<String>,
-    /// json (default) or csv.
-    #[param(value_type = Option<String>, max_length = 4, pattern = "^(json|csv)$")]
+    /// json (default), csv, or parquet (a server built with the `parquet` feature).
+    #[param(value_type = Option<String>, max_length = 7, pattern = "^(json|csv|parquet)$")]
     pub format: Option<String>,
 }
 
@@ -222,15 +234,15 @@ pub struct PeriodFormatQuery {
 /// of checkpoints: where they cluster.
 #[utoipa::path(get, path = "/api/v1/analytics/shortcuts", tag = "analytics", operation_id = "analytics_shortcuts",
     params(PeriodFormatQuery),
-    responses((status = 200, description = "The table (JSON), or CSV with format=csv",
-        content((CountTable = "application/json"), (String = "text/csv")))))]
+    responses((status = 200, description = "The table (JSON), or CSV with format=csv, or Parquet with format=parquet",
+        content((CountTable = "application/json"), (String = "text/csv"), (String = "application/vnd.apache.parquet")))))]
 pub async fn shortcuts(
     State(s): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<PeriodFormatQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadStats)?;
-    let as_csv = csv_wanted(q.format.as_deref())?;
+    let format = export_format(q.format.as_deref())?;
     let now = Utc::now();
     let until = parse_time_opt("until", q.until.as_deref())?.unwrap_or(now);
     let since = parse_time_opt("since", q.since.as_deref())?.unwrap_or(until - Duration::days(7));
@@ -238,15 +250,15 @@ pub async fn shortcuts(
         return Err(ApiError::invalid("since", "must be before until"));
     }
     let t = s.app.shortcuts(since, until, suppressed(&caller)).await?;
-    Ok(table("shortcuts", t, as_csv))
+    table("shortcuts", t, format)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FormatQuery {
-    /// json (default) or csv (the commuters per county and day).
-    #[param(value_type = Option<String>, max_length = 4, pattern = "^(json|csv)$")]
+    /// json (default), csv or parquet (the commuters per county and day).
+    #[param(value_type = Option<String>, max_length = 7, pattern = "^(json|csv|parquet)$")]
     pub format: Option<String>,
 }
 
@@ -265,12 +277,12 @@ pub async fn demand(
     QueryParams(q): QueryParams<FormatQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadStats)?;
-    let as_csv = csv_wanted(q.format.as_deref())?;
+    let format = export_format(q.format.as_deref())?;
     let body = s.app.demand(suppressed(&caller)).await?;
-    if as_csv {
+    if format != ExportFormat::Json {
         let t: CountTable = serde_json::from_value(body["by_county"].clone())
             .map_err(|e| ApiError::Internal(format!("demand table: {e}")))?;
-        return Ok(csv("demand", t.to_csv()));
+        return table("demand", t, format);
     }
     Ok(Json(body).into_response())
 }
@@ -285,8 +297,8 @@ pub struct WarningsQuery {
     /// Raised at or after, RFC 3339 with an offset.
     #[param(value_type = Option<String>, format = DateTime, max_length = 40)]
     pub since: Option<String>,
-    /// json (default) or csv.
-    #[param(value_type = Option<String>, max_length = 4, pattern = "^(json|csv)$")]
+    /// json (default), csv, or parquet (a server built with the `parquet` feature).
+    #[param(value_type = Option<String>, max_length = 7, pattern = "^(json|csv|parquet)$")]
     pub format: Option<String>,
 }
 
@@ -295,15 +307,15 @@ pub struct WarningsQuery {
 /// 100 of each kind. They are alerts: acknowledged and resolved as every alert.
 #[utoipa::path(get, path = "/api/v1/analytics/warnings", tag = "analytics", operation_id = "analytics_warnings",
     params(WarningsQuery),
-    responses((status = 200, description = "The warnings (JSON), or CSV with format=csv",
-        content((Vec<AlertView> = "application/json"), (String = "text/csv")))))]
+    responses((status = 200, description = "The warnings (JSON), or CSV with format=csv, or Parquet with format=parquet",
+        content((Vec<AlertView> = "application/json"), (String = "text/csv"), (String = "application/vnd.apache.parquet")))))]
 pub async fn warnings(
     State(s): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<WarningsQuery>,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadAlerts)?;
-    let as_csv = csv_wanted(q.format.as_deref())?;
+    let format = export_format(q.format.as_deref())?;
     let since = parse_time_opt("since", q.since.as_deref())?;
     let mut all = Vec::new();
     for kind in WARNING_KINDS {
@@ -311,19 +323,8 @@ pub async fn warnings(
         all.extend(s.app.alerts(&query).await?);
     }
     all.sort_by(|a, b| b.raised_at.cmp(&a.raised_at).then(b.id.cmp(&a.id)));
-    if as_csv {
-        let mut out = String::from("id,kind,status,raised_at,why\r\n");
-        for a in &all {
-            let why = a.detail["why"].as_str().unwrap_or("").replace('"', "\"\"");
-            out.push_str(&format!(
-                "{},{},{},{},\"{why}\"\r\n",
-                a.id,
-                a.kind,
-                a.status,
-                tongxing_domain::time::rfc3339(a.raised_at)
-            ));
-        }
-        return Ok(csv("warnings", out));
+    if format != ExportFormat::Json {
+        return file(warnings_sheet(&all), format);
     }
     Ok(Json(all).into_response())
 }

@@ -245,6 +245,20 @@ both!(fn the_analyst_sees_counts_only_suppressed_and_the_drill_down_is_logged(b)
             }
         }
     }
+    // Parquet: with the `parquet` feature, a Parquet file of the same cells; without it, a 422
+    // that names the field and the feature.
+    let path = format!("/api/v1/analytics/flows?grain=1h&rows=checkpoint&columns=verdict&since={since}&format=parquet");
+    let parquet = app.raw("GET", &path, Some(&app.tokens["analyst"]), None, b"");
+    if cfg!(feature = "parquet") {
+        assert_eq!(parquet.status, 200, "{parquet:?}");
+        assert!(parquet.text.starts_with("PAR1"), "{parquet:?}");
+    } else {
+        assert_eq!(parquet.status, 422, "{parquet:?}");
+        assert!(parquet.text.contains("\"field\":\"format\"") && parquet.text.contains("--features parquet"), "{parquet:?}");
+    }
+    // The warnings as CSV: a header and one line per warning (none on the plain month).
+    let warnings = app.raw("GET", "/api/v1/analytics/warnings?format=csv", Some(&app.tokens["analyst"]), None, b"");
+    assert_eq!((warnings.status, warnings.text.as_str()), (200, "id,kind,status,raised_at,why\r\n"));
     let profile = app.get("analyst", "/api/v1/analytics/profile");
     assert_eq!(profile.body["rows"].as_array().unwrap().len(), 4, "{profile:?}");
     assert_safe(&profile.body, 5);
