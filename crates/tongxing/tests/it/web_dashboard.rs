@@ -113,6 +113,11 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
         assert!(!text.contains(&cloned) && !text.contains("****") && !text.contains("冯八一"), "no person: {text}");
         assert_eq!(b.js("return window.stillHere === true;"), json!(true), "the page was not reloaded");
         b.axe();
+        for (w, h) in [(1280, 900), (360, 780)] {
+            b.size(w, h);
+            b.no_horizontal_scroll();
+            b.shot(&format!("warning-live-{w}"));
+        }
     });
 
     // Plain HTTP: the analyst's page and CSV name nobody and show no count under 5.
