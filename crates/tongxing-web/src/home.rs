@@ -32,6 +32,7 @@ pub fn home_of(role: Role) -> &'static str {
         Role::Registry => "/registry",
         Role::Health => "/health",
         Role::Officer => "/officer",
+        Role::Analyst => "/dashboard",
         _ => "/",
     }
 }

@@ -12,11 +12,12 @@
 //! - [`i18n`]: languages and the message catalogues generated from `i18n/<lang>/<page>.toml`.
 //! - [`assets`]: the embedded style sheet, scripts, icons and sounds, served by hashed name.
 //! - One module per page: [`home`] (the landing page, staff sign-in), [`citizen`], [`officer`],
-//!   [`test_point`], [`registry`], [`health`]. Each calls the application layer's use cases
+//!   [`test_point`], [`registry`], [`health`], [`dashboard`] (the command centre's). Each calls the application layer's use cases
 //!   (`tongxing_app`), the same the API's handlers call.
 
 pub mod assets;
 pub mod citizen;
+pub mod dashboard;
 pub mod health;
 pub mod home;
 pub mod i18n;
@@ -44,6 +45,7 @@ pub fn pages() -> Router<AppState> {
         .merge(test_point::routes())
         .merge(registry::routes())
         .merge(health::routes())
+        .merge(dashboard::routes())
         .route("/assets/{file}", get(assets::serve))
         .layer(DefaultBodyLimit::max(session::FORM_LIMIT))
         .layer(middleware::from_fn(page::layer))

@@ -30,6 +30,7 @@ mod scaleout;
 mod serve;
 mod web;
 mod web_citizen;
+mod web_dashboard;
 mod web_health;
 mod web_officer;
 mod web_registry;

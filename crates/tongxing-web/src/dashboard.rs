@@ -1,0 +1,578 @@
+//! The command centre's dashboard, readable across a room: today's entries per hour beside the
+//! same weekday last week (a bar chart drawn here as SVG, and its table), entries per
+//! checkpoint by verdict with the denial rate, the testing demand of the next 14 days per test
+//! point and the visitor forecast with its back-test (MASE, sMAPE), and the open early
+//! warnings with why each fired, live from the outbox's stream (`dashboard.js` follows
+//! `/dashboard/warnings/stream` and reloads the list; it reloads the flows every minute).
+//!
+//! Counts only: the analyst's are suppressed under the threshold exactly as the API suppresses
+//! them (the same use cases as `GET /api/v1/analytics/profile`, `/flows`, `/demand` and
+//! `/warnings`); nobody is named here. Each view downloads as CSV from `/dashboard/*.csv`
+//! (the page's cookie session; the API takes bearer tokens only), written by the same
+//! `CountTable::to_csv` as the API's `format=csv`.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::Value;
+use std::convert::Infallible;
+use tongxing_app::AppError;
+use tongxing_app::alerts::AlertQuery;
+use tongxing_app::analytics::{CountTable, FlowRequest, WARNING_KINDS};
+use tongxing_domain::auth::{Action, Role};
+use tongxing_http::AppState;
+use tongxing_store::FlowDim;
+
+use crate::i18n::msg;
+use crate::page::{Chrome, PageError, PageResult, local, render};
+use crate::session::{Session, Web};
+
+type M = &'static msg::Dashboard;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(home))
+        .route("/dashboard/flows", get(flows_fragment))
+        .route("/dashboard/warnings", get(warnings_fragment))
+        .route("/dashboard/warnings/stream", get(stream))
+        .route("/dashboard/checkpoints.csv", get(checkpoints_csv))
+        .route("/dashboard/profile.csv", get(profile_csv))
+        .route("/dashboard/demand.csv", get(demand_csv))
+}
+
+/// Counts are suppressed for the analyst (as the API's handlers decide).
+fn suppressed(web: &Web) -> bool {
+    web.session.as_ref().is_some_and(|Session { caller, .. }| caller.role == Role::Analyst)
+}
+
+/// A count as shown: hidden when suppressed.
+pub struct Shown {
+    pub text: String,
+    pub hidden: bool,
+}
+
+fn shown(v: Option<u64>) -> Shown {
+    match v {
+        Some(n) => Shown { text: n.to_string(), hidden: false },
+        None => Shown { text: String::new(), hidden: true },
+    }
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.1} %", r * 100.0)).unwrap_or_else(|| "—".into())
+}
+
+/// A bar of a chart, in the chart's own units.
+pub struct Bar {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub class: &'static str,
+}
+
+/// A bar chart drawn on the server: bars, labels under some of them, the top of the scale.
+pub struct Chart {
+    pub width: f64,
+    pub height: f64,
+    pub base: f64,
+    pub bars: Vec<Bar>,
+    pub labels: Vec<(f64, String)>,
+    pub max: u64,
+}
+
+const PLOT_TOP: f64 = 34.0;
+const PLOT_H: f64 = 200.0;
+
+/// Groups of bars (one per series, each with its class); a hidden value draws no bar.
+fn chart(groups: &[(String, Vec<Option<u64>>)], classes: &[&'static str], label_every: usize) -> Chart {
+    let width = 720.0;
+    let n = groups.len().max(1) as f64;
+    let slot = width / n;
+    let series = classes.len().max(1) as f64;
+    let bar_w = ((slot * 0.8) / series * 10.0).round() / 10.0;
+    let max = groups.iter().flat_map(|g| g.1.iter().flatten()).copied().max().unwrap_or(0).max(1);
+    let base = PLOT_TOP + PLOT_H;
+    let mut bars = Vec::new();
+    let mut labels = Vec::new();
+    for (i, (label, values)) in groups.iter().enumerate() {
+        let left = i as f64 * slot + slot * 0.1;
+        for (j, v) in values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let h = ((*v as f64 / max as f64) * PLOT_H * 10.0).round() / 10.0;
+            let x = ((left + j as f64 * bar_w) * 10.0).round() / 10.0;
+            bars.push(Bar { x, y: base - h, w: bar_w, h, class: classes.get(j).copied().unwrap_or("bar") });
+        }
+        if label_every > 0 && i % label_every == 0 {
+            labels.push(((left * 10.0).round() / 10.0, label.clone()));
+        }
+    }
+    Chart { width, height: base + 30.0, base, bars, labels, max }
+}
+
+// ---- flows ----
+
+pub struct CheckpointRow {
+    pub key: String,
+    pub pass: Shown,
+    pub conditional: Shown,
+    pub deny: Shown,
+    pub total: Shown,
+    pub rate: String,
+}
+
+impl CheckpointRow {
+    /// The counts with the words that label them (a narrow screen stacks them).
+    pub fn counts(&self, m: M) -> [(&'static str, &Shown); 4] {
+        [(m.pass, &self.pass), (m.conditional, &self.conditional), (m.deny, &self.deny), (m.total, &self.total)]
+    }
+}
+
+pub struct HourRow {
+    pub hour: String,
+    pub today: Shown,
+    pub last_week: Shown,
+}
+
+pub struct Flows {
+    pub today: String,
+    pub last_week: String,
+    pub entries: Shown,
+    pub denied: Shown,
+    pub rate: String,
+    pub checkpoints: Vec<CheckpointRow>,
+    pub hours: Vec<HourRow>,
+    pub chart: Chart,
+    pub updated: String,
+}
+
+fn beijing_today(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&tongxing_domain::shanghai()).date_naive()
+}
+
+fn day_start(date: NaiveDate) -> DateTime<Utc> {
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|d| d.and_local_timezone(tongxing_domain::shanghai()).single())
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// Today's entries per checkpoint by verdict (the request the page and its CSV make).
+fn checkpoint_request(today: NaiveDate) -> FlowRequest {
+    let since = day_start(today);
+    FlowRequest {
+        grain: 60,
+        since,
+        until: since + Duration::days(1),
+        rows: FlowDim::Checkpoint,
+        columns: FlowDim::Verdict,
+        checkpoint: None,
+        verdict: None,
+        who: None,
+        mode: None,
+    }
+}
+
+async fn flows(s: &AppState, suppress: bool) -> Result<Flows, PageError> {
+    let now = Utc::now();
+    let today = beijing_today(now);
+    let table = s.app.flows(&checkpoint_request(today), suppress).await?;
+    let profile = s.app.profile(today, None, suppress).await?;
+    let col = |t: &CountTable, name: &str| t.columns.iter().position(|c| c == name);
+    let (p, c, d) = (col(&table, "pass"), col(&table, "conditional"), col(&table, "deny"));
+    let cell = |cells: &[Option<u64>], i: Option<usize>| shown(i.and_then(|i| cells.get(i).copied().flatten()));
+    let checkpoints = table
+        .rows
+        .iter()
+        .map(|r| CheckpointRow {
+            key: r.key.clone(),
+            pass: cell(&r.cells, p),
+            conditional: cell(&r.cells, c),
+            deny: cell(&r.cells, d),
+            total: shown(r.total),
+            rate: percent(r.denial_rate),
+        })
+        .collect();
+    let denied = d.and_then(|d| table.column_totals.get(d).copied().flatten());
+    let rate = match (denied, table.total) {
+        (Some(d), Some(t)) if t > 0 => Some(d as f64 / t as f64),
+        _ => None,
+    };
+    let series = |i: usize| profile.rows.get(i).map(|r| r.cells.clone()).unwrap_or_else(|| vec![Some(0); 24]);
+    let (now_row, prev_row) = (series(0), series(1));
+    let hours: Vec<HourRow> = (0..24)
+        .map(|h| HourRow {
+            hour: format!("{h:02}:00"),
+            today: shown(now_row.get(h).copied().flatten()),
+            last_week: shown(prev_row.get(h).copied().flatten()),
+        })
+        .collect();
+    let groups: Vec<(String, Vec<Option<u64>>)> = (0..24)
+        .map(|h| (format!("{h:02}"), vec![now_row.get(h).copied().flatten(), prev_row.get(h).copied().flatten()]))
+        .collect();
+    Ok(Flows {
+        today: today.to_string(),
+        last_week: (today - Duration::days(7)).to_string(),
+        entries: shown(table.total),
+        denied: shown(denied),
+        rate: percent(rate),
+        checkpoints,
+        hours,
+        chart: chart(&groups, &["bar now", "bar prev"], 3),
+        updated: local(now),
+    })
+}
+
+// ---- testing demand ----
+
+pub struct DemandRow {
+    pub day: String,
+    pub cells: Vec<Shown>,
+    pub total: Shown,
+}
+
+pub struct VisitorRow {
+    pub day: String,
+    pub value: Shown,
+    pub forecast: bool,
+}
+
+pub struct Score {
+    pub horizon: u64,
+    pub mase: String,
+    pub smape: String,
+}
+
+pub struct Demand {
+    pub computed: String,
+    pub window_days: i64,
+    pub points: Vec<String>,
+    pub rows: Vec<DemandRow>,
+    pub chart: Chart,
+    pub visitors: Vec<VisitorRow>,
+    pub visitor_chart: Chart,
+    pub scores: Vec<Score>,
+}
+
+async fn demand(s: &AppState, suppress: bool) -> Result<Option<Demand>, PageError> {
+    let body = match s.app.demand(suppress).await {
+        Ok(b) => b,
+        Err(AppError::Unavailable(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let table: CountTable = serde_json::from_value(body["by_test_point"].clone()).map_err(|e| {
+        tracing::error!(error = %e, "the demand's test point table");
+        PageError::Internal
+    })?;
+    let rows: Vec<DemandRow> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(j, day)| DemandRow {
+            day: day.clone(),
+            cells: table.rows.iter().map(|r| shown(r.cells.get(j).copied().flatten())).collect(),
+            total: shown(table.column_totals.get(j).copied().flatten()),
+        })
+        .collect();
+    let groups: Vec<(String, Vec<Option<u64>>)> = table
+        .columns
+        .iter()
+        .zip(&table.column_totals)
+        .map(|(day, n)| (day.get(5..).unwrap_or(day).to_string(), vec![*n]))
+        .collect();
+    // The visitors' daily counts are counts too: the analyst sees none under the threshold.
+    let k = s.app.analytics().suppression_threshold;
+    let keep = |n: u64| if suppress && n < k { None } else { Some(n) };
+    let mut visitors = Vec::new();
+    for v in body["visitor_history"].as_array().into_iter().flatten() {
+        let n = v[1].as_u64().unwrap_or(0);
+        visitors.push(VisitorRow { day: v[0].as_str().unwrap_or("").into(), value: shown(keep(n)), forecast: false });
+    }
+    for v in body["visitor_forecast"].as_array().into_iter().flatten() {
+        let value = match v[1].as_f64() {
+            Some(f) => shown(keep(f.max(0.0).round() as u64)),
+            None => Shown { text: "—".into(), hidden: false },
+        };
+        visitors.push(VisitorRow { day: v[0].as_str().unwrap_or("").into(), value, forecast: true });
+    }
+    let vgroups: Vec<(String, Vec<Option<u64>>)> = visitors
+        .iter()
+        .map(|r| {
+            let n = if r.value.hidden { None } else { r.value.text.parse().ok() };
+            (r.day.get(5..).unwrap_or(&r.day).to_string(), if r.forecast { vec![None, n] } else { vec![n, None] })
+        })
+        .collect();
+    let scores = body["visitor_backtest"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| matches!(h["horizon"].as_u64(), Some(1 | 7 | 14)))
+        .map(|h| Score {
+            horizon: h["horizon"].as_u64().unwrap_or(0),
+            mase: h["mase"].as_f64().map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()),
+            smape: h["smape"].as_f64().map(|v| format!("{v:.1} %")).unwrap_or_else(|| "—".into()),
+        })
+        .collect();
+    let computed = body["computed_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| local(t.with_timezone(&Utc)))
+        .unwrap_or_default();
+    Ok(Some(Demand {
+        computed,
+        window_days: body["commuter_window_days"].as_i64().unwrap_or(0),
+        points: table.rows.iter().map(|r| r.key.clone()).collect(),
+        rows,
+        chart: chart(&groups, &["bar now"], 2),
+        visitor_chart: chart(&vgroups, &["bar now", "bar fc"], 7),
+        visitors,
+        scores,
+    }))
+}
+
+// ---- warnings ----
+
+pub struct WarningRow {
+    pub id: i64,
+    pub kind: &'static str,
+    pub raised: String,
+    pub why: String,
+    pub acknowledged: bool,
+}
+
+fn kind_word(m: M, kind: &str) -> &'static str {
+    match kind {
+        "cloned_code" => m.kind_cloned_code,
+        "shortcut" => m.kind_shortcut,
+        "surge" => m.kind_surge,
+        "slow_rise" => m.kind_slow_rise,
+        "positive_cluster" => m.kind_positive_cluster,
+        "lab_late" => m.kind_lab_late,
+        "lab_positivity" => m.kind_lab_positivity,
+        _ => m.kind_other,
+    }
+}
+
+/// The open and acknowledged early warnings, newest first: kind, time and why (no person).
+async fn open_warnings(s: &AppState, m: M) -> Result<Vec<WarningRow>, PageError> {
+    let mut all = Vec::new();
+    for kind in WARNING_KINDS {
+        for status in ["open", "acknowledged"] {
+            let q = AlertQuery { status: Some(status), kind: Some(kind), since: None, limit: Some(100) };
+            all.extend(s.app.alerts(&q).await?);
+        }
+    }
+    all.sort_by(|a, b| b.raised_at.cmp(&a.raised_at).then(b.id.cmp(&a.id)));
+    Ok(all
+        .into_iter()
+        .map(|a| WarningRow {
+            id: a.id,
+            kind: kind_word(m, &a.kind),
+            raised: local(a.raised_at),
+            why: a.detail["why"].as_str().unwrap_or("").to_string(),
+            acknowledged: a.status == "acknowledged",
+        })
+        .collect())
+}
+
+// ---- pages ----
+
+#[derive(Template)]
+#[template(path = "dashboard/home.html")]
+struct Home {
+    c: Chrome,
+    m: M,
+    suppressed_under: Option<u64>,
+    f: Flows,
+    demand: Option<Demand>,
+    /// `None`: the role does not read warnings (the administrator).
+    warnings: Option<Vec<WarningRow>>,
+}
+
+impl Home {
+    fn suppression_note(&self, k: impl std::fmt::Display) -> String {
+        crate::i18n::fill(self.m.suppressed_note, &[("k", &k)])
+    }
+    fn window_note(&self, d: &Demand) -> String {
+        crate::i18n::fill(self.m.demand_window, &[("days", &d.window_days), ("at", &d.computed)])
+    }
+    fn horizon(&self, h: impl std::fmt::Display) -> String {
+        crate::i18n::fill(self.m.horizon_days, &[("h", &h)])
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/flows.html")]
+struct FlowsPart {
+    m: M,
+    f: Flows,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/warnings.html")]
+struct WarningsPart {
+    m: M,
+    warnings: Option<Vec<WarningRow>>,
+}
+
+fn threshold(s: &AppState, suppress: bool) -> Option<u64> {
+    suppress.then_some(s.app.analytics().suppression_threshold)
+}
+
+/// `GET /dashboard`: flows, testing demand, open warnings.
+async fn home(State(s): State<AppState>, web: Web) -> PageResult {
+    let caller = web.require(Action::ReadStats, "analyst")?;
+    let reads_alerts = caller.role.can(Action::ReadAlerts);
+    let m = msg::dashboard(web.lang);
+    let suppress = suppressed(&web);
+    let f = flows(&s, suppress).await?;
+    let demand = demand(&s, suppress).await?;
+    let warnings = if reads_alerts { Some(open_warnings(&s, m).await?) } else { None };
+    let suppressed_under = threshold(&s, suppress);
+    Ok(render(&Home { c: web.chrome(), m, suppressed_under, f, demand, warnings }))
+}
+
+/// `GET /dashboard/flows`: the flows alone, for `dashboard.js`.
+async fn flows_fragment(State(s): State<AppState>, web: Web) -> PageResult {
+    web.require(Action::ReadStats, "analyst")?;
+    let f = flows(&s, suppressed(&web)).await?;
+    Ok(render(&FlowsPart { m: msg::dashboard(web.lang), f }))
+}
+
+/// `GET /dashboard/warnings`: the open warnings alone, for `dashboard.js`.
+async fn warnings_fragment(State(s): State<AppState>, web: Web) -> PageResult {
+    web.require(Action::ReadAlerts, "analyst")?;
+    let m = msg::dashboard(web.lang);
+    let warnings = Some(open_warnings(&s, m).await?);
+    Ok(render(&WarningsPart { m, warnings }))
+}
+
+/// `GET /dashboard/warnings/stream`: that something changed among the alerts, from the outbox
+/// (resumed from `Last-Event-ID`). Each event carries its type and id only, no alert's
+/// content: the page reloads the warnings it may read.
+async fn stream(State(s): State<AppState>, web: Web, headers: HeaderMap) -> Result<Response, PageError> {
+    web.require(Action::ReadAlerts, "analyst")?;
+    let after = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|t| t.trim().parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(|| {
+                PageError::Invalid { field: "Last-Event-ID".into(), reason: "must be a whole number, 0 or more".into() }
+            })?)
+        }
+    };
+    let rx = s.app.alert_feed().subscribe(after).await?;
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        let e = rx.recv().await?;
+        let id = e.id.to_string();
+        Some((Ok::<_, Infallible>(Event::default().id(&id).event(&e.event).data(id)), rx))
+    });
+    let keep = KeepAlive::new().interval(std::time::Duration::from_secs(15)).text("heartbeat");
+    let mut resp = Sse::new(events).keep_alive(keep).into_response();
+    resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+fn csv(name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /dashboard/checkpoints.csv`: today's entries per checkpoint by verdict.
+async fn checkpoints_csv(State(s): State<AppState>, web: Web) -> PageResult {
+    web.require(Action::ReadStats, "analyst")?;
+    let today = beijing_today(Utc::now());
+    let t = s.app.flows(&checkpoint_request(today), suppressed(&web)).await?;
+    Ok(csv(&format!("checkpoints-{today}"), t.to_csv()))
+}
+
+/// `GET /dashboard/profile.csv`: today's entries per hour and the same weekday of three weeks.
+async fn profile_csv(State(s): State<AppState>, web: Web) -> PageResult {
+    web.require(Action::ReadStats, "analyst")?;
+    let today = beijing_today(Utc::now());
+    let t = s.app.profile(today, None, suppressed(&web)).await?;
+    Ok(csv(&format!("profile-{today}"), t.to_csv()))
+}
+
+/// `GET /dashboard/demand.csv`: commuters whose test runs out, per test point and day.
+async fn demand_csv(State(s): State<AppState>, web: Web) -> PageResult {
+    web.require(Action::ReadStats, "analyst")?;
+    let body: Value = s.app.demand(suppressed(&web)).await?;
+    let t: CountTable = serde_json::from_value(body["by_test_point"].clone()).map_err(|e| {
+        tracing::error!(error = %e, "the demand's test point table");
+        PageError::Internal
+    })?;
+    Ok(csv("demand-by-test-point", t.to_csv()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_chart_scales_to_the_largest_shown_value_and_skips_hidden_ones() {
+        let groups = vec![("00".to_string(), vec![Some(10), None]), ("01".to_string(), vec![Some(5), Some(0)])];
+        let c = super::chart(&groups, &["bar now", "bar prev"], 1);
+        assert_eq!(c.max, 10);
+        assert_eq!(c.bars.len(), 3, "a hidden count draws no bar");
+        assert_eq!(c.bars[0].h, super::PLOT_H);
+        assert_eq!(c.bars[1].h, super::PLOT_H / 2.0);
+        assert_eq!(c.labels.len(), 2);
+    }
+
+    /// The whole page with testing demand to show (the browser test's server has none yet: it
+    /// is computed when the server starts): every test point a column, hidden counts worded.
+    #[test]
+    fn the_page_renders_demand_per_test_point_and_day() {
+        use super::*;
+        use crate::i18n::Lang;
+        let m = msg::dashboard(Lang::En);
+        let groups = vec![("12-05".to_string(), vec![Some(12)])];
+        let f = Flows {
+            today: "2026-12-05".into(),
+            last_week: "2026-11-28".into(),
+            entries: shown(Some(14)),
+            denied: shown(None),
+            rate: percent(None),
+            checkpoints: vec![],
+            hours: vec![],
+            chart: chart(&groups, &["bar now"], 1),
+            updated: "2026-12-05 06:47".into(),
+        };
+        let demand = Demand {
+            computed: "2026-12-05 06:47".into(),
+            window_days: 14,
+            points: vec!["TP-EAST".into(), "TP-WEST".into()],
+            rows: vec![DemandRow {
+                day: "2026-12-05".into(),
+                cells: vec![shown(Some(12)), shown(None)],
+                total: shown(Some(15)),
+            }],
+            chart: chart(&groups, &["bar now"], 1),
+            visitors: vec![VisitorRow { day: "2026-12-06".into(), value: shown(Some(40)), forecast: true }],
+            visitor_chart: chart(&groups, &["bar now", "bar fc"], 1),
+            scores: vec![Score { horizon: 7, mase: "0.84".into(), smape: "12.0 %".into() }],
+        };
+        let page = Home {
+            c: Chrome::new(Lang::En, "/dashboard", "x".into(), Some("analyst".into())),
+            m,
+            suppressed_under: Some(5),
+            f,
+            demand: Some(demand),
+            warnings: Some(vec![]),
+        };
+        let html = page.render().unwrap();
+        assert!(html.contains(r#"<th scope="col">TP-EAST</th><th scope="col">TP-WEST</th>"#), "{html}");
+        assert!(html.contains(r#"<td data-label="TP-WEST" class="num supp">hidden</td>"#), "{html}");
+        assert!(html.contains("Day 7") && html.contains("0.84"), "{html}");
+        assert!(!html.contains("style="), "the CSP refuses inline styles");
+    }
+}
