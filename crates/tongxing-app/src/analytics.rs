@@ -716,6 +716,17 @@ impl App {
             threshold,
         );
         body["lapsed"] = serde_json::to_value(table).map_err(|e| AppError::Internal(e.to_string()))?;
+        // The visitors' daily series and its forecast: no total goes with them, so a day under
+        // the threshold is hidden by itself (`null`).
+        if let Some(k) = threshold {
+            for field in ["visitor_history", "visitor_forecast"] {
+                for day in body[field].as_array_mut().into_iter().flatten() {
+                    if day[1].as_f64().is_some_and(|n| n < k as f64) {
+                        day[1] = serde_json::Value::Null;
+                    }
+                }
+            }
+        }
         Ok(body)
     }
 

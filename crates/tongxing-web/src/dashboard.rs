@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/checkpoints.csv", get(checkpoints_csv))
         .route("/dashboard/profile.csv", get(profile_csv))
         .route("/dashboard/demand.csv", get(demand_csv))
+        .route("/dashboard/warnings.csv", get(warnings_csv))
 }
 
 /// Counts are suppressed for the analyst (as the API's handlers decide).
@@ -360,15 +361,8 @@ fn kind_word(m: M, kind: &str) -> &'static str {
 
 /// The open and acknowledged early warnings, newest first: kind, time and why (no person).
 async fn open_warnings(s: &AppState, m: M) -> Result<Vec<WarningRow>, PageError> {
-    let mut all = Vec::new();
-    for kind in WARNING_KINDS {
-        for status in ["open", "acknowledged"] {
-            let q = AlertQuery { status: Some(status), kind: Some(kind), since: None, limit: Some(100) };
-            all.extend(s.app.alerts(&q).await?);
-        }
-    }
-    all.sort_by(|a, b| b.raised_at.cmp(&a.raised_at).then(b.id.cmp(&a.id)));
-    Ok(all
+    Ok(open_warning_alerts(s)
+        .await?
         .into_iter()
         .map(|a| WarningRow {
             id: a.id,
@@ -378,6 +372,19 @@ async fn open_warnings(s: &AppState, m: M) -> Result<Vec<WarningRow>, PageError>
             acknowledged: a.status == "acknowledged",
         })
         .collect())
+}
+
+/// The open and acknowledged early warnings, newest first.
+async fn open_warning_alerts(s: &AppState) -> Result<Vec<tongxing_app::alerts::AlertView>, PageError> {
+    let mut all = Vec::new();
+    for kind in WARNING_KINDS {
+        for status in ["open", "acknowledged"] {
+            let q = AlertQuery { status: Some(status), kind: Some(kind), since: None, limit: Some(100) };
+            all.extend(s.app.alerts(&q).await?);
+        }
+    }
+    all.sort_by(|a, b| b.raised_at.cmp(&a.raised_at).then(b.id.cmp(&a.id)));
+    Ok(all)
 }
 
 // ---- pages ----
@@ -513,6 +520,14 @@ async fn demand_csv(State(s): State<AppState>, web: Web) -> PageResult {
         PageError::Internal
     })?;
     Ok(csv("demand-by-test-point", t.to_csv()))
+}
+
+/// `GET /dashboard/warnings.csv`: the open and acknowledged warnings, with why each fired (the
+/// writer of the API's `format=csv`).
+async fn warnings_csv(State(s): State<AppState>, web: Web) -> PageResult {
+    web.require(Action::ReadAlerts, "analyst")?;
+    let all = open_warning_alerts(&s).await?;
+    Ok(csv("warnings", tongxing_app::analytics::warnings_sheet(&all).to_csv()))
 }
 
 #[cfg(test)]

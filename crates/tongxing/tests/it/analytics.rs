@@ -267,6 +267,11 @@ both!(fn the_analyst_sees_counts_only_suppressed_and_the_drill_down_is_logged(b)
     assert_safe(&demand.body["by_test_point"], 5);
     assert_eq!(demand.body["visitor_backtest"].as_array().unwrap().len(), 14);
     assert!(demand.body["visitor_backtest"][0]["mase"].as_f64().is_some(), "{}", demand.body);
+    for field in ["visitor_history", "visitor_forecast"] {
+        for day in demand.body[field].as_array().unwrap() {
+            assert!(day[1].is_null() || day[1].as_f64().unwrap() >= 5.0, "{field}: {day}");
+        }
+    }
     // Testing demand: every approved commuter is counted once (due in 14 days, or lapsed).
     let health_demand = app.get("health", "/api/v1/analytics/demand").body;
     let due = health_demand["by_county"]["total"].as_u64().unwrap();

@@ -145,6 +145,12 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
     let cp_c = lines.iter().find(|l| l.starts_with("CP-C,")).unwrap();
     assert_eq!(cp_c.split(',').nth(3), Some(""), "CP-C's one denial is hidden: {}", csv.body);
     assert_eq!(analyst.get("/dashboard/profile.csv").status, 200);
+    let warnings = analyst.get("/dashboard/warnings.csv");
+    assert_eq!(warnings.status, 200);
+    let lines: Vec<&str> = warnings.body.lines().collect();
+    assert_eq!(lines[0], "id,kind,status,raised_at,why", "{}", warnings.body);
+    assert!(lines[1..].iter().any(|l| l.contains(",cloned_code,open,") && l.contains("km/h")), "{}", warnings.body);
+    assert!(!warnings.body.contains(cloned.as_str()), "no person in the warnings' CSV");
     // The health authority sees every count.
     let health = Visitor::new(&app);
     health.sign_in(&app.tokens["health"]);
@@ -160,5 +166,6 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
     admin.sign_in(&app.tokens["admin"]);
     assert_eq!(admin.get("/dashboard").status, 200);
     assert_eq!(admin.get("/dashboard/warnings/stream").status, 403);
+    assert_eq!(admin.get("/dashboard/warnings.csv").status, 403);
     assert_eq!(Visitor::new(&app).get("/dashboard").status, 303);
 }
