@@ -220,12 +220,26 @@ pub struct JobClock {
 }
 
 impl JobClock {
-    /// One run of the job at `now`: the rollup until caught up, then the detectors that are due
-    /// (surges, slow rises and clusters every minute, labs every ten, demand every hour; each at
-    /// once the first time). Returns the alerts raised.
+    /// One run of the whole job at `now`: the rollup until caught up, then the periodic part.
+    /// Returns the alerts raised.
     pub async fn tick(&mut self, app: &App, now: DateTime<Utc>) -> AppResult<Vec<i64>> {
-        let run = app.rollup(now, 40).await?;
-        let mut raised = run.alerts;
+        let mut raised = app.rollup(now, 40).await?.alerts;
+        raised.extend(self.periodic(app, now).await?);
+        Ok(raised)
+    }
+
+    /// The periodic part: the detectors that are due (surges, slow rises and clusters every
+    /// minute, labs every ten, demand every hour; each at once the first time). `serve` runs it
+    /// in a task of its own, so that seconds of detectors never hold up the rollup, which raises
+    /// the cloned-code and shortcut warnings.
+    pub async fn periodic(&mut self, app: &App, now: DateTime<Utc>) -> AppResult<Vec<i64>> {
+        let mut raised = Vec::new();
+        // Not while the rollup is more than a pass behind (at start, or after a rebuild): the
+        // detectors read the rollups, and a day half counted would look like a drop.
+        let (watermark, newest) = app.store.rollup_watermark().await?;
+        if newest - watermark > ROLLUP_BATCH {
+            return Ok(raised);
+        }
         let due = |last: Option<DateTime<Utc>>, every: Duration| last.is_none_or(|t| now - t >= every);
         if due(self.detectors, Duration::minutes(1)) {
             raised.extend(app.detect_surges(now).await?);
@@ -327,6 +341,38 @@ impl App {
                 "guard_band": &history[cfg.surge_baseline_days..],
             });
             raised.extend(self.warn("surge", format!("surge:{cp}:{day}"), payload, now).await?);
+        }
+        // The service-area test points' samples, the same way: today's hours so far against the
+        // same hours of the baseline days.
+        let days = self.store.test_point_days(from_ms(from), from_ms(hour), Duration::milliseconds(span)).await?;
+        let mut sums: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (tp, d, n) in days {
+            if (0..=back).contains(&d) {
+                sums.entry(tp).or_insert_with(|| vec![0.0; back as usize + 1])[d as usize] += n as f64;
+            }
+        }
+        for (tp, values) in &sums {
+            let (history, observed) = values.split_at(back as usize);
+            let Some(c2) = detect::surge(history, observed[0], cfg) else { continue };
+            let why = format!(
+                "test point {tp}: {} samples today up to {} against {:.1} ± {:.1} on the same hours of {} days before a {}-day guard band: {:.1} standard deviations, over the threshold of {}",
+                c2.observed,
+                time::rfc3339(from_ms(hour)),
+                c2.mean,
+                c2.sd,
+                cfg.surge_baseline_days,
+                cfg.surge_guard_days,
+                c2.statistic,
+                cfg.surge_threshold_sd
+            );
+            let payload = serde_json::json!({
+                "why": why, "method": "EARS C2", "test_point": tp,
+                "day": time::rfc3339(from_ms(day)), "until": time::rfc3339(from_ms(hour)),
+                "observed": c2.observed, "baseline_mean": c2.mean, "baseline_sd": c2.sd, "statistic": c2.statistic,
+                "threshold_sd": cfg.surge_threshold_sd, "baseline": &history[..cfg.surge_baseline_days],
+                "guard_band": &history[cfg.surge_baseline_days..],
+            });
+            raised.extend(self.warn("surge", format!("surge:test_point:{tp}:{day}"), payload, now).await?);
         }
         // CUSUM over complete days.
         let today = bucket_of(1440, now_ms);

@@ -729,6 +729,26 @@ macro_rules! analytics_impl {
                 Ok(out)
             }
 
+            /// Samples taken at the service-area test points per (test point, day since `from`),
+            /// counting only the first `span` ms of each day (today's hours so far, and the same
+            /// hours of the days before).
+            pub(crate) async fn test_point_days(&self, from: i64, until: i64, span: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT site, CAST((sampled_at - $1) / 86400000 AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM samples
+                     WHERE sampled_week ", $weeks, " AND sampled_at >= $1 AND sampled_at < $2
+                       AND site_kind = 'service_area' AND (sampled_at - $1) % 86400000 < $5
+                     GROUP BY 1, 2 ORDER BY 1, 2"
+                ))
+                .bind(from)
+                .bind(until)
+                .bind(crate::model::week(from))
+                .bind(crate::model::week(until))
+                .bind(span)
+                .fetch_all(&self.read)
+                .await?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            }
+
             /// Approved commuters' residence county and the sampling time of their last negative
             /// test taken since `since` (none: no such test).
             pub(crate) async fn commuter_tests(&self, since: i64, until: i64) -> Result<Vec<(String, Option<i64>)>, StoreError> {
@@ -938,6 +958,16 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Vec<LabStats>, StoreError> {
         crate::dispatch!(self, p => p.lab_stats(ms(due.0), ms(due.1), late.num_milliseconds(), ms(baseline_from), ms(recent_from), ms(until)).await)
+    }
+    /// Samples at the service-area test points per (test point, day index from `from`), over
+    /// the first `span` of each day.
+    pub async fn test_point_days(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        span: Duration,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        crate::dispatch!(self, p => p.test_point_days(ms(from), ms(until), span.num_milliseconds()).await)
     }
     /// Approved commuters' (residence county, last negative sampled from `since` to `until`).
     pub async fn commuter_tests(

@@ -184,13 +184,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Big data (issue 13): the rollup job (flows, cloned codes, shortcuts) every second and the
     // periodic detectors, on one server at a time. The rollup's counts and its watermark move
     // in one transaction, so a server that loses the lease mid-pass counts nothing twice.
+    // The rollup every second (its passes raise the cloned-code and shortcut warnings); the
+    // periodic detectors and testing demand in a task and lease of their own, so that their
+    // seconds of reading never delay the rollup.
+    let (s, h, rollup) = (store.clone(), holder.clone(), analyst.clone());
+    tokio::spawn(async move {
+        tongxing_app::lease::run_exclusive(s, "analytics", h, ttl, std::time::Duration::from_secs(1), move |_| {
+            let app = rollup.clone();
+            async move {
+                let raised = app.rollup(chrono::Utc::now(), 40).await?.alerts;
+                if !raised.is_empty() {
+                    tracing::info!(alerts = raised.len(), "early warnings raised");
+                }
+                Ok(())
+            }
+        })
+        .await
+    });
     let (s, h) = (store.clone(), holder.clone());
     tokio::spawn(async move {
         let clock = std::sync::Arc::new(tokio::sync::Mutex::new(tongxing_app::analytics::JobClock::default()));
-        tongxing_app::lease::run_exclusive(s, "analytics", h, ttl, std::time::Duration::from_secs(1), move |_| {
+        let every = std::time::Duration::from_secs(5);
+        tongxing_app::lease::run_exclusive(s, "analytics-periodic", h, ttl, every, move |_| {
             let (analyst, clock) = (analyst.clone(), clock.clone());
             async move {
-                let raised = clock.lock().await.tick(&analyst, chrono::Utc::now()).await?;
+                let raised = clock.lock().await.periodic(&analyst, chrono::Utc::now()).await?;
                 if !raised.is_empty() {
                     tracing::info!(alerts = raised.len(), "early warnings raised");
                 }

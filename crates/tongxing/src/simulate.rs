@@ -798,6 +798,25 @@ async fn inject(
         let arrives = (sampled + Duration::hours(1)).min(sim.end);
         samples.push(Pending { arrives: Some(arrives), input });
     }
+    // A surge at a service-area test point: its samples in the last three hours at twice its
+    // usual day (near: 12, under the minimum count).
+    let (tp, _) = TEST_POINTS[0];
+    let tp_per_day = sim.visitors as f64 * 0.06 * 0.02 * sim.scale / TEST_POINTS.len() as f64;
+    let tp_surge = if near { 12 } else { (tp_per_day * 2.0).round().max(60.0) as u64 };
+    for k in 0..tp_surge {
+        let sampled = sim.end - Duration::seconds(1 + (k * 3 * 3600 / tp_surge.max(1)) as i64);
+        let input = SampleInput {
+            lab: tp.to_string(),
+            sample_id: format!("TPS{k:05}"),
+            document: doc(person(32 + k % 8), today)?,
+            sampled_at: sampled,
+            site: tp.to_string(),
+            site_kind: SiteKind::ServiceArea,
+            result: TestResult::Negative,
+        };
+        samples.push(Pending { arrives: Some((sampled + Duration::minutes(50)).min(sim.end)), input });
+    }
+    listed.push(json!({"kind": "surge", "test_point": tp, "extra_samples": tp_surge, "hours": 3}));
     listed.push(json!({"kind": "lab_positivity", "lab": JUMP_LAB, "positives": jump, "tests": 40}));
     listed.push(
         json!({"kind": "lab_late", "lab": LATE_LAB, "late_share_percent": if near { 10 } else { 100 }, "days": 3}),

@@ -75,6 +75,7 @@ both!(fn each_warning_fires_on_its_simulated_case(b) {
     first_run_done(&app);
     let mut expected: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
     expected.sort();
+    expected.dedup();
     assert_eq!(warning_kinds(&app), expected);
     let warnings = app.get("health", "/api/v1/analytics/warnings").body;
     for w in warnings.as_array().unwrap() {
@@ -92,8 +93,18 @@ both!(fn each_warning_fires_on_its_simulated_case(b) {
     assert_eq!(cloned["detail"]["second"]["checkpoint"], "CP-JINGZANG");
     assert!(cloned["detail"]["speed_kmh"].as_f64().unwrap() > 150.0, "{cloned}");
     assert_eq!(find("shortcut")["detail"]["denied"]["checkpoint"], "CP-JINGHU");
-    assert_eq!(find("surge")["detail"]["checkpoint"], "CP-JINGKUN");
-    assert!(find("surge")["detail"]["statistic"].as_f64().unwrap() > 3.0);
+    // Two surges: at a checkpoint (entries) and at a service-area test point (samples).
+    let surges: Vec<Value> = warnings.as_array().unwrap().iter().filter(|w| w["kind"] == "surge").cloned().collect();
+    assert_eq!(surges.len(), 2, "{surges:?}");
+    let at_checkpoint = surges.iter().find(|w| w["detail"]["checkpoint"].is_string()).expect("a checkpoint's surge");
+    assert_eq!(at_checkpoint["detail"]["checkpoint"], "CP-JINGKUN");
+    let at_test_point = surges.iter().find(|w| w["detail"]["test_point"].is_string()).expect("a test point's surge");
+    let tp_case = report["cases"].as_array().unwrap().iter().find(|c| c["test_point"].is_string()).unwrap();
+    assert_eq!(at_test_point["detail"]["test_point"], tp_case["test_point"]);
+    assert!(at_test_point["detail"]["why"].as_str().unwrap().starts_with("test point "), "{at_test_point}");
+    for w in &surges {
+        assert!(w["detail"]["statistic"].as_f64().unwrap() > 3.0, "{w}");
+    }
     assert_eq!(find("slow_rise")["detail"]["checkpoint"], "CP-JINGXIN");
     let cluster = find("positive_cluster");
     assert_eq!((cluster["detail"]["dimension"].as_str(), cluster["detail"]["group"].as_str()), (Some("county"), Some("131082")));
@@ -101,7 +112,7 @@ both!(fn each_warning_fires_on_its_simulated_case(b) {
     assert_eq!(find("lab_positivity")["detail"]["lab"], "HB-LAB-011");
     // Warnings are alerts: filtered by kind, acknowledged like any other.
     let by_kind = app.get("health", "/api/v1/alerts?kind=surge");
-    assert_eq!(by_kind.body.as_array().unwrap().len(), 1, "{by_kind:?}");
+    assert_eq!(by_kind.body.as_array().unwrap().len(), 2, "{by_kind:?}");
     let id = by_kind.body[0]["id"].as_i64().unwrap();
     assert_eq!(app.post("health", &format!("/api/v1/alerts/{id}/acknowledge"), json!({})).status, 200);
     // As CSV: a line per warning with its reason.
