@@ -762,6 +762,28 @@ impl App {
             threshold,
         );
         body["lapsed"] = serde_json::to_value(table).map_err(|e| AppError::Internal(e.to_string()))?;
+        // Each test point's capacity (registered with its place) against the commuters due there
+        // each day, as the caller may see them: the days over capacity.
+        let capacity: BTreeMap<String, i64> = self
+            .store
+            .places(Some("test_point"))
+            .await?
+            .into_iter()
+            .filter_map(|p| p.capacity.map(|c| (p.id, c)))
+            .collect();
+        let by_tp: CountTable =
+            serde_json::from_value(body["by_test_point"].clone()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut over = Vec::new();
+        for row in &by_tp.rows {
+            let Some(&cap) = capacity.get(&row.key) else { continue };
+            for (day, n) in by_tp.columns.iter().zip(&row.cells) {
+                if let Some(n) = n.filter(|n| *n as i64 > cap) {
+                    over.push(serde_json::json!({"test_point": row.key, "day": day, "demand": n, "capacity": cap}));
+                }
+            }
+        }
+        body["capacity"] = serde_json::json!(capacity);
+        body["over_capacity"] = serde_json::Value::Array(over);
         // The visitors' daily series and its forecast: no total goes with them, so a day under
         // the threshold is hidden by itself (`null`).
         if let Some(k) = threshold {

@@ -49,6 +49,9 @@ pub struct Place {
     pub name: Option<String>,
     pub lat: f64,
     pub lon: f64,
+    /// A test point's capacity: samples a day (testing demand is compared with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<i64>,
 }
 
 /// The kinds of place.
@@ -356,12 +359,12 @@ macro_rules! analytics_impl {
             pub(crate) async fn upsert_places(&self, places: &[Place]) -> Result<(), StoreError> {
                 let rows: Vec<serde_json::Value> = places
                     .iter()
-                    .map(|p| serde_json::json!({"k": p.kind, "i": p.id, "nm": p.name, "la": p.lat, "lo": p.lon}))
+                    .map(|p| serde_json::json!({"k": p.kind, "i": p.id, "nm": p.name, "la": p.lat, "lo": p.lon, "cap": p.capacity}))
                     .collect();
                 sqlx::query(concat!(
-                    "INSERT INTO places (kind, id, name, lat, lon)
-                     SELECT j.k, j.i, j.nm, CAST(j.la AS DOUBLE PRECISION), CAST(j.lo AS DOUBLE PRECISION) FROM ", $place_rows, " WHERE true
-                     ON CONFLICT (kind, id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon"
+                    "INSERT INTO places (kind, id, name, lat, lon, capacity)
+                     SELECT j.k, j.i, j.nm, CAST(j.la AS DOUBLE PRECISION), CAST(j.lo AS DOUBLE PRECISION), CAST(j.cap AS BIGINT) FROM ", $place_rows, " WHERE true
+                     ON CONFLICT (kind, id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon, capacity = excluded.capacity"
                 ))
                 .bind(serde_json::Value::Array(rows).to_string())
                 .execute(&self.write)
@@ -379,13 +382,13 @@ macro_rules! analytics_impl {
             }
 
             pub(crate) async fn places(&self, kind: Option<&str>) -> Result<Vec<Place>, StoreError> {
-                let rows = sqlx::query("SELECT kind, id, name, lat, lon FROM places WHERE ($1 IS NULL OR kind = $1) ORDER BY kind, id")
+                let rows = sqlx::query("SELECT kind, id, name, lat, lon, capacity FROM places WHERE ($1 IS NULL OR kind = $1) ORDER BY kind, id")
                     .bind(kind)
                     .fetch_all(&self.read)
                     .await?;
                 Ok(rows
                     .iter()
-                    .map(|r| Place { kind: r.get(0), id: r.get(1), name: r.get(2), lat: r.get(3), lon: r.get(4) })
+                    .map(|r| Place { kind: r.get(0), id: r.get(1), name: r.get(2), lat: r.get(3), lon: r.get(4), capacity: r.get(5) })
                     .collect())
             }
 
@@ -857,7 +860,7 @@ pub(crate) mod sqlite_impl {
                      j.value ->> 'de' AS de, j.value ->> 'dc' AS dc, j.value ->> 'dt' AS dt FROM json_each($1) AS j) AS j",
         shortcut_rows = "(SELECT j.value ->> 'd' AS d, j.value ->> 'f' AS f, j.value ->> 't' AS t, j.value ->> 'n' AS n FROM json_each($1) AS j) AS j",
         place_rows = "(SELECT j.value ->> 'k' AS k, j.value ->> 'i' AS i, j.value ->> 'nm' AS nm, j.value ->> 'la' AS la,
-                     j.value ->> 'lo' AS lo FROM json_each($1) AS j) AS j",
+                     j.value ->> 'lo' AS lo, j.value ->> 'cap' AS cap FROM json_each($1) AS j) AS j",
         weeks = "IN (WITH RECURSIVE d(x) AS (SELECT $3 UNION ALL SELECT x + 1 FROM d WHERE x < $4) SELECT x FROM d)"
     );
 }
@@ -875,7 +878,7 @@ pub(crate) mod postgres_impl {
         last_rows =
             "jsonb_to_recordset($1::jsonb) AS j(p text, e bigint, c text, t bigint, de bigint, dc text, dt bigint)",
         shortcut_rows = "jsonb_to_recordset($1::jsonb) AS j(d bigint, f text, t text, n bigint)",
-        place_rows = "jsonb_to_recordset($1::jsonb) AS j(k text, i text, nm text, la float8, lo float8)",
+        place_rows = "jsonb_to_recordset($1::jsonb) AS j(k text, i text, nm text, la float8, lo float8, cap bigint)",
         weeks = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"
     );
 }

@@ -234,7 +234,17 @@ async fn flows(s: &AppState, suppress: bool) -> Result<Flows, PageError> {
 pub struct DemandRow {
     pub day: String,
     pub cells: Vec<Shown>,
+    /// Per cell: over the test point's capacity.
+    pub over: Vec<bool>,
     pub total: Shown,
+}
+
+/// A test point's day over its capacity.
+pub struct OverCapacity {
+    pub day: String,
+    pub point: String,
+    pub demand: u64,
+    pub capacity: i64,
 }
 
 pub struct VisitorRow {
@@ -253,6 +263,11 @@ pub struct Demand {
     pub computed: String,
     pub window_days: i64,
     pub points: Vec<String>,
+    /// Per point: its capacity a day ("—": none registered).
+    pub capacity: Vec<String>,
+    /// Whether any test point has a capacity registered.
+    pub has_capacity: bool,
+    pub over: Vec<OverCapacity>,
     pub rows: Vec<DemandRow>,
     pub chart: Chart,
     pub visitors: Vec<VisitorRow>,
@@ -270,6 +285,10 @@ async fn demand(s: &AppState, suppress: bool) -> Result<Option<Demand>, PageErro
         tracing::error!(error = %e, "the demand's test point table");
         PageError::Internal
     })?;
+    // Capacities as the app layer compared them (registered with the test points' places).
+    let caps: std::collections::BTreeMap<String, i64> =
+        serde_json::from_value(body["capacity"].clone()).unwrap_or_default();
+    let over_cell = |r: &tongxing_app::analytics::CountRow, j: usize| matches!((r.cells.get(j).copied().flatten(), caps.get(&r.key)), (Some(n), Some(c)) if n as i64 > *c);
     let rows: Vec<DemandRow> = table
         .columns
         .iter()
@@ -277,7 +296,19 @@ async fn demand(s: &AppState, suppress: bool) -> Result<Option<Demand>, PageErro
         .map(|(j, day)| DemandRow {
             day: day.clone(),
             cells: table.rows.iter().map(|r| shown(r.cells.get(j).copied().flatten())).collect(),
+            over: table.rows.iter().map(|r| over_cell(r, j)).collect(),
             total: shown(table.column_totals.get(j).copied().flatten()),
+        })
+        .collect();
+    let over: Vec<OverCapacity> = body["over_capacity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| OverCapacity {
+            day: o["day"].as_str().unwrap_or("").into(),
+            point: o["test_point"].as_str().unwrap_or("").into(),
+            demand: o["demand"].as_u64().unwrap_or(0),
+            capacity: o["capacity"].as_i64().unwrap_or(0),
         })
         .collect();
     let groups: Vec<(String, Vec<Option<u64>>)> = table
@@ -328,6 +359,13 @@ async fn demand(s: &AppState, suppress: bool) -> Result<Option<Demand>, PageErro
         computed,
         window_days: body["commuter_window_days"].as_i64().unwrap_or(0),
         points: table.rows.iter().map(|r| r.key.clone()).collect(),
+        capacity: table
+            .rows
+            .iter()
+            .map(|r| caps.get(&r.key).map(|c| c.to_string()).unwrap_or_else(|| "—".into()))
+            .collect(),
+        has_capacity: !caps.is_empty(),
+        over,
         rows,
         chart: chart(&groups, &["bar now"], 2),
         visitor_chart: chart(&vgroups, &["bar now", "bar fc"], 7),
@@ -407,6 +445,15 @@ impl Home {
     }
     fn window_note(&self, d: &Demand) -> String {
         crate::i18n::fill(self.m.demand_window, &[("days", &d.window_days), ("at", &d.computed)])
+    }
+    fn over_note(&self, d: &Demand) -> String {
+        crate::i18n::fill(self.m.over_capacity, &[("n", &d.over.len())])
+    }
+    fn over_item(&self, o: &OverCapacity) -> String {
+        crate::i18n::fill(
+            self.m.over_capacity_item,
+            &[("day", &o.day), ("point", &o.point), ("demand", &o.demand), ("capacity", &o.capacity)],
+        )
     }
     fn horizon(&self, h: impl std::fmt::Display) -> String {
         crate::i18n::fill(self.m.horizon_days, &[("h", &h)])
@@ -566,9 +613,13 @@ mod tests {
             computed: "2026-12-05 06:47".into(),
             window_days: 14,
             points: vec!["TP-EAST".into(), "TP-WEST".into()],
+            capacity: vec!["10".into(), "—".into()],
+            has_capacity: true,
+            over: vec![OverCapacity { day: "2026-12-05".into(), point: "TP-EAST".into(), demand: 12, capacity: 10 }],
             rows: vec![DemandRow {
                 day: "2026-12-05".into(),
                 cells: vec![shown(Some(12)), shown(None)],
+                over: vec![true, false],
                 total: shown(Some(15)),
             }],
             chart: chart(&groups, &["bar now"], 1),
@@ -588,6 +639,9 @@ mod tests {
         assert!(html.contains(r#"<th scope="col">TP-EAST</th><th scope="col">TP-WEST</th>"#), "{html}");
         assert!(html.contains(r#"<td data-label="TP-WEST" class="num supp">hidden</td>"#), "{html}");
         assert!(html.contains("Day 7") && html.contains("0.84"), "{html}");
+        // The capacity beside the demand: the day over it marked with a shape, not colour alone.
+        assert!(html.contains(r#"<td data-label="TP-EAST" class="num over">▲ 12</td>"#), "{html}");
+        assert!(html.contains("2026-12-05, TP-EAST: 12 due, capacity 10 a day"), "{html}");
         assert!(!html.contains("style="), "the CSP refuses inline styles");
     }
 }

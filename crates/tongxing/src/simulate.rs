@@ -253,10 +253,20 @@ async fn simulate(
             name: Some(name.to_string()),
             lat: *lat,
             lon: *lon,
+            capacity: None,
         });
     }
     for (id, (lat, lon)) in TEST_POINTS {
-        places.push(Place { kind: "test_point".into(), id: id.to_string(), name: None, lat: *lat, lon: *lon });
+        // Each test point can take a day's share of the commuters' tests and a margin.
+        let capacity = Some((args.people as i64 * 3 / 10 / 14 / TEST_POINTS.len() as i64 * 3 / 2).max(10));
+        places.push(Place {
+            kind: "test_point".into(),
+            id: id.to_string(),
+            name: None,
+            lat: *lat,
+            lon: *lon,
+            capacity,
+        });
     }
     for (code, name, _, (lat, lon), _) in COUNTIES {
         places.push(Place {
@@ -265,6 +275,7 @@ async fn simulate(
             name: Some(name.to_string()),
             lat: *lat,
             lon: *lon,
+            capacity: None,
         });
     }
     store.upsert_places(&places).await?;

@@ -264,7 +264,8 @@ pub struct FormatQuery {
 
 /// Testing demand for the next 14 days: commuters whose valid test runs out each day (last
 /// negative + the commuter window), per residence county and per nearest test point; those
-/// without a valid test already; and visitors entering on a 48-hour test, forecast by the
+/// without a valid test already, beside each test point's capacity and the days over it
+/// (`capacity`, `over_capacity`); and visitors entering on a 48-hour test, forecast by the
 /// same weekday of past weeks, with its back-test (MASE with seasonal period 7, sMAPE) by
 /// horizon. Computed hourly by the analytics job.
 #[utoipa::path(get, path = "/api/v1/analytics/demand", tag = "analytics", operation_id = "analytics_demand",
@@ -401,6 +402,10 @@ pub struct PlaceInput {
     /// Longitude, degrees (WGS 84).
     #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
+    /// A test point's capacity, samples a day, 1 to 1,000,000 (test points only): testing
+    /// demand is compared with it.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub capacity: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -441,12 +446,27 @@ pub async fn register_places(
         if !(p.lon.is_finite() && (-180.0..=180.0).contains(&p.lon)) {
             return Err(ApiError::invalid(at("lon"), format!("must be from -180 to 180, got {}", p.lon)));
         }
+        if let Some(c) = p.capacity {
+            if p.kind != "test_point" {
+                return Err(ApiError::invalid(
+                    at("capacity"),
+                    format!("only a test point has a capacity, not a {}", p.kind),
+                ));
+            }
+            if !(1..=1_000_000).contains(&c) {
+                return Err(ApiError::invalid(
+                    at("capacity"),
+                    format!("must be from 1 to 1,000,000 samples a day, got {c}"),
+                ));
+            }
+        }
         places.push(Place {
             kind: p.kind.clone(),
             id: id.into_string(),
             name: name.map(|n| n.as_str().to_string()),
             lat: p.lat,
             lon: p.lon,
+            capacity: p.capacity,
         });
     }
     s.app.store.upsert_places(&places).await.map_err(tongxing_app::AppError::from)?;

@@ -294,6 +294,36 @@ both!(fn the_analyst_sees_counts_only_suppressed_and_the_drill_down_is_logged(b)
     let lapsed = health_demand["lapsed"]["total"].as_u64().unwrap_or(0);
     assert!(due + lapsed <= report["commuters"].as_u64().unwrap() && due > 0, "{health_demand}");
 
+    // Capacity: registered with a test point's place by an administrator, compared with demand.
+    let busiest = health_demand["by_test_point"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["key"] != "(no place)")
+        .max_by_key(|r| r["total"].as_u64().unwrap_or(0))
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let places = app.get("admin", "/api/v1/analytics/places").body;
+    let place = places.as_array().unwrap().iter().find(|p| p["kind"] == "test_point" && p["id"] == busiest.as_str()).unwrap();
+    let (lat, lon) = (place["lat"].as_f64().unwrap(), place["lon"].as_f64().unwrap());
+    for (body, field) in [
+        (json!({"kind": "checkpoint", "id": "CP-JINGHA", "lat": 39.9, "lon": 116.9, "capacity": 100}), "places[0].capacity"),
+        (json!({"kind": "test_point", "id": busiest, "lat": lat, "lon": lon, "capacity": 0}), "places[0].capacity"),
+    ] {
+        let r = app.post("admin", "/api/v1/analytics/places", json!({"places": [body]}));
+        assert_eq!((r.status, r.body["field"].as_str()), (422, Some(field)), "{r:?}");
+    }
+    let r = app.post("admin", "/api/v1/analytics/places", json!({"places": [{"kind": "test_point", "id": busiest, "lat": lat, "lon": lon, "capacity": 1}]}));
+    assert_eq!(r.status, 200, "{r:?}");
+    let d = app.get("health", "/api/v1/analytics/demand").body;
+    assert_eq!(d["capacity"][busiest.as_str()], 1, "{}", d["capacity"]);
+    let over = d["over_capacity"].as_array().unwrap();
+    assert!(over.iter().any(|o| o["test_point"] == busiest.as_str()), "{over:?}");
+    for o in over {
+        assert!(o["demand"].as_i64().unwrap() > o["capacity"].as_i64().unwrap(), "{o}");
+    }
     // People behind a count: the health authority only, with a purpose, written to the access log.
     let drill = "/api/v1/analytics/entries";
     let body = json!({"checkpoint": "CP-JINGHA", "purpose": "flow review", "reveal": true});
