@@ -280,6 +280,9 @@ impl App {
             if (pass.events as i64) < ROLLUP_BATCH {
                 break;
             }
+            // Between passes, whoever waits for the database (SQLite's one writer: a lease's
+            // renewal, a check) goes first: a long catch-up must not starve them.
+            tokio::task::yield_now().await;
         }
         Ok(run)
     }

@@ -161,11 +161,14 @@ both!(fn live_checks_raise_a_cloned_code_and_a_shortcut(b) {
     assert_eq!(app.verdict("CP-B", &doc).0, "pass");
     assert_eq!(app.verdict("CP-C", &doc).0, "pass");
     assert_eq!(app.verdict("CP-A", &doc).0, "pass");
+    let second = Instant::now();
     let cloned = wait(30, || {
         let r = app.get("health", "/api/v1/alerts?kind=cloned_code");
         r.body.as_array().filter(|a| !a.is_empty()).map(|a| a[0].clone())
     })
     .expect("a cloned-code warning");
+    // For docs/PERFORMANCE.md (target: within 5 s of the second check); not asserted.
+    eprintln!("analytics: cloned code listed {} ms after its second check was answered", second.elapsed().as_millis());
     assert_eq!(cloned["detail"]["second"]["checkpoint"], "CP-A");
     assert_eq!(cloned["detail"]["first"]["checkpoint"], "CP-C");
     assert_eq!(cloned["detail"]["person"]["document"], tongxing_domain::mask::document_number(&doc));
