@@ -321,61 +321,45 @@ impl App {
                 sums.entry(cp).or_insert_with(|| vec![0.0; back as usize + 1])[d as usize] += n as f64;
             }
         }
-        let mut raised = Vec::new();
-        for (cp, values) in &sums {
-            let (history, observed) = values.split_at(back as usize);
-            let Some(c2) = detect::surge(history, observed[0], cfg) else { continue };
-            let why = format!(
-                "{cp}: {} entries today up to {} against {:.1} ± {:.1} on the same hours of {} days before a {}-day guard band: {:.1} standard deviations, over the threshold of {}",
-                c2.observed,
-                time::rfc3339(from_ms(hour)),
-                c2.mean,
-                c2.sd,
-                cfg.surge_baseline_days,
-                cfg.surge_guard_days,
-                c2.statistic,
-                cfg.surge_threshold_sd
-            );
-            let payload = serde_json::json!({
-                "why": why, "method": "EARS C2", "checkpoint": cp,
-                "day": time::rfc3339(from_ms(day)), "until": time::rfc3339(from_ms(hour)),
-                "observed": c2.observed, "baseline_mean": c2.mean, "baseline_sd": c2.sd, "statistic": c2.statistic,
-                "threshold_sd": cfg.surge_threshold_sd, "baseline": &history[..cfg.surge_baseline_days],
-                "guard_band": &history[cfg.surge_baseline_days..],
-            });
-            raised.extend(self.warn("surge", format!("surge:{cp}:{day}"), payload, now).await?);
-        }
         // The service-area test points' samples, the same way: today's hours so far against the
         // same hours of the baseline days.
         let days = self.store.test_point_days(from_ms(from), from_ms(hour), Duration::milliseconds(span)).await?;
-        let mut sums: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut tp_sums: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (tp, d, n) in days {
             if (0..=back).contains(&d) {
-                sums.entry(tp).or_insert_with(|| vec![0.0; back as usize + 1])[d as usize] += n as f64;
+                tp_sums.entry(tp).or_insert_with(|| vec![0.0; back as usize + 1])[d as usize] += n as f64;
             }
         }
-        for (tp, values) in &sums {
-            let (history, observed) = values.split_at(back as usize);
-            let Some(c2) = detect::surge(history, observed[0], cfg) else { continue };
-            let why = format!(
-                "test point {tp}: {} samples today up to {} against {:.1} ± {:.1} on the same hours of {} days before a {}-day guard band: {:.1} standard deviations, over the threshold of {}",
-                c2.observed,
-                time::rfc3339(from_ms(hour)),
-                c2.mean,
-                c2.sd,
-                cfg.surge_baseline_days,
-                cfg.surge_guard_days,
-                c2.statistic,
-                cfg.surge_threshold_sd
-            );
-            let payload = serde_json::json!({
-                "why": why, "method": "EARS C2", "test_point": tp,
-                "day": time::rfc3339(from_ms(day)), "until": time::rfc3339(from_ms(hour)),
-                "observed": c2.observed, "baseline_mean": c2.mean, "baseline_sd": c2.sd, "statistic": c2.statistic,
-                "threshold_sd": cfg.surge_threshold_sd, "baseline": &history[..cfg.surge_baseline_days],
-                "guard_band": &history[cfg.surge_baseline_days..],
-            });
-            raised.extend(self.warn("surge", format!("surge:test_point:{tp}:{day}"), payload, now).await?);
+        let mut raised = Vec::new();
+        for (field, counted, sums) in [("checkpoint", "entries", &sums), ("test_point", "samples", &tp_sums)] {
+            for (id, values) in sums {
+                let (history, observed) = values.split_at(back as usize);
+                let Some(c2) = detect::surge(history, observed[0], cfg) else { continue };
+                let (subject, key) = match field {
+                    "checkpoint" => (id.clone(), format!("surge:{id}:{day}")),
+                    _ => (format!("test point {id}"), format!("surge:test_point:{id}:{day}")),
+                };
+                let why = format!(
+                    "{subject}: {} {counted} today up to {} against {:.1} ± {:.1} on the same hours of {} days before a {}-day guard band: {:.1} standard deviations, over the threshold of {}",
+                    c2.observed,
+                    time::rfc3339(from_ms(hour)),
+                    c2.mean,
+                    c2.sd,
+                    cfg.surge_baseline_days,
+                    cfg.surge_guard_days,
+                    c2.statistic,
+                    cfg.surge_threshold_sd
+                );
+                let mut payload = serde_json::json!({
+                    "why": why, "method": "EARS C2",
+                    "day": time::rfc3339(from_ms(day)), "until": time::rfc3339(from_ms(hour)),
+                    "observed": c2.observed, "baseline_mean": c2.mean, "baseline_sd": c2.sd, "statistic": c2.statistic,
+                    "threshold_sd": cfg.surge_threshold_sd, "baseline": &history[..cfg.surge_baseline_days],
+                    "guard_band": &history[cfg.surge_baseline_days..],
+                });
+                payload[field] = serde_json::json!(id);
+                raised.extend(self.warn("surge", key, payload, now).await?);
+            }
         }
         // CUSUM over complete days.
         let today = bucket_of(1440, now_ms);

@@ -511,14 +511,7 @@ async fn warnings_fragment(State(s): State<AppState>, web: Web) -> PageResult {
 /// content: the page reloads the warnings it may read.
 async fn stream(State(s): State<AppState>, web: Web, headers: HeaderMap) -> Result<Response, PageError> {
     web.require(Action::ReadAlerts, "analyst")?;
-    let after = match headers.get("last-event-id") {
-        None => None,
-        Some(v) => {
-            Some(v.to_str().ok().and_then(|t| t.trim().parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(|| {
-                PageError::Invalid { field: "Last-Event-ID".into(), reason: "must be a whole number, 0 or more".into() }
-            })?)
-        }
-    };
+    let after = crate::session::last_event_id(&headers)?;
     let rx = s.app.alert_feed().subscribe(after).await?;
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         let e = rx.recv().await?;

@@ -262,14 +262,7 @@ async fn alerts_fragment(State(s): State<AppState>, web: Web) -> PageResult {
 /// from `Last-Event-ID`, which the browser sends after a dropped connection).
 async fn stream(State(s): State<AppState>, web: Web, headers: HeaderMap) -> Result<Response, PageError> {
     web.require(Action::HandleAlerts, "health")?;
-    let after = match headers.get("last-event-id") {
-        None => None,
-        Some(v) => {
-            Some(v.to_str().ok().and_then(|t| t.trim().parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(|| {
-                PageError::Invalid { field: "Last-Event-ID".into(), reason: "must be a whole number, 0 or more".into() }
-            })?)
-        }
-    };
+    let after = crate::session::last_event_id(&headers)?;
     let rx = s.app.alert_feed().subscribe(after).await?;
     Ok(tongxing_http::event_stream(rx))
 }

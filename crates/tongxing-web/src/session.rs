@@ -204,6 +204,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
     }
 }
 
+/// The `Last-Event-ID` a browser sends when it resumes an event stream: none, or a whole
+/// number 0 or more (anything else is refused, naming the header).
+pub fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, PageError> {
+    let Some(v) = headers.get("last-event-id") else { return Ok(None) };
+    v.to_str().ok().and_then(|t| t.trim().parse::<i64>().ok()).filter(|n| *n >= 0).map(Some).ok_or_else(|| {
+        PageError::Invalid { field: "Last-Event-ID".into(), reason: "must be a whole number, 0 or more".into() }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -37,20 +37,6 @@ fn serve(db: TestDb) -> App {
     App { server, tokens, db }
 }
 
-/// Polls `f` every 200 ms until it returns `Some`, for at most `secs` seconds.
-fn wait<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + StdDuration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(StdDuration::from_millis(200));
-    }
-}
-
 /// Waits for the analytics job's first run to end (its last step stores testing demand).
 fn first_run_done(app: &App) {
     let done = wait(300, || (app.get("health", "/api/v1/analytics/demand").status == 200).then_some(()));
@@ -137,7 +123,7 @@ both!(fn near_cases_and_the_plain_month_stay_quiet(b) {
 });
 
 /// Checkpoints on the map: A, and B and C at one place 105 km from it.
-fn far_apart(app: &App) {
+pub(crate) fn far_apart(app: &App) {
     app.checkpoint("CP-A", "京哈高速");
     app.checkpoint("CP-B", "京藏高速");
     app.checkpoint("CP-C", "京藏高速");

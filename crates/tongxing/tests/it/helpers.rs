@@ -509,3 +509,17 @@ pub fn id(first17: &str) -> String {
 pub fn nth_id(region: &str, n: u32) -> String {
     id(&format!("{region}19850101{:03}", n % 1000))
 }
+
+/// Polls `f` every 200 ms until it returns `Some`, for at most `secs` seconds.
+pub fn wait<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

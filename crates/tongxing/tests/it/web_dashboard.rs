@@ -5,44 +5,13 @@
 //! name nobody and show no count under 5; the health authority's CSV shows the count; other
 //! roles are refused. (SQLite: see web_citizen.rs.)
 
-use std::time::{Duration as StdDuration, Instant};
-
 use chrono::Duration;
 use serde_json::json;
 
+use crate::analytics::far_apart;
 use crate::browser::Browser;
 use crate::helpers::*;
 use crate::web::{Visitor, person, spawn_web};
-
-/// Polls `f` every 200 ms until it returns `Some`, for at most `secs` seconds.
-fn wait<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + StdDuration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(StdDuration::from_millis(200));
-    }
-}
-
-/// Checkpoints on the map: A, and B and C at one place 105 km from it.
-fn far_apart(app: &App) {
-    app.checkpoint("CP-A", "京哈高速");
-    app.checkpoint("CP-B", "京藏高速");
-    app.checkpoint("CP-C", "京藏高速");
-    let r = app.post(
-        "admin",
-        "/api/v1/analytics/places",
-        json!({"places": [
-            {"kind": "checkpoint", "id": "CP-A", "lat": 39.90, "lon": 116.93},
-            {"kind": "checkpoint", "id": "CP-B", "lat": 40.33, "lon": 115.83},
-            {"kind": "checkpoint", "id": "CP-C", "lat": 40.33, "lon": 115.83}]}),
-    );
-    assert_eq!(r.status, 200, "{r:?}");
-}
 
 /// Today's entries as the health authority (unsuppressed) counts them, once the rollup job has
 /// counted `n`.
