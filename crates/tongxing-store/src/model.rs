@@ -102,6 +102,31 @@ pub struct CommuterApplication {
     pub work_region: RegionCode,
 }
 
+/// A `CommuterRecord` from the 13 columns of `commuters` (status, kind, residence_region, …,
+/// first_checked_at, in the table's order) starting at column `$at` of row `$r`.
+macro_rules! commuter_record {
+    ($r:expr, $at:expr) => {{
+        let (r, at) = (&$r, $at);
+        let status: String = r.get(at);
+        crate::model::CommuterRecord {
+            status: tongxing_domain::facts::CommuterStatus::parse(&status).map_err(StoreError::Corrupt)?,
+            kind: r.get(at + 1),
+            residence_region: r.get(at + 2),
+            residence_proof: r.get(at + 3),
+            employer_name: r.get(at + 4),
+            employer_uscc: r.get(at + 5),
+            work_region: r.get(at + 6),
+            applied_at: from_ms(r.get(at + 7)),
+            decided_at: r.get::<Option<i64>, _>(at + 8).map(from_ms),
+            decided_by: r.get(at + 9),
+            decision_reason: r.get(at + 10),
+            valid_until: r.get::<Option<i64>, _>(at + 11).map(from_ms),
+            first_checked_at: r.get::<Option<i64>, _>(at + 12).map(from_ms),
+        }
+    }};
+}
+pub(crate) use commuter_record;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CommuterRecord {
     pub status: CommuterStatus,

@@ -58,22 +58,7 @@ macro_rules! queues_impl {
                         created_at: from_ms(r.get(7)),
                         updated_at: from_ms(r.get(8)),
                     };
-                    let status: String = r.get(9);
-                    let commuter = CommuterRecord {
-                        status: CommuterStatus::parse(&status).map_err(StoreError::Corrupt)?,
-                        kind: r.get(10),
-                        residence_region: r.get(11),
-                        residence_proof: r.get(12),
-                        employer_name: r.get(13),
-                        employer_uscc: r.get(14),
-                        work_region: r.get(15),
-                        applied_at: from_ms(r.get(16)),
-                        decided_at: r.get::<Option<i64>, _>(17).map(from_ms),
-                        decided_by: r.get(18),
-                        decision_reason: r.get(19),
-                        valid_until: r.get::<Option<i64>, _>(20).map(from_ms),
-                        first_checked_at: r.get::<Option<i64>, _>(21).map(from_ms),
-                    };
+                    let commuter = crate::model::commuter_record!(r, 9);
                     out.push((person, commuter));
                 }
                 Ok(out)

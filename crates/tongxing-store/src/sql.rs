@@ -683,22 +683,7 @@ macro_rules! sql_impl {
                 .fetch_optional(&self.read)
                 .await?;
                 let Some(r) = row else { return Ok(None) };
-                let status: String = r.get(0);
-                Ok(Some(CommuterRecord {
-                    status: CommuterStatus::parse(&status).map_err(StoreError::Corrupt)?,
-                    kind: r.get(1),
-                    residence_region: r.get(2),
-                    residence_proof: r.get(3),
-                    employer_name: r.get(4),
-                    employer_uscc: r.get(5),
-                    work_region: r.get(6),
-                    applied_at: from_ms(r.get(7)),
-                    decided_at: r.get::<Option<i64>, _>(8).map(from_ms),
-                    decided_by: r.get(9),
-                    decision_reason: r.get(10),
-                    valid_until: r.get::<Option<i64>, _>(11).map(from_ms),
-                    first_checked_at: r.get::<Option<i64>, _>(12).map(from_ms),
-                }))
+                Ok(Some(crate::model::commuter_record!(r, 0)))
             }
 
             pub(crate) async fn commuter_history(&self, person_id: PersonId) -> Result<Vec<HistoryEntry>, StoreError> {
