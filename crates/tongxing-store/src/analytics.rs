@@ -7,6 +7,13 @@
 //! warnings that follow, and moves the watermark, all in one transaction: an event is counted
 //! once, and a warning raised once, whichever server runs the pass (the state row is taken
 //! first, so a second runner waits, then finds the watermark moved). Views read `flows` only.
+//!
+//! Each document's last check is held in the memory of the process that runs the pass
+//! ([`Recent`]), for the events counted so far and only as far back as a warning can reach: a
+//! table of the last check of a million people took a random write per check, which cost a
+//! third of the checks' speed. The memory says which state row it matches; a process whose
+//! memory does not match (at start, after another server ran the job, after a rebuild) reads
+//! it again from the entry events of those hours.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -191,6 +198,68 @@ struct LastCheck {
     denied: Option<(i64, String, i64)>,
 }
 
+impl LastCheck {
+    /// The document's state after a check (any order: the latest check and the latest denial
+    /// by time are kept; of two at the same time, the one applied last).
+    fn after(prev: Option<&LastCheck>, id: i64, checkpoint: &str, at: i64, denied: bool) -> LastCheck {
+        let mut next = prev
+            .cloned()
+            .unwrap_or(LastCheck { event_id: id, checkpoint: checkpoint.to_string(), at, denied: None });
+        if prev.is_none() || at >= next.at {
+            next.event_id = id;
+            next.checkpoint = checkpoint.to_string();
+            next.at = at;
+        }
+        if denied && next.denied.as_ref().is_none_or(|d| at >= d.2) {
+            next.denied = Some((id, checkpoint.to_string(), at));
+        }
+        next
+    }
+
+    /// The time of its latest check or denial.
+    fn newest(&self) -> i64 {
+        self.denied.as_ref().map_or(self.at, |d| d.2.max(self.at))
+    }
+}
+
+/// The per-document memory of the cloned-code and shortcut detectors: each document's latest
+/// check and denial among the events counted, back to the horizon (older ones can raise no
+/// warning). Held by the process that runs the rollup, matched to the state row it was made for.
+#[derive(Default)]
+pub(crate) struct Recent {
+    /// The rollup state (watermark, gaps, updated_at) this memory is for.
+    state: Option<(i64, String, i64)>,
+    by_doc: HashMap<String, LastCheck>,
+    /// The time up to which documents were last dropped as past the horizon.
+    pruned_at: i64,
+}
+
+impl Recent {
+    /// Drops the documents whose latest check and denial are older than `horizon` before `at`
+    /// (at most every ten minutes of event time).
+    fn prune(&mut self, at: i64, horizon: i64) {
+        if at - self.pruned_at >= 10 * MINUTE_MS {
+            self.by_doc.retain(|_, l| l.newest() >= at - horizon);
+            self.pruned_at = at;
+        }
+    }
+}
+
+/// How far back a check can matter to a new one: a shortcut's hours, or the time the road takes
+/// between the two farthest checkpoints, whichever is longer, plus an hour for events counted
+/// out of order.
+fn horizon_ms(places: &HashMap<String, LatLon>, cfg: &AnalyticsConfig) -> i64 {
+    let points: Vec<LatLon> = places.values().copied().collect();
+    let mut farthest: f64 = 0.0;
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            farthest = farthest.max(tongxing_domain::analytics::stats::haversine_km(*a, *b));
+        }
+    }
+    let road_hours = (farthest / cfg.max_speed_kmh).ceil().min(24.0 * 365.0) as i64;
+    (cfg.shortcut_hours.max(road_hours) + 1) * 3_600_000
+}
+
 /// A flow's key: (grain, bucket, checkpoint, verdict, reason, who, mode).
 type FlowKey = (i64, i64, String, String, String, &'static str, &'static str);
 /// A warning found in a batch: (kind, dedup key, document key, person, Beijing day of the
@@ -310,20 +379,7 @@ fn work_out(
                 }
             }
         }
-        let mut next = prev.clone().unwrap_or(LastCheck {
-            event_id: e.id,
-            checkpoint: e.checkpoint.clone(),
-            at: e.at,
-            denied: None,
-        });
-        if prev.is_none() || e.at >= next.at {
-            next.event_id = e.id;
-            next.checkpoint = e.checkpoint.clone();
-            next.at = e.at;
-        }
-        if e.verdict == "deny" && next.denied.as_ref().is_none_or(|d| e.at >= d.2) {
-            next.denied = Some((e.id, e.checkpoint.clone(), e.at));
-        }
+        let next = LastCheck::after(prev.as_ref(), e.id, &e.checkpoint, e.at, e.verdict == "deny");
         last.insert(doc.clone(), next);
         b.changed.insert(doc);
     }
@@ -351,7 +407,7 @@ fn new_gaps(watermark: i64, ids: &[i64], now: i64) -> (i64, Vec<(i64, i64)>) {
 macro_rules! analytics_impl {
     ($db:ty, alerts = $alerts:path,
      reason = $reason:literal, commuter = $commuter:literal, ids = $ids:literal, keys = $keys:literal,
-     flow_rows = $flow_rows:literal, last_rows = $last_rows:literal, shortcut_rows = $shortcut_rows:literal,
+     flow_rows = $flow_rows:literal, shortcut_rows = $shortcut_rows:literal,
      place_rows = $place_rows:literal, weeks = $weeks:literal) => {
         use $alerts as alerts_db;
 
@@ -392,7 +448,13 @@ macro_rules! analytics_impl {
                     .collect())
             }
 
-            pub(crate) async fn rollup_pass(&self, limit: i64, cfg: &AnalyticsConfig, now: DateTime<Utc>) -> Result<RollupPass, StoreError> {
+            pub(crate) async fn rollup_pass(
+                &self,
+                limit: i64,
+                cfg: &AnalyticsConfig,
+                now: DateTime<Utc>,
+                recent: &mut Recent,
+            ) -> Result<RollupPass, StoreError> {
                 let now_ms = ms(now);
                 let places: HashMap<String, LatLon> = sqlx::query("SELECT id, lat, lon FROM places WHERE kind = 'checkpoint'")
                     .fetch_all(&self.read)
@@ -404,12 +466,48 @@ macro_rules! analytics_impl {
                 // events are read and their facts parsed); the write transaction then moves the
                 // watermark only from the value read (compare and set): a pass that another
                 // runner overtook writes nothing.
-                let state = sqlx::query("SELECT watermark, gaps FROM rollup_state WHERE one = 1")
+                let state = sqlx::query("SELECT watermark, gaps, updated_at FROM rollup_state WHERE one = 1")
                     .fetch_one(&self.read)
                     .await?;
                 let watermark: i64 = state.get(0);
-                let old_gaps: Vec<(i64, i64)> = serde_json::from_str(state.get::<&str, _>(1)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let old_gaps_text: String = state.get(1);
+                let old_gaps: Vec<(i64, i64)> = serde_json::from_str(&old_gaps_text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let gap_ids: Vec<i64> = old_gaps.iter().map(|g| g.0).collect();
+                let horizon = horizon_ms(&places, cfg);
+                let stamped: i64 = state.get(2);
+                let this_state = (watermark, old_gaps_text.clone(), stamped);
+                if recent.state.as_ref() != Some(&this_state) {
+                    // The memory is not of these counted events: read it again from the events
+                    // counted within the horizon of the newest of them.
+                    recent.by_doc.clear();
+                    recent.state = None;
+                    let newest: Option<i64> = sqlx::query_scalar("SELECT checked_at FROM entry_events WHERE id <= $1 ORDER BY id DESC LIMIT 1")
+                        .bind(watermark)
+                        .fetch_optional(&self.read)
+                        .await?;
+                    if let Some(newest) = newest {
+                        let uncounted: HashSet<i64> = gap_ids.iter().copied().collect();
+                        let rows = sqlx::query(
+                            "SELECT id, doc_key, checkpoint_id, checked_at, verdict = 'deny' FROM entry_events
+                             WHERE checked_at >= $1 AND id <= $2 ORDER BY checked_at, id",
+                        )
+                        .bind(newest - horizon)
+                        .bind(watermark)
+                        .fetch_all(&self.read)
+                        .await?;
+                        for r in &rows {
+                            let id: i64 = r.get(0);
+                            if uncounted.contains(&id) {
+                                continue;
+                            }
+                            let doc: String = r.get(1);
+                            let next = LastCheck::after(recent.by_doc.get(&doc), id, r.get(2), r.get(3), r.get(4));
+                            recent.by_doc.insert(doc, next);
+                        }
+                        recent.pruned_at = newest;
+                    }
+                    recent.state = Some(this_state);
+                }
                 let select = concat!(
                     "SELECT id, checkpoint_id, checked_at, doc_key, person_id, verdict, ", $reason, ", ", $commuter, ", plate IS NOT NULL FROM entry_events "
                 );
@@ -446,41 +544,29 @@ macro_rules! analytics_impl {
                 gaps.extend(old_gaps.into_iter().filter(|(id, first)| !seen.contains(id) && now_ms - first < GAP_PATIENCE_MS));
                 gaps.truncate(MAX_GAPS);
 
-                // The documents' stored state.
-                let people: Vec<&str> = events.iter().map(|e| e.doc_key.as_str()).collect::<HashSet<_>>().into_iter().collect();
-                let mut last = HashMap::with_capacity(people.len());
-                if !people.is_empty() {
-                    let stored = sqlx::query(concat!(
-                        "SELECT doc_key, event_id, checkpoint_id, checked_at, denied_event_id, denied_checkpoint, denied_at
-                         FROM last_checks WHERE doc_key IN (", $keys, ")"
-                    ))
-                    .bind(serde_json::to_string(&people).unwrap_or_default())
-                    .fetch_all(&self.read)
-                    .await?;
-                    for r in &stored {
-                        let denied = match (r.get::<Option<i64>, _>(4), r.get::<Option<String>, _>(5), r.get::<Option<i64>, _>(6)) {
-                            (Some(e), Some(c), Some(t)) => Some((e, c, t)),
-                            _ => None,
-                        };
-                        last.insert(
-                            r.get::<String, _>(0),
-                            LastCheck { event_id: r.get(1), checkpoint: r.get(2), at: r.get(3), denied },
-                        );
-                    }
-                }
+                // The documents' last checks, from the memory.
+                let last: HashMap<String, LastCheck> = events
+                    .iter()
+                    .filter_map(|e| recent.by_doc.get(&e.doc_key).map(|l| (e.doc_key.clone(), l.clone())))
+                    .collect();
                 let batch = work_out(&events, last, &places, cfg, now_ms);
                 if events.is_empty() && gaps.len() == gap_ids.len() {
                     return Ok(RollupPass { events: 0, alerts: Vec::new(), watermark, gaps: gaps.len() });
                 }
                 let mut tx = self.write.begin().await?;
-                let moved = sqlx::query("UPDATE rollup_state SET updated_at = $1 WHERE one = 1 AND watermark = $2 AND gaps = $3")
-                    .bind(now_ms)
+                // The state row's stamp: one more than any before it, so that the memory can
+                // tell this pass's state from every other.
+                let stamp = now_ms.max(stamped + 1);
+                let moved = sqlx::query("UPDATE rollup_state SET updated_at = $1 WHERE one = 1 AND watermark = $2 AND gaps = $3 AND updated_at = $4")
+                    .bind(stamp)
                     .bind(watermark)
-                    .bind(state.get::<&str, _>(1))
+                    .bind(&old_gaps_text)
+                    .bind(stamped)
                     .execute(&mut *tx)
                     .await?;
                 if moved.rows_affected() != 1 {
                     // Another runner counted these events meanwhile.
+                    recent.state = None;
                     return Ok(RollupPass { events: 0, alerts: Vec::new(), watermark, gaps: gaps.len() });
                 }
 
@@ -514,31 +600,6 @@ macro_rules! analytics_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
-                if !batch.changed.is_empty() {
-                    let rows: Vec<serde_json::Value> = batch
-                        .changed
-                        .iter()
-                        .filter_map(|p| batch.last.get(p).map(|l| (p, l)))
-                        .map(|(p, l)| {
-                            let (de, dc, dt) = match &l.denied {
-                                Some((e, c, t)) => (Some(*e), Some(c.as_str()), Some(*t)),
-                                None => (None, None, None),
-                            };
-                            serde_json::json!({"p": p, "e": l.event_id, "c": l.checkpoint, "t": l.at, "de": de, "dc": dc, "dt": dt})
-                        })
-                        .collect();
-                    sqlx::query(concat!(
-                        "INSERT INTO last_checks (doc_key, event_id, checkpoint_id, checked_at, denied_event_id, denied_checkpoint, denied_at)
-                         SELECT j.p, CAST(j.e AS BIGINT), j.c, CAST(j.t AS BIGINT), CAST(j.de AS BIGINT), j.dc, CAST(j.dt AS BIGINT)
-                         FROM ", $last_rows, " WHERE true
-                         ON CONFLICT (doc_key) DO UPDATE SET event_id = excluded.event_id, checkpoint_id = excluded.checkpoint_id,
-                            checked_at = excluded.checked_at, denied_event_id = excluded.denied_event_id,
-                            denied_checkpoint = excluded.denied_checkpoint, denied_at = excluded.denied_at"
-                    ))
-                    .bind(serde_json::Value::Array(rows).to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
                 let mut raised = Vec::new();
                 for (kind, key, doc, person, day, mut payload) in batch.warnings {
                     payload["person"] = masked_person_in(&mut tx, &doc).await?;
@@ -560,12 +621,23 @@ macro_rules! analytics_impl {
                         raised.push(id);
                     }
                 }
+                let gaps_text = serde_json::to_string(&gaps).unwrap_or_else(|_| "[]".into());
                 sqlx::query("UPDATE rollup_state SET watermark = $1, gaps = $2 WHERE one = 1")
                     .bind(new_watermark)
-                    .bind(serde_json::to_string(&gaps).unwrap_or_else(|_| "[]".into()))
+                    .bind(&gaps_text)
                     .execute(&mut *tx)
                     .await?;
+                // Should the commit's answer be lost, the memory no longer matches and is read again.
+                recent.state = None;
                 tx.commit().await?;
+                let newest = events.iter().map(|e| e.at).max().unwrap_or(recent.pruned_at);
+                for doc in &batch.changed {
+                    if let Some(l) = batch.last.get(doc) {
+                        recent.by_doc.insert(doc.clone(), l.clone());
+                    }
+                }
+                recent.prune(newest, horizon);
+                recent.state = Some((new_watermark, gaps_text, stamp));
                 Ok(RollupPass { events: events.len(), alerts: raised, watermark: new_watermark, gaps: gaps.len() })
             }
 
@@ -573,8 +645,8 @@ macro_rules! analytics_impl {
             /// back to 0: the job then counts every event again.
             pub(crate) async fn rollup_reset(&self) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await?;
-                sqlx::query("UPDATE rollup_state SET watermark = 0, gaps = '[]' WHERE one = 1").execute(&mut *tx).await?;
-                for table in ["flows", "flow_shortcuts", "last_checks"] {
+                sqlx::query("UPDATE rollup_state SET watermark = 0, gaps = '[]', updated_at = updated_at + 1 WHERE one = 1").execute(&mut *tx).await?;
+                for table in ["flows", "flow_shortcuts"] {
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
@@ -856,8 +928,6 @@ pub(crate) mod sqlite_impl {
         keys = "SELECT value FROM json_each($1)",
         flow_rows = "(SELECT j.value ->> 'g' AS g, j.value ->> 'b' AS b, j.value ->> 'c' AS c, j.value ->> 'v' AS v,
                      j.value ->> 'r' AS r, j.value ->> 'w' AS w, j.value ->> 'm' AS m, j.value ->> 'n' AS n FROM json_each($1) AS j) AS j",
-        last_rows = "(SELECT j.value ->> 'p' AS p, j.value ->> 'e' AS e, j.value ->> 'c' AS c, j.value ->> 't' AS t,
-                     j.value ->> 'de' AS de, j.value ->> 'dc' AS dc, j.value ->> 'dt' AS dt FROM json_each($1) AS j) AS j",
         shortcut_rows = "(SELECT j.value ->> 'd' AS d, j.value ->> 'f' AS f, j.value ->> 't' AS t, j.value ->> 'n' AS n FROM json_each($1) AS j) AS j",
         place_rows = "(SELECT j.value ->> 'k' AS k, j.value ->> 'i' AS i, j.value ->> 'nm' AS nm, j.value ->> 'la' AS la,
                      j.value ->> 'lo' AS lo, j.value ->> 'cap' AS cap FROM json_each($1) AS j) AS j",
@@ -875,8 +945,6 @@ pub(crate) mod postgres_impl {
         keys = "SELECT jsonb_array_elements_text($1::jsonb)",
         flow_rows =
             "jsonb_to_recordset($1::jsonb) AS j(g int, b bigint, c text, v text, r text, w text, m text, n bigint)",
-        last_rows =
-            "jsonb_to_recordset($1::jsonb) AS j(p text, e bigint, c text, t bigint, de bigint, dc text, dt bigint)",
         shortcut_rows = "jsonb_to_recordset($1::jsonb) AS j(d bigint, f text, t text, n bigint)",
         place_rows = "jsonb_to_recordset($1::jsonb) AS j(k text, i text, nm text, la float8, lo float8, cap bigint)",
         weeks = "= ANY(ARRAY(SELECT generate_series($3::bigint, $4::bigint)))"
@@ -903,7 +971,8 @@ impl Store {
         cfg: &AnalyticsConfig,
         now: DateTime<Utc>,
     ) -> Result<RollupPass, StoreError> {
-        let pass = crate::retried!(self, p => p.rollup_pass(limit, cfg, now).await)?;
+        let mut recent = self.inner.recent.lock().await;
+        let pass = crate::retried!(self, p => p.rollup_pass(limit, cfg, now, &mut recent).await)?;
         if !pass.alerts.is_empty() {
             self.outbox_written();
         }
@@ -1026,5 +1095,37 @@ mod tests {
         assert_eq!(new_gaps(10, &[11, 12, 15, 16], 7), (16, vec![(13, 7), (14, 7)]));
         assert_eq!(new_gaps(10, &[], 7), (10, vec![]));
         assert_eq!(new_gaps(10, &[13], 7), (13, vec![(11, 7), (12, 7)]));
+    }
+
+    #[test]
+    fn the_memory_reaches_as_far_back_as_a_warning_can() {
+        let cfg = AnalyticsConfig::default();
+        let near: HashMap<String, LatLon> = [("A".to_string(), (39.90, 116.93)), ("B".to_string(), (40.33, 115.83))].into();
+        // 105 km is under an hour at 150 km/h: the shortcut's 6 hours, plus one.
+        assert_eq!(horizon_ms(&near, &cfg), 7 * 3_600_000);
+        // 1,000 km or so takes 7 hours on the road: longer than a shortcut's 6.
+        let far: HashMap<String, LatLon> = [("A".to_string(), (39.90, 116.40)), ("B".to_string(), (31.23, 121.47))].into();
+        assert_eq!(horizon_ms(&far, &cfg), 9 * 3_600_000);
+        // Folding checks in any order keeps the latest check and the latest denial.
+        let h = 3_600_000;
+        let checks = [(1, "A", 5 * h, true), (2, "B", 7 * h, false), (3, "C", 6 * h, true)];
+        let fold = |order: &[usize]| {
+            order.iter().fold(None::<LastCheck>, |s, &i| {
+                let (id, cp, at, denied) = checks[i];
+                Some(LastCheck::after(s.as_ref(), id, cp, at, denied))
+            })
+        };
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+            let l = fold(&order).unwrap();
+            assert_eq!((l.event_id, l.checkpoint.as_str(), l.at), (2, "B", 7 * h), "{order:?}");
+            assert_eq!(l.denied, Some((3, "C".to_string(), 6 * h)), "{order:?}");
+            assert_eq!(l.newest(), 7 * h);
+        }
+        // Pruned past the horizon, at most every ten minutes of event time.
+        let mut recent = Recent::default();
+        recent.by_doc.insert("old".into(), LastCheck::after(None, 1, "A", 0, false));
+        recent.by_doc.insert("new".into(), LastCheck::after(None, 2, "A", 8 * h, false));
+        recent.prune(8 * h, 7 * h);
+        assert_eq!(recent.by_doc.keys().collect::<Vec<_>>(), ["new"]);
     }
 }

@@ -197,6 +197,8 @@ struct Inner {
     /// Wakes this process's outbox reader (`Store::outbox_signal`), and whether a LISTEN task runs.
     outbox_signal: Arc<tokio::sync::Notify>,
     outbox_listening: std::sync::atomic::AtomicBool,
+    /// The rollup job's memory of each document's last check (this process's, when it runs the job).
+    recent: tokio::sync::Mutex<crate::analytics::Recent>,
 }
 
 /// The store. Cheap to clone; all clones share the pools and the entry writer.
@@ -285,6 +287,7 @@ impl Store {
                 fresh_samples: std::sync::atomic::AtomicBool::new(true),
                 outbox_signal: Default::default(),
                 outbox_listening: Default::default(),
+                recent: Default::default(),
             }),
         };
         tokio::spawn(entry_writer(store.clone_backend_handle(), rx));

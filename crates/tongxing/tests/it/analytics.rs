@@ -139,13 +139,24 @@ pub(crate) fn far_apart(app: &App) {
 }
 
 both!(fn live_checks_raise_a_cloned_code_and_a_shortcut(b) {
-    let app = App::spawn(b);
+    let mut app = App::spawn(b);
     far_apart(&app);
     // At CP-B and CP-C, at one place: no warning. Then at CP-A, 105 km away, seconds later.
     let doc = nth_id("110105", 21);
     app.negative(&doc, Duration::hours(3));
     assert_eq!(app.verdict("CP-B", &doc).0, "pass");
     assert_eq!(app.verdict("CP-C", &doc).0, "pass");
+    // Both counted, then the server killed and started again: the job's memory of each
+    // document's last check is gone with the process and must be read again from the events.
+    let since = urlencode(&(Utc::now() - Duration::days(1)).to_rfc3339());
+    let until = urlencode(&(Utc::now() + Duration::days(1)).to_rfc3339());
+    let counted = wait(30, || {
+        let t = app.get("health", &format!("/api/v1/analytics/flows?grain=1d&columns=verdict&since={since}&until={until}"));
+        (t.body["total"] == 2).then_some(())
+    });
+    assert!(counted.is_some(), "the rollup job did not count the first two checks");
+    app.server.kill9();
+    app.server = Server::start(&app.db);
     assert_eq!(app.verdict("CP-A", &doc).0, "pass");
     let second = Instant::now();
     let cloned = wait(30, || {
