@@ -202,9 +202,8 @@ impl LastCheck {
     /// The document's state after a check (any order: the latest check and the latest denial
     /// by time are kept; of two at the same time, the one applied last).
     fn after(prev: Option<&LastCheck>, id: i64, checkpoint: &str, at: i64, denied: bool) -> LastCheck {
-        let mut next = prev
-            .cloned()
-            .unwrap_or(LastCheck { event_id: id, checkpoint: checkpoint.to_string(), at, denied: None });
+        let mut next =
+            prev.cloned().unwrap_or(LastCheck { event_id: id, checkpoint: checkpoint.to_string(), at, denied: None });
         if prev.is_none() || at >= next.at {
             next.event_id = id;
             next.checkpoint = checkpoint.to_string();
@@ -1100,11 +1099,13 @@ mod tests {
     #[test]
     fn the_memory_reaches_as_far_back_as_a_warning_can() {
         let cfg = AnalyticsConfig::default();
-        let near: HashMap<String, LatLon> = [("A".to_string(), (39.90, 116.93)), ("B".to_string(), (40.33, 115.83))].into();
+        let near: HashMap<String, LatLon> =
+            [("A".to_string(), (39.90, 116.93)), ("B".to_string(), (40.33, 115.83))].into();
         // 105 km is under an hour at 150 km/h: the shortcut's 6 hours, plus one.
         assert_eq!(horizon_ms(&near, &cfg), 7 * 3_600_000);
         // 1,000 km or so takes 7 hours on the road: longer than a shortcut's 6.
-        let far: HashMap<String, LatLon> = [("A".to_string(), (39.90, 116.40)), ("B".to_string(), (31.23, 121.47))].into();
+        let far: HashMap<String, LatLon> =
+            [("A".to_string(), (39.90, 116.40)), ("B".to_string(), (31.23, 121.47))].into();
         assert_eq!(horizon_ms(&far, &cfg), 9 * 3_600_000);
         // Folding checks in any order keeps the latest check and the latest denial.
         let h = 3_600_000;

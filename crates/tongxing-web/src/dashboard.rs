@@ -397,6 +397,120 @@ fn kind_word(m: M, kind: &str) -> &'static str {
     }
 }
 
+/// Why a warning fired, in the page's language: the page's sentence for its kind, filled from
+/// the numbers in its evidence; the stored English `why` when the evidence lacks one of them
+/// (a warning written by an older version).
+fn why_text(m: M, kind: &str, d: &Value) -> String {
+    why_from(m, kind, d).unwrap_or_else(|| d["why"].as_str().unwrap_or("").to_string())
+}
+
+fn why_from(m: M, kind: &str, d: &Value) -> Option<String> {
+    use crate::i18n::fill;
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let at = |v: &Value| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| local(t.to_utc()));
+    let num = |v: &Value, places: usize| v.as_f64().map(|x| format!("{x:.places$}"));
+    let p = |v: &Value| v.as_f64().map(|x| format!("{x:.1e}"));
+    Some(match kind {
+        "cloned_code" => fill(
+            m.why_cloned_code,
+            &[
+                ("first", &text(&d["first"]["checkpoint"])?),
+                ("first_at", &at(&d["first"]["checked_at"])?),
+                ("second", &text(&d["second"]["checkpoint"])?),
+                ("second_at", &at(&d["second"]["checked_at"])?),
+                ("km", &num(&d["distance_km"], 1)?),
+                ("minutes", &num(&d["minutes"], 0)?),
+                ("speed", &num(&d["speed_kmh"], 0)?),
+                ("max", &num(&d["max_speed_kmh"], 0)?),
+            ],
+        ),
+        "shortcut" => fill(
+            m.why_shortcut,
+            &[
+                ("from", &text(&d["denied"]["checkpoint"])?),
+                ("denied_at", &at(&d["denied"]["checked_at"])?),
+                ("to", &text(&d["checked"]["checkpoint"])?),
+                ("minutes", &num(&d["minutes"], 0)?),
+                ("hours", &num(&d["within_hours"], 0)?),
+            ],
+        ),
+        "surge" => {
+            let (subject, counted) = match (text(&d["checkpoint"]), text(&d["test_point"])) {
+                (Some(cp), _) => (cp, m.counted_entries),
+                (None, Some(tp)) => (fill(m.subject_test_point, &[("id", &tp)]), m.counted_samples),
+                (None, None) => return None,
+            };
+            fill(
+                m.why_surge,
+                &[
+                    ("subject", &subject),
+                    ("observed", &num(&d["observed"], 0)?),
+                    ("counted", &counted),
+                    ("until", &at(&d["until"])?),
+                    ("mean", &num(&d["baseline_mean"], 1)?),
+                    ("sd", &num(&d["baseline_sd"], 1)?),
+                    ("days", &d["baseline"].as_array()?.len()),
+                    ("guard", &d["guard_band"].as_array()?.len()),
+                    ("z", &num(&d["statistic"], 1)?),
+                    ("threshold", &num(&d["threshold_sd"], 0)?),
+                ],
+            )
+        }
+        "slow_rise" => fill(
+            m.why_slow_rise,
+            &[
+                ("checkpoint", &text(&d["checkpoint"])?),
+                ("day", &at(&d["alarm_day"])?.chars().take(10).collect::<String>()),
+                ("k", &num(&d["k"], 1)?),
+                ("h", &num(&d["h"], 1)?),
+                ("mean", &num(&d["reference_mean"], 1)?),
+                ("sd", &num(&d["reference_sd"], 1)?),
+            ],
+        ),
+        "positive_cluster" => {
+            let dimension = match d["dimension"].as_str()? {
+                "county" => m.dim_county,
+                "employer" => m.dim_employer,
+                "test_point" => m.dim_test_point,
+                _ => return None,
+            };
+            fill(
+                m.why_positive_cluster,
+                &[
+                    ("dimension", &dimension),
+                    ("group", &text(&d["group"])?),
+                    ("days", &num(&d["window_days"], 0)?),
+                    ("observed", &num(&d["observed"], 0)?),
+                    ("expected", &num(&d["expected"], 2)?),
+                    ("p", &p(&d["p_value"])?),
+                ],
+            )
+        }
+        "lab_late" => fill(
+            m.why_lab_late,
+            &[
+                ("lab", &text(&d["lab"])?),
+                ("late", &num(&d["late"], 0)?),
+                ("due", &num(&d["due"], 0)?),
+                ("share", &d["late_share"].as_f64().map(|x| format!("{:.0}", x * 100.0))?),
+                ("hours", &num(&d["late_hours"], 0)?),
+                ("median", &d["median_hours"].as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into())),
+            ],
+        ),
+        "lab_positivity" => fill(
+            m.why_lab_positivity,
+            &[
+                ("lab", &text(&d["lab"])?),
+                ("positives", &num(&d["positives"], 0)?),
+                ("tests", &num(&d["tests"], 0)?),
+                ("expected", &num(&d["expected"], 2)?),
+                ("p", &p(&d["p_value"])?),
+            ],
+        ),
+        _ => return None,
+    })
+}
+
 /// The open and acknowledged early warnings, newest first: kind, time and why (no person).
 async fn open_warnings(s: &AppState, m: M) -> Result<Vec<WarningRow>, PageError> {
     Ok(open_warning_alerts(s)
@@ -406,7 +520,7 @@ async fn open_warnings(s: &AppState, m: M) -> Result<Vec<WarningRow>, PageError>
             id: a.id,
             kind: kind_word(m, &a.kind),
             raised: local(a.raised_at),
-            why: a.detail["why"].as_str().unwrap_or("").to_string(),
+            why: why_text(m, &a.kind, &a.detail),
             acknowledged: a.status == "acknowledged",
         })
         .collect())
@@ -581,6 +695,80 @@ mod tests {
         assert_eq!(c.bars[0].h, super::PLOT_H);
         assert_eq!(c.bars[1].h, super::PLOT_H / 2.0);
         assert_eq!(c.labels.len(), 2);
+    }
+
+    /// Each kind's evidence, as the job writes it, said in the page's language; a warning whose
+    /// evidence lacks a number keeps its stored English `why`.
+    #[test]
+    fn every_warning_says_why_in_the_pages_language() {
+        use super::*;
+        use crate::i18n::Lang;
+        use serde_json::json;
+        let zh = msg::dashboard(Lang::ZhCn);
+        let en = msg::dashboard(Lang::En);
+        let cases = [
+            (
+                "cloned_code",
+                json!({"why": "x", "first": {"checkpoint": "CP-B", "checked_at": "2026-12-05T00:10:00Z"},
+                       "second": {"checkpoint": "CP-A", "checked_at": "2026-12-05T00:12:00Z"},
+                       "distance_km": 105.3, "minutes": 2.0, "speed_kmh": 3159.0, "max_speed_kmh": 150.0}),
+                vec!["2026-12-05 08:10 在 CP-B", "105.3 公里", "时速 3159 公里", "150 公里"],
+            ),
+            (
+                "shortcut",
+                json!({"why": "x", "denied": {"checkpoint": "CP-B", "checked_at": "2026-12-05T00:10:00Z"},
+                       "checked": {"checkpoint": "CP-C", "checked_at": "2026-12-05T00:40:00Z", "verdict": "pass"},
+                       "minutes": 30.0, "within_hours": 6}),
+                vec!["在 CP-B 被劝返", "30 分钟后在 CP-C", "6 小时"],
+            ),
+            (
+                "surge",
+                json!({"why": "x", "test_point": "TP-EAST", "until": "2026-12-05T02:00:00Z", "observed": 420,
+                       "baseline_mean": 100.0, "baseline_sd": 10.0, "statistic": 32.0, "threshold_sd": 3.0,
+                       "baseline": [1, 2, 3, 4, 5, 6, 7], "guard_band": [1, 2]}),
+                vec!["检测点 TP-EAST", "420 份样本", "前 7 天", "间隔 2 天", "100.0 ± 10.0", "32.0 个标准差"],
+            ),
+            (
+                "slow_rise",
+                json!({"why": "x", "checkpoint": "CP-A", "reference_mean": 1000.0, "reference_sd": 30.0, "k": 0.5,
+                       "h": 4.0, "alarm_day": "2026-12-03T16:00:00Z"}),
+                vec!["CP-A：每日入城人次缓慢上升", "于 2026-12-04 超过 4.0"],
+            ),
+            (
+                "positive_cluster",
+                json!({"why": "x", "dimension": "county", "group": "130102", "observed": 9, "expected": 0.43,
+                       "p_value": 0.0000012, "window_days": 3}),
+                vec!["居住区县 130102", "近 3 天阳性 9 例", "预期 0.43 例", "P = 1.2e-6"],
+            ),
+            (
+                "lab_late",
+                json!({"why": "x", "lab": "HB-LAB-003", "due": 200, "late": 90, "late_share": 0.45, "late_hours": 24,
+                       "median_hours": 30.5}),
+                vec!["HB-LAB-003", "200 份样本中有 90 份（45%）", "24 小时", "中位 30.5 小时"],
+            ),
+            (
+                "lab_positivity",
+                json!({"why": "x", "lab": "TJ-LAB-008", "positives": 12, "tests": 400, "expected": 0.8,
+                       "p_value": 0.00001}),
+                vec!["TJ-LAB-008", "400 份结果中阳性 12 份", "预期 0.80 份"],
+            ),
+        ];
+        for (kind, detail, words) in cases {
+            let said = why_text(zh, kind, &detail);
+            for w in words {
+                assert!(said.contains(w), "{kind}: {w:?} not in {said:?}");
+            }
+            assert!(!said.contains('{'), "{kind}: a placeholder left in {said:?}");
+            let english = why_text(en, kind, &detail);
+            assert!(english != "x" && !english.contains('{'), "{kind}: {english}");
+            assert!(!english.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{kind}: {english}");
+            // Without one of its numbers: the stored text.
+            let mut partial = detail.clone();
+            let first_number =
+                partial.as_object().unwrap().iter().find(|(k, v)| *k != "why" && !v.is_array()).map(|(k, _)| k.clone());
+            partial.as_object_mut().unwrap().remove(&first_number.unwrap());
+            assert_eq!(why_text(zh, kind, &partial), "x", "{kind}");
+        }
     }
 
     /// The whole page with testing demand to show (the browser test's server has none yet: it

@@ -77,7 +77,8 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
     b.step("the warning appears without reloading", |b| {
         b.wait_js("document.querySelector('#warnings li.warning') !== null");
         let text = b.text("#warnings li.warning");
-        assert!(text.contains("疑似克隆码") && text.contains("km/h"), "{text}");
+        // Why, in the page's language (the stored `why` is English).
+        assert!(text.contains("疑似克隆码") && text.contains("折合时速") && !text.contains("km/h"), "{text}");
         assert!(text.contains("CP-C") && text.contains("CP-A"), "{text}");
         assert!(!text.contains(&cloned) && !text.contains("****") && !text.contains("冯八一"), "no person: {text}");
         assert_eq!(b.js("return window.stillHere === true;"), json!(true), "the page was not reloaded");
@@ -96,6 +97,7 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
     let page = analyst.get("/dashboard?lang=en");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("CP-B") && page.body.contains("Cloned code?"), "{}", page.body);
+    assert!(page.body.contains("km/h, more than the 150 km/h the road allows"), "{}", page.body);
     for doc in passed.iter().chain([&denied, &cloned]) {
         assert!(!page.body.contains(doc.as_str()), "a person on the page: {doc}");
     }
