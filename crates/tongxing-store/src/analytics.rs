@@ -477,24 +477,28 @@ macro_rules! analytics_impl {
                 let this_state = (watermark, old_gaps_text.clone(), stamped);
                 if recent.state.as_ref() != Some(&this_state) {
                     // The memory is not of these counted events: read it again from the events
-                    // counted within the horizon of the newest of them.
+                    // counted within the horizon of the newest of them (by time, not id: a
+                    // backfill counts old events after new ones), streamed, so that only the
+                    // documents are held, never the events.
                     recent.by_doc.clear();
                     recent.state = None;
-                    let newest: Option<i64> = sqlx::query_scalar("SELECT checked_at FROM entry_events WHERE id <= $1 ORDER BY id DESC LIMIT 1")
-                        .bind(watermark)
-                        .fetch_optional(&self.read)
-                        .await?;
+                    let newest: Option<i64> = sqlx::query_scalar(
+                        "SELECT checked_at FROM entry_events WHERE id <= $1 ORDER BY checked_at DESC LIMIT 1",
+                    )
+                    .bind(watermark)
+                    .fetch_optional(&self.read)
+                    .await?;
                     if let Some(newest) = newest {
+                        use futures_util::TryStreamExt;
                         let uncounted: HashSet<i64> = gap_ids.iter().copied().collect();
-                        let rows = sqlx::query(
+                        let mut rows = sqlx::query(
                             "SELECT id, doc_key, checkpoint_id, checked_at, verdict = 'deny' FROM entry_events
                              WHERE checked_at >= $1 AND id <= $2 ORDER BY checked_at, id",
                         )
                         .bind(newest - horizon)
                         .bind(watermark)
-                        .fetch_all(&self.read)
-                        .await?;
-                        for r in &rows {
+                        .fetch(&self.read);
+                        while let Some(r) = rows.try_next().await? {
                             let id: i64 = r.get(0);
                             if uncounted.contains(&id) {
                                 continue;

@@ -9,6 +9,7 @@ use chrono::Duration;
 use serde_json::json;
 
 use crate::analytics::far_apart;
+use crate::both;
 use crate::browser::Browser;
 use crate::helpers::*;
 use crate::web::{Visitor, person, spawn_web};
@@ -23,9 +24,8 @@ fn counted(app: &App, n: u64) {
     assert!(done.is_some(), "the rollup job did not count {n} entries");
 }
 
-#[test]
-fn the_dashboard_shows_the_flows_and_a_warning_live() {
-    let (app, _) = spawn_web(Backend::Sqlite);
+both!(fn the_dashboard_shows_the_flows_and_a_warning_live(backend) {
+    let (app, _) = spawn_web(backend);
     far_apart(&app);
     // Seven people pass at CP-B and six at CP-C: counts the analyst sees. One is denied at CP-C
     // (no test): a count under 5, hidden from the analyst.
@@ -38,7 +38,8 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
     assert_eq!(app.verdict("CP-C", &denied).0, "deny");
     counted(&app, 14);
 
-    let mut b = Browser::start("dashboard", &app.server.base);
+    let name = format!("dashboard-{}", format!("{backend:?}").to_lowercase());
+    let mut b = Browser::start(&name, &app.server.base);
     b.staff_sign_in(&app.tokens["analyst"]);
     assert_eq!(b.path(), "/dashboard", "the analyst lands on the dashboard");
     b.step("the flows: a checkpoint's count, a small count hidden", |b| {
@@ -139,4 +140,4 @@ fn the_dashboard_shows_the_flows_and_a_warning_live() {
     assert_eq!(admin.get("/dashboard/warnings/stream").status, 403);
     assert_eq!(admin.get("/dashboard/warnings.csv").status, 403);
     assert_eq!(Visitor::new(&app).get("/dashboard").status, 303);
-}
+});
