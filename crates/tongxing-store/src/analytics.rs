@@ -269,8 +269,8 @@ type Found = (String, String, String, Option<i64>, i64, serde_json::Value);
 struct Batch {
     flows: BTreeMap<FlowKey, i64>,
     shortcuts: BTreeMap<(i64, String, String), i64>,
+    /// Each document of the batch, after its checks (given only the batch's documents).
     last: HashMap<String, LastCheck>,
-    changed: HashSet<String>,
     warnings: Vec<Found>,
 }
 
@@ -291,13 +291,8 @@ fn work_out(
     cfg: &AnalyticsConfig,
     now: i64,
 ) -> Batch {
-    let mut b = Batch {
-        flows: BTreeMap::new(),
-        shortcuts: BTreeMap::new(),
-        last: HashMap::new(),
-        changed: HashSet::new(),
-        warnings: Vec::new(),
-    };
+    let mut b =
+        Batch { flows: BTreeMap::new(), shortcuts: BTreeMap::new(), last: HashMap::new(), warnings: Vec::new() };
     let warn_from = now - WARN_WITHIN_HOURS * 3_600_000;
     for e in events {
         let who = if e.commuter { "commuter" } else { "visitor" };
@@ -379,8 +374,7 @@ fn work_out(
             }
         }
         let next = LastCheck::after(prev.as_ref(), e.id, &e.checkpoint, e.at, e.verdict == "deny");
-        last.insert(doc.clone(), next);
-        b.changed.insert(doc);
+        last.insert(doc, next);
     }
     b.last = last;
     b
@@ -634,11 +628,7 @@ macro_rules! analytics_impl {
                 recent.state = None;
                 tx.commit().await?;
                 let newest = events.iter().map(|e| e.at).max().unwrap_or(recent.pruned_at);
-                for doc in &batch.changed {
-                    if let Some(l) = batch.last.get(doc) {
-                        recent.by_doc.insert(doc.clone(), l.clone());
-                    }
-                }
+                recent.by_doc.extend(batch.last);
                 recent.prune(newest, horizon);
                 recent.state = Some((new_watermark, gaps_text, stamp));
                 Ok(RollupPass { events: events.len(), alerts: raised, watermark: new_watermark, gaps: gaps.len() })
